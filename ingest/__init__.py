@@ -1,0 +1,1 @@
+"""conekta-ingest: verified, durable intake of Conekta webhooks."""

@@ -1,0 +1,129 @@
+"""Connections to RabbitMQ, and the confirmed publisher the receiver and worker share.
+
+Publishers and consumers use separate connections: a memory or disk alarm blocks publishing
+connections, and a consumer sharing one would stall with them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustConnection,
+    DeliveryMode,
+)
+from aio_pika.exceptions import AMQPError
+
+from ingest import topology
+
+log = structlog.get_logger(__name__)
+
+
+class PublishFailed(RuntimeError):
+    """The broker did not confirm the message: treat it as not stored."""
+
+
+async def connect(
+    url: str, name: str, *, attempts: int = 0, delay: float = 1.0
+) -> AbstractRobustConnection:
+    """Connect, retrying with a capped delay (forever when attempts == 0); logs each failure."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            connection = await aio_pika.connect_robust(
+                url, client_properties={"connection_name": name}
+            )
+        except (TimeoutError, OSError, AMQPError) as exc:
+            if attempts and attempt >= attempts:
+                raise
+            log.warning("broker connect failed", connection=name, attempt=attempt, error=str(exc))
+            await asyncio.sleep(min(delay * attempt, 10.0))
+            continue
+        log.info("broker connected", connection=name)
+        return connection
+
+
+class Publisher:
+    """Persistent, mandatory, confirmed publishes with a timeout; any doubt raises PublishFailed."""
+
+    def __init__(self, connection: AbstractRobustConnection, timeout: float) -> None:
+        self._connection = connection
+        self._timeout = timeout
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._lock = asyncio.Lock()
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        channel = self._channel
+        if channel is None or channel.is_closed:
+            async with self._lock:
+                if self._channel is None or self._channel.is_closed:
+                    self._channel = await self._connection.channel(
+                        publisher_confirms=True, on_return_raises=True
+                    )
+                    self._exchanges = {}
+                channel = self._channel
+        exchange = self._exchanges.get(name)
+        if exchange is None:
+            exchange = (
+                channel.default_exchange
+                if name == ""
+                else await channel.get_exchange(name, ensure=False)
+            )
+            self._exchanges[name] = exchange
+        return exchange
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    @property
+    def ready(self) -> bool:
+        return not self._connection.is_closed and (
+            self._channel is None or not self._channel.is_closed
+        )
+
+    async def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        *,
+        message_id: str,
+        headers: Mapping[str, Any] | None = None,
+        message_type: str | None = None,
+        expiration: float | None = None,
+    ) -> None:
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            type=message_type,
+            headers=dict(headers or {}),
+            content_type="application/json",
+            delivery_mode=DeliveryMode.PERSISTENT,
+            expiration=expiration,
+        )
+        try:
+            target = await self._exchange(exchange)
+            confirmation = await target.publish(
+                message, routing_key, mandatory=True, timeout=self._timeout
+            )
+        except Exception as exc:  # any doubt means "not stored": the caller answers 503
+            raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
+        if not isinstance(confirmation, aiormq.spec.Basic.Ack):
+            raise PublishFailed(f"broker answered {type(confirmation).__name__}")
+
+
+async def declare_topology(connection: AbstractRobustConnection) -> None:
+    channel = await connection.channel()
+    try:
+        await topology.declare(channel)
+    finally:
+        await channel.close()

@@ -1,0 +1,99 @@
+"""One frozen settings object, built once at the entry point from env vars and CLI flags."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    amqp_url: str = DEFAULT_AMQP_URL
+    webhook_keys: tuple[Path, ...] = ()
+    allow_unsigned: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_body_bytes: int = 1024 * 1024
+    publish_timeout: float = 5.0
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "info"
+    # worker
+    batch_size: int = 256
+    batch_wait: float = 0.02
+    prefetch: int = 512
+    max_attempts: int = 8
+    worker_metrics_port: int = 9102
+    outbox_interval: float = 1.0
+
+
+# env var -> (field, parser)
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off", ""}:
+        return False
+    raise ConfigError(f"not a boolean: {value!r}")
+
+
+def _paths(value: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
+
+
+ENV_VARS: dict[str, tuple[str, Any]] = {
+    "DATABASE_URL": ("database_url", str),
+    "AMQP_URL": ("amqp_url", str),
+    "CONEKTA_WEBHOOK_KEYS": ("webhook_keys", _paths),
+    "CONEKTA_ALLOW_UNSIGNED": ("allow_unsigned", _bool),
+    "CONEKTA_INGEST_HOST": ("host", str),
+    "CONEKTA_INGEST_PORT": ("port", int),
+    "CONEKTA_INGEST_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "CONEKTA_INGEST_PUBLISH_TIMEOUT": ("publish_timeout", float),
+    "CONEKTA_INGEST_LOG_FORMAT": ("log_format", str),
+    "CONEKTA_INGEST_LOG_LEVEL": ("log_level", str),
+    "CONEKTA_INGEST_BATCH_SIZE": ("batch_size", int),
+    "CONEKTA_INGEST_BATCH_WAIT": ("batch_wait", float),
+    "CONEKTA_INGEST_PREFETCH": ("prefetch", int),
+    "CONEKTA_INGEST_MAX_ATTEMPTS": ("max_attempts", int),
+    "CONEKTA_INGEST_WORKER_METRICS_PORT": ("worker_metrics_port", int),
+    "CONEKTA_INGEST_OUTBOX_INTERVAL": ("outbox_interval", float),
+}
+
+
+def load_settings(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
+    """Env vars first, then CLI overrides (values of None are ignored)."""
+    values: dict[str, Any] = {}
+    for var, (field, parse) in ENV_VARS.items():
+        if var in env:
+            try:
+                values[field] = parse(env[var])
+            except ValueError as exc:
+                raise ConfigError(f"{var}: {exc}") from exc
+    for field, value in (overrides or {}).items():
+        if value is not None:
+            values[field] = value
+    settings = Settings(**values)
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if settings.log_format not in {"auto", "json", "console"}:
+        raise ConfigError("log format must be auto, json or console")
+    if settings.max_body_bytes <= 0 or settings.batch_size <= 0 or settings.max_attempts <= 0:
+        raise ConfigError("max body, batch size and max attempts must be positive")
+
+
+def replace(settings: Settings, **changes: Any) -> Settings:
+    return dataclasses.replace(settings, **changes)

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the receiver, and the /metrics view."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+
+REQUESTS = Counter(
+    "conekta_ingest_requests_total",
+    "Webhook requests by outcome (accepted, ping, bad_signature, invalid, too_large, "
+    "unsupported_media_type, unavailable).",
+    ["outcome"],
+)
+PUBLISH_SECONDS = Histogram(
+    "conekta_ingest_publish_seconds",
+    "Time from publish to broker confirm.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+IN_FLIGHT = Gauge("conekta_ingest_requests_in_flight", "Webhook requests being handled.")
+UNSIGNED_MODE = Gauge(
+    "conekta_ingest_unsigned_mode",
+    "1 when the receiver accepts unsigned events (never in production).",
+)
+
+
+async def metrics_view(_: web.Request) -> web.Response:
+    """GET /metrics, for the receiver and the worker alike."""
+    response = web.Response(body=generate_latest())
+    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
+    return response

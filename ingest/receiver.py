@@ -1,0 +1,146 @@
+"""The HTTP receiver: verify, validate, publish with confirms, and only then answer 200."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from ingest import broker, metrics, signature, topology
+from ingest.config import Settings
+from ingest.event import PING_TYPE, InvalidEvent, parse_event
+
+log = structlog.get_logger(__name__)
+
+WEBHOOK_PATH = "/webhooks/conekta"
+SETTINGS = web.AppKey("settings", Settings)
+KEYS = web.AppKey("keys", tuple[rsa.RSAPublicKey, ...])
+PUBLISHER = web.AppKey("publisher", list[broker.Publisher])  # empty until connected
+
+UNSIGNED_WARNING = "accepting UNSIGNED webhooks: anyone can post events (never in production)"
+
+
+def _error(status: int, outcome: str, message: str) -> web.Response:
+    metrics.REQUESTS.labels(outcome).inc()
+    return web.json_response({"status": "error", "error": message}, status=status)
+
+
+async def receive_webhook(request: web.Request) -> web.Response:
+    metrics.IN_FLIGHT.inc()
+    try:
+        return await _receive(request)
+    finally:
+        metrics.IN_FLIGHT.dec()
+
+
+async def _receive(request: web.Request) -> web.Response:
+    settings = request.app[SETTINGS]
+    if request.content_type != "application/json":
+        return _error(415, "unsupported_media_type", "content type must be application/json")
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        return _error(413, "too_large", f"body over {settings.max_body_bytes} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        return _error(413, "too_large", f"body over {settings.max_body_bytes} bytes")
+    keys = request.app[KEYS]
+    if keys and not signature.verify(body, request.headers.get("Digest"), keys):
+        log.warning("webhook signature rejected", remote=request.remote)
+        return _error(401, "bad_signature", "missing or invalid DIGEST signature")
+    try:
+        event = parse_event(body)
+    except InvalidEvent as exc:
+        log.warning("webhook rejected", reason=str(exc))
+        return _error(400, "invalid", str(exc))
+    if event.type == PING_TYPE:
+        metrics.REQUESTS.labels("ping").inc()
+        return web.json_response({"status": "ok", "event_id": event.id})
+    return await _publish(request, event.id, event.type, event.livemode, body)
+
+
+async def _publish(
+    request: web.Request, event_id: str, event_type: str, livemode: bool, body: bytes
+) -> web.Response:
+    bound = log.bind(event_id=event_id, event_type=event_type)
+    publishers = request.app[PUBLISHER]
+    if not publishers:
+        bound.warning("webhook refused: broker not connected")
+        return _error(503, "unavailable", "broker unavailable, retry later")
+    started = time.perf_counter()
+    headers = {"received_at": datetime.now(UTC).isoformat(), "livemode": livemode}
+    try:
+        # Shielded: once the publish is under way, a client disconnect must not cancel it
+        # half-way; the answer is what is lost, not the confirm.
+        await asyncio.shield(
+            publishers[0].publish(
+                topology.EVENTS_EXCHANGE,
+                event_type,
+                body,
+                message_id=event_id,
+                message_type=event_type,
+                headers=headers,
+            )
+        )
+    except broker.PublishFailed as exc:
+        bound.warning("webhook refused: publish not confirmed", error=str(exc))
+        return _error(503, "unavailable", "event not stored, retry later")
+    metrics.PUBLISH_SECONDS.observe(time.perf_counter() - started)
+    metrics.REQUESTS.labels("accepted").inc()
+    bound.info("webhook accepted")
+    return web.json_response({"status": "accepted", "event_id": event_id})
+
+
+async def healthz(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    publishers = request.app[PUBLISHER]
+    ready = bool(publishers) and publishers[0].ready
+    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "broker": ready}
+    if request.app[SETTINGS].allow_unsigned and not request.app[KEYS]:
+        body["warning"] = UNSIGNED_WARNING
+    return web.json_response(body, status=200 if ready else 503)
+
+
+async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
+    """Connect in the background: while the broker is down the receiver answers 503."""
+    settings = app[SETTINGS]
+
+    async def connect() -> None:
+        connection = await broker.connect(settings.amqp_url, "conekta-ingest receiver")
+        await broker.declare_topology(connection)
+        app[PUBLISHER].append(broker.Publisher(connection, settings.publish_timeout))
+
+    task = asyncio.create_task(connect())
+    yield
+    task.cancel()
+    for publisher in app[PUBLISHER]:
+        await publisher.close()
+
+
+def create_app(settings: Settings) -> web.Application:
+    keys = signature.load_public_keys(settings.webhook_keys)
+    if not keys and not settings.allow_unsigned:
+        raise signature.KeyFileError(
+            "no webhook key configured: set CONEKTA_WEBHOOK_KEYS to Conekta's public key PEM "
+            "(or, for local experiments only, pass --allow-unsigned)"
+        )
+    if not keys:
+        log.warning(UNSIGNED_WARNING)
+    metrics.UNSIGNED_MODE.set(0 if keys else 1)
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[KEYS] = keys
+    app[PUBLISHER] = []
+    app.router.add_post(WEBHOOK_PATH, receive_webhook)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics.metrics_view)
+    app.cleanup_ctx.append(_broker_lifecycle)
+    return app

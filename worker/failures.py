@@ -1,0 +1,114 @@
+"""Where a message goes when it cannot be applied: a delayed retry, or the dead-letter queue.
+
+Three kinds of failure:
+- transient (a deadlock, a lost connection, an unexpected error): retried after a capped, jittered
+  delay through retry queues, so other messages keep flowing; after `max_attempts`, dead-lettered;
+- permanent (valid JSON the ledger cannot apply): dead-lettered at once;
+- database unreachable: not here at all; the consumer holds its batch until Postgres is back.
+
+The copy is published with confirms before the original is acked: nothing is lost in between.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from ingest import topology
+from ingest.broker import Publisher
+from worker import metrics
+
+log = structlog.get_logger(__name__)
+
+# Headers a failed message carries.
+ATTEMPTS = "x-attempts"
+ERROR_KIND = "x-error-kind"
+ERROR_MESSAGE = "x-error-message"
+FIRST_FAILED_AT = "x-first-failed-at"
+LAST_FAILED_AT = "x-last-failed-at"
+ORIGINAL_ROUTING_KEY = "x-original-routing-key"
+ORIGINAL_QUEUE = "x-original-queue"
+
+PERMANENT = "permanent"
+TRANSIENT = "transient"
+
+
+def retry_delay_ms(attempt: int, rng: random.Random | None = None) -> int:
+    """Jittered delay for the n-th retry: between half and all of its tier's delay."""
+    tier_delay = topology.RETRY_DELAYS_MS[topology.retry_tier(attempt)]
+    return int(tier_delay * (0.5 + 0.5 * (rng or random).random()))
+
+
+def failure_headers(
+    message_headers: dict[str, Any], routing_key: str, queue: str, kind: str, error: str
+) -> dict[str, Any]:
+    now = datetime.now(UTC).isoformat()
+    headers = {k: v for k, v in message_headers.items() if k != "x-death"}
+    headers[ATTEMPTS] = int(headers.get(ATTEMPTS, 0)) + 1
+    headers.setdefault(FIRST_FAILED_AT, now)
+    headers[LAST_FAILED_AT] = now
+    headers[ERROR_KIND] = kind
+    headers[ERROR_MESSAGE] = error[:1000]
+    headers.setdefault(ORIGINAL_ROUTING_KEY, routing_key)
+    headers.setdefault(ORIGINAL_QUEUE, queue)
+    return headers
+
+
+class FailureRouter:
+    def __init__(self, publisher: Publisher, queue: str, max_attempts: int) -> None:
+        self._publisher = publisher
+        self._queue = queue
+        self._max_attempts = max_attempts
+
+    async def failed(self, message: AbstractIncomingMessage, kind: str, error: str) -> None:
+        """Route a failed message to a retry queue or the DLQ, then ack it."""
+        headers = failure_headers(
+            dict(message.headers),
+            message.routing_key or message.type or "",
+            self._queue,
+            kind,
+            error,
+        )
+        attempts = headers[ATTEMPTS]
+        bound = log.bind(
+            event_id=message.message_id,
+            event_type=message.type,
+            attempt=attempts,
+            error_kind=kind,
+            error=error,
+        )
+        if kind == PERMANENT or attempts >= self._max_attempts:
+            await self._publish(
+                message, headers, topology.DEAD_LETTER_EXCHANGE, f"{self._queue}.dlq"
+            )
+            metrics.DEAD_LETTERS.labels(kind).inc()
+            bound.error("event dead-lettered")
+        else:
+            delay = retry_delay_ms(attempts)
+            queue = topology.retry_queue_name(self._queue, topology.retry_tier(attempts))
+            await self._publish(message, headers, "", queue, expiration=delay / 1000)
+            metrics.RETRIES.labels(kind).inc()
+            bound.warning("event will be retried", delay_ms=delay)
+        await message.ack()
+
+    async def _publish(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        exchange: str,
+        routing_key: str,
+        expiration: float | None = None,
+    ) -> None:
+        await self._publisher.publish(
+            exchange,
+            routing_key,
+            message.body,
+            message_id=message.message_id or "",
+            message_type=message.type,
+            headers=headers,
+            expiration=expiration,
+        )

@@ -1,0 +1,45 @@
+"""Prometheus metrics of the worker."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+EVENTS = Counter(
+    "conekta_worker_events_total",
+    "Consumed order events by outcome (applied, duplicate, stale, ignored, redelivered).",
+    ["outcome"],
+)
+BATCH_SIZE = Histogram(
+    "conekta_worker_batch_size",
+    "Events per applied batch.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+)
+APPLY_LATENCY = Histogram(
+    "conekta_worker_apply_latency_seconds",
+    "From Conekta's created_at (whole seconds) to the ledger commit.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+COMMIT_SECONDS = Histogram(
+    "conekta_worker_batch_commit_seconds",
+    "Time to apply and commit one batch.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+RETRIES = Counter(
+    "conekta_worker_retries_total", "Messages sent to a retry queue, by error kind.", ["kind"]
+)
+DEAD_LETTERS = Counter(
+    "conekta_worker_dead_letters_total",
+    "Messages dead-lettered by the worker, by error kind.",
+    ["kind"],
+)
+DATABASE_DOWN = Gauge("conekta_worker_database_unavailable", "1 while the database is unreachable.")
+OUTBOX_BACKLOG = Gauge("conekta_worker_outbox_backlog", "Fulfillment messages not yet published.")
+OUTBOX_PUBLISHED = Counter(
+    "conekta_worker_outbox_published_total", "Fulfillment messages published."
+)
+QUEUE_DEPTH = Gauge(
+    "conekta_worker_queue_messages",
+    "Messages ready in a queue (work queue: consumer lag).",
+    ["queue"],
+)
+QUEUE_CONSUMERS = Gauge("conekta_worker_queue_consumers", "Consumers on a queue.", ["queue"])

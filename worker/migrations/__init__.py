@@ -1,0 +1,47 @@
+"""Numbered SQL migrations, each applied once, recorded in `schema_migrations`.
+
+An advisory lock makes `migrate` safe to run from several processes at once.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from worker import db
+
+_LOCK_KEY = 0x636F6E656B7461  # "conekta"
+
+_CREATE_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    name        text PRIMARY KEY,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+"""
+
+
+def available() -> list[tuple[str, str]]:
+    """(name, sql) of every migration file, in order."""
+    folder = resources.files(__name__)
+    files = sorted(f.name for f in folder.iterdir() if f.name.endswith(".sql"))
+    return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in files]
+
+
+async def migrate(url: str) -> list[str]:
+    """Create the database if missing and apply pending migrations; returns those applied."""
+    await db.ensure_database(url)
+    connection = await db.connect(url)
+    try:
+        await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
+        await connection.execute(_CREATE_TABLE)
+        done = {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+        applied = []
+        for name, sql in available():
+            if name in done:
+                continue
+            async with connection.transaction():
+                await connection.execute(sql)
+                await connection.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
+            applied.append(name)
+        return applied
+    finally:
+        await connection.close()  # closing the session releases the advisory lock

@@ -1,0 +1,41 @@
+"""Whether an order event changes the order: the rules that keep an order from moving backwards.
+
+Pure. Events arrive late, twice and out of order; `paid` is final among the statuses handled
+here, and between the others the newer event (by Conekta's created_at) wins.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+FINAL_STATUSES = frozenset({"paid"})
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # the order changed
+    DUPLICATE = "duplicate"  # same change as already applied (another event id, same status)
+    STALE = "stale"  # older than, or overruled by, what the order already shows
+    IGNORED = "ignored"  # nothing to do with this event type
+
+
+@dataclass(frozen=True)
+class OrderState:
+    status: str
+    last_event_id: str
+    last_event_created_at: datetime
+
+
+def decide(current: OrderState | None, status: str, created_at: datetime) -> Outcome:
+    if current is None:
+        return Outcome.APPLIED
+    if current.status == status:
+        return Outcome.DUPLICATE
+    if current.status in FINAL_STATUSES:
+        return Outcome.STALE
+    if status in FINAL_STATUSES:
+        return Outcome.APPLIED  # a pending or declined order can always become paid
+    if created_at < current.last_event_created_at:
+        return Outcome.STALE
+    return Outcome.APPLIED

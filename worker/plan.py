@@ -1,0 +1,90 @@
+"""What a batch of order events changes, decided in memory against the locked order states; pure.
+
+The database work (worker/apply.py) only writes what the plan says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from worker import fulfillment, ledger
+from worker.order_event import OrderEvent
+from worker.order_state import OrderState, Outcome, decide
+
+# Outcome of an event whose id is already archived (a redelivery or resend): nothing to do.
+REDELIVERED = "redelivered"
+
+
+@dataclass(frozen=True)
+class Incoming:
+    event: OrderEvent
+    body: bytes
+    received_at: datetime | None
+
+
+@dataclass
+class OrderRow:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    customer_key: str | None
+    livemode: bool
+    last_event_id: str
+    last_event_created_at: datetime
+
+    def state(self) -> OrderState:
+        return OrderState(self.status, self.last_event_id, self.last_event_created_at)
+
+
+@dataclass
+class Plan:
+    outcomes: list[str] = field(default_factory=list)  # per incoming, in order
+    new_orders: dict[str, OrderRow] = field(default_factory=dict)
+    changed_orders: dict[str, OrderRow] = field(default_factory=dict)
+    postings: dict[str, ledger.Posting] = field(default_factory=dict)  # by business key
+    archive: list[tuple[Incoming, Outcome]] = field(default_factory=list)
+    messages: list[fulfillment.FulfillmentMessage] = field(default_factory=list)
+
+
+def plan_batch(
+    items: Sequence[Incoming],
+    current: Mapping[str, OrderState],
+    archived_ids: Iterable[str],
+) -> Plan:
+    plan = Plan()
+    seen = set(archived_ids)
+    states: dict[str, OrderState] = dict(current)
+    for item in items:
+        event = item.event
+        if event.event_id in seen:
+            plan.outcomes.append(REDELIVERED)
+            continue
+        seen.add(event.event_id)
+        outcome = decide(states.get(event.order_id), event.status, event.created_at)
+        plan.outcomes.append(outcome.value)
+        plan.archive.append((item, outcome))
+        for posting in ledger.payment_postings(event):
+            plan.postings.setdefault(posting.business_key, posting)
+        if outcome is Outcome.APPLIED:
+            row = _row(event)
+            states[event.order_id] = row.state()
+            target = plan.changed_orders if event.order_id in current else plan.new_orders
+            target[event.order_id] = row
+            plan.messages.append(fulfillment.build(event))
+    return plan
+
+
+def _row(event: OrderEvent) -> OrderRow:
+    return OrderRow(
+        id=event.order_id,
+        status=event.status,
+        amount=event.amount,
+        currency=event.currency,
+        customer_key=event.customer_key,
+        livemode=event.livemode,
+        last_event_id=event.event_id,
+        last_event_created_at=event.created_at,
+    )

@@ -1,0 +1,110 @@
+-- Every query the worker runs, by name. Format: "-- name: description", then the statement.
+
+-- lock_orders: current state of the batch's existing orders, locked in id order (no deadlocks)
+SELECT id, status, last_event_id, last_event_created_at
+FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
+
+-- insert_orders: first state of new orders; returns those inserted (others raced us)
+INSERT INTO orders (id, status, amount, currency, customer_key, livemode, last_event_id,
+                    last_event_created_at)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[],
+                     $6::boolean[], $7::text[], $8::timestamptz[])
+ORDER BY 1
+ON CONFLICT (id) DO NOTHING
+RETURNING id;
+
+-- update_orders: new state of existing (already locked) orders
+UPDATE orders AS o
+SET status = u.status, amount = u.amount, currency = u.currency,
+    customer_key = coalesce(u.customer_key, o.customer_key), last_event_id = u.last_event_id,
+    last_event_created_at = u.last_event_created_at, updated_at = now()
+FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::text[],
+            $7::timestamptz[])
+     AS u (id, status, amount, currency, customer_key, last_event_id, last_event_created_at)
+WHERE o.id = u.id;
+
+-- archived_event_ids: which of these event ids are already in the archive
+SELECT event_id FROM events WHERE event_id = ANY($1::text[]);
+
+-- archive_events: store raw events with their outcome
+INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[],
+                     $6::timestamptz[], $7::text[], $8::bytea[])
+ON CONFLICT (event_id) DO NOTHING;
+
+-- insert_ledger_transactions: new postings; returns only those not posted before
+INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, event_id)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+ORDER BY 1
+ON CONFLICT (business_key) DO NOTHING
+RETURNING id, business_key;
+
+-- insert_entries: entries, and their sum per account added to balances in one fixed lock order
+WITH inserted AS (
+    INSERT INTO ledger_entries (transaction_id, account, currency, amount)
+    SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[])
+    RETURNING account, currency, amount
+)
+INSERT INTO balances (account, currency, normal_side, balance)
+SELECT account, currency,
+       CASE WHEN account LIKE 'customer:%' THEN 'credit' ELSE 'debit' END, sum(amount)
+FROM inserted GROUP BY account, currency ORDER BY account, currency
+ON CONFLICT (account, currency) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
+
+-- insert_outbox: fulfillment messages to publish after commit
+INSERT INTO outbox (message_id, routing_key, body)
+SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[])
+ON CONFLICT (message_id) DO NOTHING;
+
+-- claim_outbox: unsent messages, oldest first, skipping those another relay holds
+SELECT id, message_id, routing_key, body FROM outbox
+WHERE sent_at IS NULL ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED;
+
+-- mark_outbox_sent: record that the broker confirmed these messages
+UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[]);
+
+-- outbox_backlog: how many fulfillment messages wait to be published
+SELECT count(*) FROM outbox WHERE sent_at IS NULL;
+
+-- get_order: one order
+SELECT id, status, amount, currency, customer_key, livemode, last_event_id,
+       last_event_created_at, updated_at
+FROM orders WHERE id = $1;
+
+-- order_events: the archived events of one order, oldest first
+SELECT event_id, type, outcome, created_at FROM events WHERE order_id = $1 ORDER BY created_at, event_id;
+
+-- list_balances: every balance, signed to its normal side
+SELECT account, currency, normal_side,
+       CASE WHEN normal_side = 'credit' THEN -balance ELSE balance END AS balance
+FROM balances ORDER BY account, currency;
+
+-- verify_unbalanced_transactions: ledger transactions whose entries do not sum to zero
+SELECT t.id, t.business_key, coalesce(sum(e.amount), 0) AS total, count(e.id) AS entries
+FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
+GROUP BY t.id HAVING coalesce(sum(e.amount), 0) <> 0 OR count(e.id) < 2;
+
+-- verify_balances_match_entries: balances that differ from the sum of their entries
+SELECT coalesce(b.account, e.account) AS account, coalesce(b.currency, e.currency) AS currency,
+       b.balance AS stored, coalesce(e.total, 0) AS from_entries
+FROM balances b
+FULL JOIN (SELECT account, currency, sum(amount) AS total FROM ledger_entries
+           GROUP BY account, currency) e ON e.account = b.account AND e.currency = b.currency
+WHERE b.balance IS DISTINCT FROM coalesce(e.total, 0);
+
+-- verify_one_payment_per_charge: charges with more than one payment posting
+SELECT charge_id, count(*) AS postings FROM ledger_transactions
+WHERE kind = 'payment' GROUP BY charge_id HAVING count(*) > 1;
+
+-- verify_payments_of_unpaid_orders: payment postings for orders that are not paid
+SELECT t.order_id, o.status FROM ledger_transactions t LEFT JOIN orders o ON o.id = t.order_id
+WHERE t.kind = 'payment'
+  AND (o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded', 'charged_back'));
+
+-- verify_paid_orders_without_payment: paid orders with no payment posting
+SELECT o.id FROM orders o
+WHERE o.status = 'paid'
+  AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
+
+-- verify_currency_totals: per currency, all balances must sum to zero
+SELECT currency, sum(balance) AS total FROM balances GROUP BY currency HAVING sum(balance) <> 0;

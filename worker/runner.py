@@ -1,0 +1,127 @@
+"""`conekta-ingest work`: wire the database, the broker, the consumer and the outbox relay."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from ingest import broker, topology
+from ingest import metrics as ingest_metrics
+from ingest.config import Settings
+from worker import db, metrics
+from worker.consumer import BatchConsumer
+from worker.failures import FailureRouter
+from worker.outbox import OutboxRelay
+
+log = structlog.get_logger(__name__)
+
+WATCHED_QUEUES = (
+    topology.ORDERS_QUEUE,
+    topology.ORDERS_DLQ,
+    topology.UNHANDLED_QUEUE,
+    topology.FULFILLMENT_UNROUTED,
+)
+WATCH_INTERVAL = 5.0
+
+
+async def create_pool(url: str) -> db.Pool:
+    """Connect, waiting (and saying so) while the database is unreachable."""
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            return await db.create_pool(url, max_size=4)
+        except db.DatabaseUnavailable as exc:
+            log.warning("database connect failed", attempt=attempt, error=str(exc))
+            await asyncio.sleep(min(attempt, 10))
+
+
+@contextlib.asynccontextmanager
+async def worker_resources(
+    settings: Settings,
+) -> AsyncIterator[tuple[db.Pool, AbstractRobustConnection, broker.Publisher]]:
+    pool = await create_pool(settings.database_url)
+    consume_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker consume")
+    publish_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker publish")
+    publisher = broker.Publisher(publish_connection, settings.publish_timeout)
+    try:
+        await broker.declare_topology(consume_connection)
+        yield pool, consume_connection, publisher
+    finally:
+        await publisher.close()
+        await consume_connection.close()
+        await pool.close()
+
+
+async def run_worker(
+    settings: Settings, stop: asyncio.Event, *, serve_metrics: bool = True
+) -> None:
+    async with worker_resources(settings) as (pool, connection, publisher):
+        relay = OutboxRelay(pool, publisher, settings.outbox_interval)
+        consumer = BatchConsumer(
+            pool,
+            FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts),
+            batch_size=settings.batch_size,
+            batch_wait=settings.batch_wait,
+            on_commit=relay.wake,
+        )
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=settings.prefetch)
+        queue = await channel.get_queue(topology.ORDERS_QUEUE, ensure=False)
+        tasks = [
+            asyncio.create_task(relay.run(stop), name="outbox"),
+            asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
+        ]
+        runner = await _start_metrics(settings, consumer) if serve_metrics else None
+        try:
+            await consumer.run(queue, stop)
+            log.info("consumer stopped; flushing outbox")
+            await asyncio.wait_for(relay.flush(), timeout=10)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+    log.info("worker stopped")
+
+
+async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
+    """Queue depths and consumer counts as metrics (consumer lag, dead letters)."""
+    while not stop.is_set():
+        try:
+            channel = await connection.channel()
+            for name in WATCHED_QUEUES:
+                declared = await channel.declare_queue(name, passive=True)
+                result = declared.declaration_result
+                metrics.QUEUE_DEPTH.labels(name).set(result.message_count or 0)
+                metrics.QUEUE_CONSUMERS.labels(name).set(result.consumer_count or 0)
+            await channel.close()
+        except Exception as exc:
+            log.warning("queue watch failed", error=str(exc))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
+
+
+async def _start_metrics(settings: Settings, consumer: BatchConsumer) -> web.AppRunner:
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = consumer.database_ok
+        return web.json_response(
+            {"status": "ok" if ok else "unavailable", "database": ok}, status=200 if ok else 503
+        )
+
+    app = web.Application()
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", ingest_metrics.metrics_view)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
+    return runner
