@@ -1,0 +1,52 @@
+# The whole setup on a fresh machine: `make run` (the service) and `make test` (the tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: run test unit integration lint services migrate bench faults clean help
+
+help:
+	@echo "make run    install, start PostgreSQL/RabbitMQ if needed, migrate, run receiver + worker"
+	@echo "make test   install, start services if needed, run unit and integration tests"
+	@echo "make lint   ruff and mypy --strict"
+	@echo "make bench  benchmarks (bench/);  make faults  the fault-injection run"
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed (set PYTHON=python3.11)")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+services:
+	@$(PYTHON) scripts/ensure_services.py
+
+migrate: $(STAMP) services
+	$(BIN)/conekta-ingest migrate
+
+run: $(STAMP) services
+	@scripts/run-dev
+
+test: $(STAMP) services
+	$(BIN)/pytest -m "unit or integration"
+
+unit: $(STAMP)
+	$(BIN)/pytest -m unit
+
+integration: $(STAMP) services
+	$(BIN)/pytest -m integration
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+bench: $(STAMP) services
+	$(BIN)/python -m bench
+
+faults: $(STAMP) services
+	$(BIN)/pytest -m faults tests/faults
+
+clean:
+	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

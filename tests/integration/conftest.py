@@ -1,0 +1,186 @@
+"""Real PostgreSQL, RabbitMQ and HTTP, isolated cheaply.
+
+Each run migrates one template database; each test gets its own database cloned from it and its
+own RabbitMQ vhost, so tests and concurrent runs never see each other's data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pytest
+from aiohttp import web
+
+from ingest import receiver, signature, topology
+from ingest.broker import declare_topology
+from ingest.config import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Settings
+from tests.support import wait_for
+from worker import migrations
+from worker.runner import run_worker
+
+RUN_ID = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+BASE_DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
+BASE_AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
+
+
+def database_url_for(name: str) -> str:
+    return urlunsplit(urlsplit(BASE_DATABASE_URL)._replace(path=f"/{name}"))
+
+
+def amqp_url_for(vhost: str) -> str:
+    return urlunsplit(urlsplit(BASE_AMQP_URL)._replace(path=f"/{quote(vhost, safe='')}"))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def rabbitmqctl(*args: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out!r} {err!r}")
+
+
+async def admin_execute(sql: str) -> None:
+    connection = await asyncpg.connect(database_url_for("postgres"))
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+async def template_database() -> AsyncIterator[str]:
+    name = f"conekta_test_{RUN_ID}_template"
+    await migrations.migrate(database_url_for(name))
+    yield name
+    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    name = f"conekta_test_{RUN_ID}_{next(_counter)}"
+    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
+    yield database_url_for(name)
+    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+async def amqp_url() -> AsyncIterator[str]:
+    vhost = f"conekta-test-{RUN_ID}-{next(_counter)}"
+    await rabbitmqctl("add_vhost", vhost)
+    user = urlsplit(BASE_AMQP_URL).username or "guest"
+    await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
+    yield amqp_url_for(vhost)
+    await rabbitmqctl("delete_vhost", vhost)
+
+
+@pytest.fixture(scope="session")
+def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return signature.generate_key_pair(tmp_path_factory.mktemp("keys"), "test")
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_url: str, key_pair: tuple[Path, Path]) -> Settings:
+    return Settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        webhook_keys=(key_pair[1],),
+        port=free_port(),
+        worker_metrics_port=free_port(),
+        batch_wait=0.01,
+        outbox_interval=0.2,
+        publish_timeout=3.0,
+    )
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    """A connection to the test vhost with the topology declared."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    await declare_topology(connection)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@contextlib.asynccontextmanager
+async def running_receiver(settings: Settings, *, wait_ready: bool = True) -> AsyncIterator[str]:
+    """The receiver on a real port; yields its webhook URL."""
+    runner = web.AppRunner(receiver.create_app(settings), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    base = f"http://{settings.host}:{settings.port}"
+    try:
+        if wait_ready:
+            async with aiohttp.ClientSession() as session:
+
+                async def ready() -> bool:
+                    async with session.get(f"{base}/readyz") as response:
+                        return response.status == 200
+
+                await wait_for(ready, what="receiver ready")
+        yield base + receiver.WEBHOOK_PATH
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(settings: Settings) -> AsyncIterator[asyncio.Event]:
+    """The worker in this process until the block ends (SIGTERM-like stop)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_worker(settings, stop, serve_metrics=False))
+    try:
+        yield stop
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def drain(channel: aio_pika.abc.AbstractChannel, queue_name: str) -> list[Any]:
+    """Every message now in a queue (acked, so removed)."""
+    queue = await channel.get_queue(queue_name, ensure=False)
+    messages = []
+    while (message := await queue.get(fail=False)) is not None:
+        await message.ack()
+        messages.append(message)
+    return messages
+
+
+async def bind_probe(
+    connection: aio_pika.abc.AbstractRobustConnection, exchange: str, routing_key: str = "#"
+) -> str:
+    """A queue bound to `exchange`, to see what is published there."""
+    channel = await connection.channel()
+    queue = await channel.declare_queue(f"probe.{exchange}.{uuid.uuid4().hex[:6]}", durable=True)
+    await queue.bind(exchange, routing_key)
+    await channel.close()
+    return queue.name
+
+
+__all__ = ["bind_probe", "drain", "running_receiver", "running_worker", "topology"]

@@ -1,0 +1,94 @@
+"""Helpers shared by the tests: event builders, signing, and waiting on conditions."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "examples" / "events"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+CHARGE_STATUS = {
+    "order.paid": "paid",
+    "order.pending_payment": "pending_payment",
+    "order.declined": "declined",
+}
+
+
+def new_event_id(created_at: int = 1_700_000_000) -> str:
+    """Like Conekta's: the first 8 hex digits are created_at."""
+    return f"{created_at:08x}" + secrets.token_hex(8)
+
+
+def order_event_document(
+    event_type: str,
+    order_id: str,
+    *,
+    event_id: str | None = None,
+    created_at: int = 1_700_000_000,
+    amount: int = 10_000,
+    fee: int = 500,
+    charge_id: str | None = None,
+    customer_id: str | None = "cus_test",
+    email: str | None = "Buyer@Example.com",
+    currency: str = "MXN",
+) -> dict[str, Any]:
+    charge = {
+        "id": charge_id or f"ch_{order_id}",
+        "object": "charge",
+        "status": CHARGE_STATUS.get(event_type, "paid"),
+        "amount": amount,
+        "fee": fee,
+        "currency": currency,
+        "order_id": order_id,
+        "payment_method": {"object": "card_payment", "last4": "4242", "brand": "visa"},
+    }
+    return {
+        "id": event_id or new_event_id(created_at),
+        "object": "event",
+        "type": event_type,
+        "livemode": False,
+        "created_at": created_at,
+        "webhook_status": "pending",
+        "webhook_logs": [],
+        "data": {
+            "object": {
+                "id": order_id,
+                "object": "order",
+                "amount": amount,
+                "currency": currency,
+                "payment_status": CHARGE_STATUS.get(event_type, "paid"),
+                "customer_info": {"customer_id": customer_id, "email": email, "name": "Buyer"},
+                "line_items": {
+                    "data": [{"name": "Vasija", "sku": "SKU1", "unit_price": amount, "quantity": 1}]
+                },
+                "metadata": {"ref": order_id},
+                "charges": {"object": "list", "data": [charge]},
+            },
+            "previous_attributes": {},
+        },
+    }
+
+
+def order_event(event_type: str, order_id: str, **kwargs: Any) -> bytes:
+    return orjson.dumps(order_event_document(event_type, order_id, **kwargs))
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition"
+) -> None:
+    """Poll `condition` until true; fail after `timeout` seconds. Polling, not sleeping blindly."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if await condition():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)

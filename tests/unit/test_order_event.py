@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from tests.support import SAMPLES, order_event, order_event_document
+from worker.order_event import UnapplicableEvent, customer_key, parse_order_event
+
+
+def test_sample_paid_order() -> None:
+    event = parse_order_event((SAMPLES / "order.paid.json").read_bytes())
+    assert (event.order_id, event.status, event.amount, event.currency) == (
+        "ord_2su3ENUyByXnjb15N",
+        "paid",
+        20000,
+        "MXN",
+    )
+    assert event.customer_key == "cus_2ss5YAeTKuEr5M4fD"
+    assert [(c.id, c.amount, c.fee) for c in event.paid_charges] == [
+        ("637e79c970d06300013ea159", 20000, 796)
+    ]
+
+
+@pytest.mark.parametrize("name", ["order.pending_payment.json", "order.declined.json"])
+def test_fees_of_unpaid_charges_are_not_money(name: str) -> None:
+    assert parse_order_event((SAMPLES / name).read_bytes()).paid_charges == ()
+
+
+def test_customer_key_prefers_id_then_lowercase_email() -> None:
+    assert customer_key({"customer_id": "cus_1", "email": "A@B.mx"}) == "cus_1"
+    assert customer_key({"customer_id": None, "email": " A@B.mx "}) == "a@b.mx"
+    assert customer_key({}) is None
+
+
+def _with(change: Any) -> bytes:
+    document = order_event_document("order.paid", "ord_x")
+    change(document)
+    return orjson.dumps(document)
+
+
+def _order(document: dict[str, Any]) -> dict[str, Any]:
+    order: dict[str, Any] = document["data"]["object"]
+    return order
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (order_event("order.paid", "ord_x", currency="EUR"), "unknown currency"),
+        (_with(lambda d: _order(d).update(amount=5000)), "more than the order amount"),
+        (order_event("order.paid", "ord_x", amount=100, fee=200), "exceeds"),
+        (
+            _with(lambda d: _order(d)["charges"]["data"][0].update(status="declined")),
+            "without a paid charge",
+        ),
+        (order_event("order.paid", "ord_x", customer_id=None, email=None), "customer"),
+        (order_event("order.refunded", "ord_x"), "no handler"),
+        (_with(lambda d: _order(d).update(amount=1.5)), "whole cents"),
+        (b"{}", "malformed"),
+    ],
+)
+def test_unapplicable_events_are_permanent(body: bytes, reason: str) -> None:
+    with pytest.raises(UnapplicableEvent, match=reason):
+        parse_order_event(body)
+
+
+def test_whole_float_amounts_become_integers() -> None:
+    event = parse_order_event(_with(lambda d: _order(d).update(amount=10000.0)))
+    assert event.amount == 10000
+    assert isinstance(event.amount, int)
