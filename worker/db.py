@@ -135,7 +135,7 @@ async def ensure_database(url: str) -> bool:
             return False
         try:
             await connection.execute(f'CREATE DATABASE "{_identifier(name)}"')
-        except asyncpg.exceptions.DuplicateDatabaseError:
+        except (asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError):
             return False  # another process created it first
         log.info("database created", database=name)
         return True

@@ -80,13 +80,13 @@ SELECT account, currency, normal_side,
 FROM balances ORDER BY account, currency;
 
 -- verify_unbalanced_transactions: ledger transactions whose entries do not sum to zero
-SELECT t.id, t.business_key, coalesce(sum(e.amount), 0) AS total, count(e.id) AS entries
+SELECT t.id, t.business_key, coalesce(sum(e.amount), 0)::bigint AS total, count(e.id) AS entries
 FROM ledger_transactions t LEFT JOIN ledger_entries e ON e.transaction_id = t.id
 GROUP BY t.id HAVING coalesce(sum(e.amount), 0) <> 0 OR count(e.id) < 2;
 
 -- verify_balances_match_entries: balances that differ from the sum of their entries
 SELECT coalesce(b.account, e.account) AS account, coalesce(b.currency, e.currency) AS currency,
-       b.balance AS stored, coalesce(e.total, 0) AS from_entries
+       b.balance AS stored, coalesce(e.total, 0)::bigint AS from_entries
 FROM balances b
 FULL JOIN (SELECT account, currency, sum(amount) AS total FROM ledger_entries
            GROUP BY account, currency) e ON e.account = b.account AND e.currency = b.currency
@@ -107,4 +107,4 @@ WHERE o.status = 'paid'
   AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
 
 -- verify_currency_totals: per currency, all balances must sum to zero
-SELECT currency, sum(balance) AS total FROM balances GROUP BY currency HAVING sum(balance) <> 0;
+SELECT currency, sum(balance)::bigint AS total FROM balances GROUP BY currency HAVING sum(balance) <> 0;

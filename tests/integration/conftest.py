@@ -184,3 +184,42 @@ async def bind_probe(
 
 
 __all__ = ["bind_probe", "drain", "running_receiver", "running_worker", "topology"]
+
+
+async def publish_events(
+    connection: aio_pika.abc.AbstractRobustConnection, bodies: list[bytes]
+) -> None:
+    """Publish as the receiver does (persistent, confirmed, routed by type), without HTTP."""
+    import orjson
+
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
+    await asyncio.gather(
+        *(
+            exchange.publish(
+                aio_pika.Message(
+                    body,
+                    message_id=document["id"],
+                    type=document["type"],
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    content_type="application/json",
+                ),
+                document["type"],
+            )
+            for body, document in ((b, orjson.loads(b)) for b in bodies)
+        )
+    )
+    await channel.close()
+
+
+async def count(connection: asyncpg.Connection[Any], sql: str, *args: Any) -> int:
+    value: int = await connection.fetchval(sql, *args)
+    return value
+
+
+async def balances(connection: asyncpg.Connection[Any]) -> dict[str, int]:
+    rows = await connection.fetch(
+        "SELECT account, CASE WHEN normal_side = 'credit' THEN -balance ELSE balance END AS b "
+        "FROM balances"
+    )
+    return {r["account"]: r["b"] for r in rows}
