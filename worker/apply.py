@@ -18,13 +18,19 @@ class ConcurrentOrderInsert(db.TransientDatabaseError):
     """Another worker created one of our new orders first: retry and see its state."""
 
 
-async def apply_batch(pool: db.Pool, items: Sequence[Incoming]) -> list[str]:
-    """Outcomes per item, in order, once committed."""
+async def apply_batch(
+    pool: db.Pool, items: Sequence[Incoming], *, replay: bool = False
+) -> list[str]:
+    """Outcomes per item, in order, once committed.
+
+    `replay` re-applies events already in the archive (after a fix, or to rebuild projections):
+    the id check is skipped; order rules and business keys still make it idempotent.
+    """
     async with db.transaction(pool) as connection:
-        return await _apply(connection, items)
+        return await _apply(connection, items, replay)
 
 
-async def _apply(connection: db.Connection, items: Sequence[Incoming]) -> list[str]:
+async def _apply(connection: db.Connection, items: Sequence[Incoming], replay: bool) -> list[str]:
     order_ids = sorted({item.event.order_id for item in items})
     current = {
         row["id"]: OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])

@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import signal
 import sys
+from collections import Counter
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
 from ingest.config import Settings
-from worker import db, reports
+from worker import archive, db, dlq, reports
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -35,6 +37,68 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=cmd_ledger_verify)
+    _add_dlq_commands(sub, common)
+    _add_events_commands(sub, common)
+
+
+def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
+    dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
+    listing = dlq_sub.add_parser("list", parents=[common], help="every dead letter, one line each")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_dlq_list)
+    show = dlq_sub.add_parser("show", parents=[common], help="one dead letter whole")
+    show.add_argument("id", metavar="ID", help="the event id (message id)")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_dlq_show)
+    replay = dlq_sub.add_parser(
+        "replay", parents=[common], help="put dead letters back into processing (idempotent)"
+    )
+    _selection(replay, with_type=True)
+    replay.set_defaults(handler=cmd_dlq_replay)
+    purge = dlq_sub.add_parser("purge", parents=[common], help="delete dead letters for good")
+    _selection(purge, with_type=False)
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(handler=cmd_dlq_purge)
+
+
+def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
+    parser.add_argument("ids", nargs="*", metavar="ID", help="event ids")
+    parser.add_argument("--all", action="store_true", help="every dead letter")
+    if with_type:
+        parser.add_argument("--type", dest="event_type", help="every dead letter of this type")
+    parser.add_argument("--json", action="store_true")
+
+
+def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    events = sub.add_parser("events", help="the archive of raw events")
+    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
+    show = events_sub.add_parser("show", parents=[common], help="one archived event, whole")
+    show.add_argument("id", metavar="ID")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(handler=cmd_events_show)
+    replay = events_sub.add_parser(
+        "replay",
+        parents=[common],
+        help="re-apply archived events through the worker's path (idempotent)",
+    )
+    replay.add_argument("--since", type=parse_time, help="Conekta created_at >= T (ISO or unix)")
+    replay.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
+    replay.add_argument("--type", dest="event_type", help="only this event type")
+    replay.add_argument("--order", dest="order_id", help="only this order")
+    replay.add_argument("--json", action="store_true")
+    replay.set_defaults(handler=cmd_events_replay)
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 (UTC when no zone is given) or unix seconds."""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value), UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
@@ -123,3 +187,110 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
                 print(f"        {row}")
         print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
     return 1 if failed else 0
+
+
+async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
+    async with dlq.open_dead_letters(settings.amqp_url) as letters:
+        rows = [dlq.describe(m).summary() for m in letters.messages]
+    if args.json:
+        _print_json(rows)
+        return 0
+    print(f"{len(rows)} dead letter(s)")
+    for row in rows:
+        print(
+            f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
+            f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
+            f"    {row['kind']}: {row['reason']}"
+        )
+    return 0
+
+
+async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
+    async with dlq.open_dead_letters(settings.amqp_url) as letters:
+        found = [dlq.full_view(m) for m in letters.select(dlq.matcher([args.id]))]
+    if not found:
+        print(f"no dead letter {args.id}", file=sys.stderr)
+        return 1
+    _print_json(found[0] if len(found) == 1 else found)
+    return 0
+
+
+def _check_selection(args: argparse.Namespace) -> str | None:
+    chosen = bool(args.ids) + bool(args.all) + bool(getattr(args, "event_type", None))
+    if chosen != 1:
+        return "say which: ID..., --all" + (" or --type T" if hasattr(args, "event_type") else "")
+    return None
+
+
+async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, verb: str) -> int:
+    if problem := _check_selection(args):
+        print(problem, file=sys.stderr)
+        return 2
+    match = dlq.matcher(args.ids, getattr(args, "event_type", None), args.all)
+    done: list[str] = []
+    async with dlq.open_dead_letters(settings.amqp_url) as letters:
+        selected = letters.select(match)
+        if verb == "purge" and selected and not args.yes and not _confirm(len(selected)):
+            print("nothing purged")
+            return 1
+        for n, message in enumerate(selected, 1):
+            await (letters.replay(message) if verb == "replay" else letters.purge(message))
+            done.append(message.message_id or "")
+            if n % 500 == 0:
+                print(f"... {n}/{len(selected)}", file=sys.stderr)
+    missing = sorted(set(args.ids) - set(done))
+    if args.json:
+        _print_json({verb + "ed": done, "not_found": missing})
+    else:
+        print(
+            f"{verb}ed {len(done)} dead letter(s)"
+            + (f"; not found: {' '.join(missing)}" if missing else "")
+        )
+    return 1 if missing else 0
+
+
+def _confirm(count: int) -> bool:
+    answer = input(f"purge {count} dead letter(s) for good? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    return await _act_on_dead_letters(args, settings, "replay")
+
+
+async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    return await _act_on_dead_letters(args, settings, "purge")
+
+
+async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
+    connection = await db.connect(settings.database_url)
+    try:
+        event = await archive.show(connection, args.id)
+    finally:
+        await connection.close()
+    if event is None:
+        print(f"no archived event {args.id}", file=sys.stderr)
+        return 1
+    _print_json(event)
+    return 0
+
+
+async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
+    selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
+    pool = await db.create_pool(settings.database_url, max_size=2)
+
+    def progress(totals: Counter[str]) -> None:
+        print(f"... {sum(totals.values())} replayed", file=sys.stderr)
+
+    try:
+        totals = await archive.replay(pool, selection, progress)
+    finally:
+        await pool.close()
+    if args.json:
+        _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
+    else:
+        print(
+            f"replayed {sum(totals.values())} event(s): "
+            + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none matched")
+        )
+    return 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import structlog
@@ -43,10 +43,12 @@ class BatchConsumer:
         self._batch_size = batch_size
         self._batch_wait = batch_wait
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._stop = asyncio.Event()
         self.database_ok = True
 
     async def run(self, queue: AbstractQueue, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in flight is finished and settled."""
+        self._stop = stop
         tag = await queue.consume(self._inbox.put)
         log.info("consuming", queue=queue.name)
         try:
@@ -98,6 +100,10 @@ class BatchConsumer:
             return
         try:
             await self._apply([item for _, item in decoded], [m for m, _ in decoded])
+        except StopWhileUnavailable:
+            log.warning("stopping while the database is unreachable; batch left for redelivery")
+            for message, _ in decoded:
+                await _settle(message.nack(requeue=True))
         except Exception as exc:
             log.warning("batch failed, applying one by one", size=len(decoded), error=repr(exc))
             for message, item in decoded:
@@ -106,6 +112,8 @@ class BatchConsumer:
     async def _apply_one(self, message: AbstractIncomingMessage, item: Incoming) -> None:
         try:
             await self._apply([item], [message])
+        except StopWhileUnavailable:
+            await _settle(message.nack(requeue=True))
         except Exception as exc:
             kind = PERMANENT if _is_permanent(exc) else TRANSIENT
             await self._failures.failed(message, kind, f"{type(exc).__name__}: {exc}")
@@ -118,7 +126,7 @@ class BatchConsumer:
         metrics.BATCH_SIZE.observe(len(items))
         now = datetime.now(UTC)
         for message, item, outcome in zip(messages, items, outcomes, strict=True):
-            await message.ack()
+            await _settle(message.ack())
             metrics.EVENTS.labels(outcome).inc()
             metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())
             log.debug(
@@ -139,6 +147,8 @@ class BatchConsumer:
                 outcomes = await apply_batch(self._pool, items)
             except db.DatabaseUnavailable as exc:
                 self._set_database_ok(False, str(exc))
+                if self._stop.is_set():
+                    raise StopWhileUnavailable from exc
                 await asyncio.sleep(min(0.5 * attempt, 5.0))
                 continue
             except db.TransientDatabaseError:
@@ -157,6 +167,18 @@ class BatchConsumer:
                 log.error("database unreachable: holding the batch until it is back", error=error)
         self.database_ok = ok
         metrics.DATABASE_DOWN.set(0 if ok else 1)
+
+
+class StopWhileUnavailable(Exception):
+    """Asked to stop while the database is unreachable: leave the batch to be redelivered."""
+
+
+async def _settle(settling: Awaitable[object]) -> None:
+    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated)."""
+    try:
+        await settling
+    except Exception as exc:
+        log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
 
 
 def _decode(message: AbstractIncomingMessage) -> Incoming:

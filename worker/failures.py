@@ -58,6 +58,10 @@ def failure_headers(
     return headers
 
 
+def dead_letter_queue(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
 class FailureRouter:
     def __init__(self, publisher: Publisher, queue: str, max_attempts: int) -> None:
         self._publisher = publisher

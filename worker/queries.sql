@@ -108,3 +108,17 @@ WHERE o.status = 'paid'
 
 -- verify_currency_totals: per currency, all balances must sum to zero
 SELECT currency, sum(balance)::bigint AS total FROM balances GROUP BY currency HAVING sum(balance) <> 0;
+
+-- get_event: one archived event, whole
+SELECT event_id, type, order_id, livemode, created_at, received_at, applied_at, outcome, body
+FROM events WHERE event_id = $1;
+
+-- replay_events: archived events by filter, in Conekta's order, a page after the (created_at, id) cursor
+SELECT event_id, body, received_at, created_at FROM events
+WHERE ($1::timestamptz IS NULL OR created_at >= $1)
+  AND ($2::timestamptz IS NULL OR created_at < $2)
+  AND ($3::text IS NULL OR type = $3)
+  AND ($4::text IS NULL OR order_id = $4)
+  AND (created_at, event_id) > ($5::timestamptz, $6::text)
+ORDER BY created_at, event_id
+LIMIT $7;
