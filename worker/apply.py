@@ -37,9 +37,13 @@ async def _apply(connection: db.Connection, items: Sequence[Incoming], replay: b
         for row in await db.fetch(connection, "lock_orders", order_ids)
     }
     event_ids = [item.event.event_id for item in items]
-    archived = [
-        row["event_id"] for row in await db.fetch(connection, "archived_event_ids", event_ids)
-    ]
+    archived = (
+        []
+        if replay
+        else [
+            row["event_id"] for row in await db.fetch(connection, "archived_event_ids", event_ids)
+        ]
+    )
     plan = plan_batch(items, current, archived)
     await _write_orders(connection, plan)
     await _write_postings(connection, list(plan.postings.values()))

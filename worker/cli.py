@@ -239,11 +239,12 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
             if n % 500 == 0:
                 print(f"... {n}/{len(selected)}", file=sys.stderr)
     missing = sorted(set(args.ids) - set(done))
+    past = {"replay": "replayed", "purge": "purged"}[verb]
     if args.json:
-        _print_json({verb + "ed": done, "not_found": missing})
+        _print_json({past: done, "not_found": missing})
     else:
         print(
-            f"{verb}ed {len(done)} dead letter(s)"
+            f"{past} {len(done)} dead letter(s)"
             + (f"; not found: {' '.join(missing)}" if missing else "")
         )
     return 1 if missing else 0

@@ -60,6 +60,7 @@ async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess
 
 
 async def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """Runs `conekta-ingest ARGS`: (exit code, stdout), and stderr too when it failed."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -67,11 +68,12 @@ async def cli(settings: Settings, *args: str) -> tuple[int, str]:
         *args,
         env=worker_env(settings),
         stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
+        stderr=asyncio.subprocess.PIPE,
     )
-    out, _ = await process.communicate()
+    out, err = await process.communicate()
     assert process.returncode is not None
-    return process.returncode, out.decode()
+    text = out.decode() if process.returncode == 0 else out.decode() + err.decode()
+    return process.returncode, text
 
 
 async def test_sigkill_mid_batch_loses_nothing_and_applies_nothing_twice(
