@@ -129,7 +129,7 @@ class BatchConsumer:
             await _settle(message.ack())
             metrics.EVENTS.labels(outcome).inc()
             metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())
-            log.debug(
+            log.info(
                 "event settled",
                 event_id=item.event.event_id,
                 event_type=item.event.type,
