@@ -124,9 +124,9 @@ class BatchConsumer:
         self._on_commit()
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(items))
+        await _ack_all(messages)
         now = datetime.now(UTC)
-        for message, item, outcome in zip(messages, items, outcomes, strict=True):
-            await _settle(message.ack())
+        for item, outcome in zip(items, outcomes, strict=True):
             metrics.EVENTS.labels(outcome).inc()
             metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())
             log.info(
@@ -179,6 +179,21 @@ async def _settle(settling: Awaitable[object]) -> None:
         await settling
     except Exception as exc:
         log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
+
+
+async def _ack_all(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """One `multiple` ack per channel for a committed batch.
+
+    Safe because batches are handled one at a time in delivery order and every message before
+    them was settled already: acking the highest tag acks exactly this batch.
+    """
+    highest: dict[int, AbstractIncomingMessage] = {}
+    for message in messages:
+        key = id(message.channel)
+        if key not in highest or message.delivery_tag > highest[key].delivery_tag:  # type: ignore[operator]
+            highest[key] = message
+    for message in highest.values():
+        await _settle(message.ack(multiple=True))
 
 
 def _decode(message: AbstractIncomingMessage) -> Incoming:

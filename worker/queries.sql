@@ -1,8 +1,11 @@
 -- Every query the worker runs, by name. Format: "-- name: description", then the statement.
 
--- lock_orders: current state of the batch's existing orders, locked in id order (no deadlocks)
-SELECT id, status, last_event_id, last_event_created_at
-FROM orders WHERE id = ANY($1::text[]) ORDER BY id FOR UPDATE;
+-- lock_orders: current state of the batch's existing orders, locked in the order given (sorted ids)
+-- One primary-key lookup per id: `id = ANY(...)` turns into a seq scan while stats are young.
+SELECT o.id, o.status, o.last_event_id, o.last_event_created_at
+FROM unnest($1::text[]) WITH ORDINALITY AS wanted (id, n)
+CROSS JOIN LATERAL (SELECT * FROM orders WHERE orders.id = wanted.id FOR UPDATE) AS o
+ORDER BY wanted.n;
 
 -- insert_orders: first state of new orders; returns those inserted (others raced us)
 INSERT INTO orders (id, status, amount, currency, customer_key, livemode, last_event_id,
@@ -26,10 +29,11 @@ WHERE o.id = u.id;
 -- archived_event_ids: which of these event ids are already in the archive
 SELECT event_id FROM events WHERE event_id = ANY($1::text[]);
 
--- archive_events: store raw events with their outcome
-INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body)
-SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[], $5::timestamptz[],
-                     $6::timestamptz[], $7::text[], $8::bytea[])
+-- archive_events: store raw events with their outcome (applied_at: now, late in the transaction)
+INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
+                    applied_at)
+SELECT *, clock_timestamp() FROM unnest($1::text[], $2::text[], $3::text[], $4::boolean[],
+                                        $5::timestamptz[], $6::timestamptz[], $7::text[], $8::bytea[])
 ON CONFLICT (event_id) DO NOTHING;
 
 -- insert_ledger_transactions: new postings; returns only those not posted before

@@ -9,13 +9,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit, urlunsplit
 
 import aio_pika
 import aiohttp
@@ -25,23 +23,20 @@ from aiohttp import web
 
 from ingest import receiver, signature, topology
 from ingest.broker import declare_topology
-from ingest.config import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL, Settings
+from ingest.config import Settings
+from tests.isolation import (
+    clone_database,
+    create_vhost,
+    database_url_for,
+    delete_vhost,
+    drop_database,
+)
 from tests.support import wait_for
 from worker import migrations
 from worker.runner import run_worker
 
 RUN_ID = uuid.uuid4().hex[:8]
 _counter = itertools.count()
-BASE_DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
-BASE_AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
-
-
-def database_url_for(name: str) -> str:
-    return urlunsplit(urlsplit(BASE_DATABASE_URL)._replace(path=f"/{name}"))
-
-
-def amqp_url_for(vhost: str) -> str:
-    return urlunsplit(urlsplit(BASE_AMQP_URL)._replace(path=f"/{quote(vhost, safe='')}"))
 
 
 def free_port() -> int:
@@ -51,47 +46,26 @@ def free_port() -> int:
         return port
 
 
-async def rabbitmqctl(*args: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    if process.returncode != 0:
-        raise RuntimeError(f"rabbitmqctl {' '.join(args)} failed: {out!r} {err!r}")
-
-
-async def admin_execute(sql: str) -> None:
-    connection = await asyncpg.connect(database_url_for("postgres"))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="session")
 async def template_database() -> AsyncIterator[str]:
     name = f"conekta_test_{RUN_ID}_template"
     await migrations.migrate(database_url_for(name))
     yield name
-    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await drop_database(name)
 
 
 @pytest.fixture
 async def database_url(template_database: str) -> AsyncIterator[str]:
     name = f"conekta_test_{RUN_ID}_{next(_counter)}"
-    await admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template_database}"')
-    yield database_url_for(name)
-    await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    yield await clone_database(name, template_database)
+    await drop_database(name)
 
 
 @pytest.fixture
 async def amqp_url() -> AsyncIterator[str]:
     vhost = f"conekta-test-{RUN_ID}-{next(_counter)}"
-    await rabbitmqctl("add_vhost", vhost)
-    user = urlsplit(BASE_AMQP_URL).username or "guest"
-    await rabbitmqctl("set_permissions", "-p", vhost, user, ".*", ".*", ".*")
-    yield amqp_url_for(vhost)
-    await rabbitmqctl("delete_vhost", vhost)
+    yield await create_vhost(vhost)
+    await delete_vhost(vhost)
 
 
 @pytest.fixture(scope="session")

@@ -12,13 +12,8 @@ import pytest
 
 from ingest import signature, topology
 from ingest.config import Settings, replace
-from tests.integration.conftest import (
-    amqp_url_for,
-    drain,
-    free_port,
-    rabbitmqctl,
-    running_receiver,
-)
+from tests.integration.conftest import drain, free_port, running_receiver
+from tests.isolation import amqp_url_for, rabbitmqctl
 from tests.support import SAMPLES, order_event, wait_for
 
 

@@ -236,7 +236,7 @@ async def test_migrations_apply_once_even_concurrently(template_database: str) -
     import asyncio
     import uuid
 
-    from tests.integration.conftest import admin_execute, database_url_for
+    from tests.isolation import database_url_for, drop_database
 
     name = f"conekta_test_migrate_{uuid.uuid4().hex[:8]}"
     url = database_url_for(name)
@@ -245,7 +245,7 @@ async def test_migrations_apply_once_even_concurrently(template_database: str) -
         assert sorted(len(r) for r in results) == [0, 0, len(migrations.available())]
         assert await migrations.migrate(url) == []
     finally:
-        await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await drop_database(name)
 
 
 def test_message_ids_are_stable() -> None:

@@ -49,7 +49,6 @@ CREATE TABLE ledger_entries (
     amount          bigint NOT NULL CHECK (amount <> 0)
 );
 CREATE INDEX ledger_entries_transaction_idx ON ledger_entries (transaction_id);
-CREATE INDEX ledger_entries_account_idx ON ledger_entries (account, currency);
 
 -- Running balance per account and currency (debit positive), kept equal to the sum of its entries.
 CREATE TABLE balances (

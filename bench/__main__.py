@@ -1,0 +1,125 @@
+"""`make bench`: every figure next to its floor, as a table and as JSON (bench/results/)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import scenarios, stack
+from ingest import signature
+
+RESULTS = Path(__file__).parent / "results"
+TARGETS = {
+    "receiver / floor": ">= 0.85",
+    "worker batched": ">= 10,000 events/s, >= 4x one-per-transaction",
+    "end to end": ">= 3,000 events/s sustained",
+    "webhook-to-ledger p99 @1000/s": "< 250 ms",
+    "memory": "flat",
+}
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    keys = signature.generate_key_pair(Path(tempfile.mkdtemp()), "bench")
+    results: dict[str, Any] = {
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": f"{platform.machine()}, {platform.python_version()}",
+    }
+    async with stack.services() as services:
+        print("receiver vs floor ...", file=sys.stderr)
+        results["receiver"] = await scenarios.receiver(services, keys, args.seconds, 32)
+        print("worker ...", file=sys.stderr)
+        results["worker"] = await scenarios.worker(services, args.events, args.events_single)
+        print("end to end ...", file=sys.stderr)
+        results["end_to_end"] = await scenarios.end_to_end(
+            services, keys, args.e2e_events, args.rate, args.rate_seconds
+        )
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    r, w, e = results["receiver"], results["worker"], results["end_to_end"]
+    rows = [
+        (
+            "receiver req/s (c=32)",
+            f"{r['receiver']['requests_per_s']:,.0f}",
+            f"floor {r['floor']['requests_per_s']:,.0f}",
+            f"ratio {r['ratio']:.2f}",
+        ),
+        (
+            "receiver p50 / p99 ms",
+            f"{r['receiver']['p50_ms']} / {r['receiver']['p99_ms']}",
+            f"floor {r['floor']['p50_ms']} / {r['floor']['p99_ms']}",
+            "",
+        ),
+        (
+            "worker batched events/s",
+            f"{w['batched_events_per_s']:,.0f}",
+            f"bare consume+ack {w['bare_consume_ack_events_per_s']:,.0f}",
+            f"ratio {w['batched_vs_bare']:.2f}",
+        ),
+        (
+            "worker one-per-tx events/s",
+            f"{w['one_per_transaction_events_per_s']:,.0f}",
+            "",
+            f"batched {w['batched_vs_single']:.1f}x",
+        ),
+        (
+            "end to end events/s",
+            f"{e['sustained']['events_per_s']:,.0f}",
+            f"{e['sustained']['events']} events",
+            "",
+        ),
+        (
+            f"webhook->ledger @{e['fixed_rate']['offered_per_s']:.0f}/s p50/p99 ms",
+            f"{e['fixed_rate']['webhook_to_ledger_p50_ms']} / "
+            f"{e['fixed_rate']['webhook_to_ledger_p99_ms']}",
+            "",
+            "",
+        ),
+    ]
+    for name, figures in e["memory"].items():
+        rows.append(
+            (
+                f"{name} RSS MiB peak (growth)",
+                f"{figures['peak_mib']}",
+                f"{figures.get('early_mib', '-')} -> {figures.get('late_mib', '-')}",
+                f"{figures.get('growth_pct', '-')}%",
+            )
+        )
+    width = max(len(row[0]) for row in rows)
+    lines = [f"{'measure':{width}}  {'value':>14}  {'floor / context':28}  note"]
+    lines += [f"{a:{width}}  {b:>14}  {c:28}  {d}" for a, b, c, d in rows]
+    lines.append("\ntargets: " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=8.0, help="receiver run length")
+    parser.add_argument("--events", type=int, default=20000, help="worker backlog")
+    parser.add_argument(
+        "--events-single", type=int, default=3000, help="backlog for the one-per-transaction path"
+    )
+    parser.add_argument("--e2e-events", type=int, default=15000)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--rate-seconds", type=float, default=10.0)
+    args = parser.parse_args()
+    results = asyncio.run(run(args))
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"bench-{stack.RUN_ID}.json"
+    path.write_text(json.dumps(results, indent=2))
+    (RESULTS / "latest.json").write_text(json.dumps(results, indent=2))
+    print(table(results))
+    print(f"\nall figures: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

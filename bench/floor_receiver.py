@@ -1,0 +1,56 @@
+"""The receiver's floor: read the body, parse it, publish it with confirms; nothing else.
+
+Same broker, same exchange and quorum queue, same persistence and mandatory flag as the product.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import aio_pika
+import orjson
+import uvloop
+from aiohttp import web
+
+from ingest import topology
+
+CHANNEL = web.AppKey("channel", aio_pika.abc.AbstractChannel)
+
+
+async def handle(request: web.Request) -> web.Response:
+    body = await request.read()
+    document = orjson.loads(body)
+    exchange = await request.app[CHANNEL].get_exchange(topology.EVENTS_EXCHANGE, ensure=False)
+    await exchange.publish(
+        aio_pika.Message(
+            body, message_id=document["id"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+        ),
+        document["type"],
+        mandatory=True,
+        timeout=5,
+    )
+    return web.json_response({"status": "accepted"})
+
+
+async def ready(_: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def main(port: int, amqp_url: str) -> None:
+    connection = await aio_pika.connect_robust(amqp_url)
+    app = web.Application()
+    app[CHANNEL] = await connection.channel(publisher_confirms=True, on_return_raises=True)
+    app.router.add_post("/webhooks/conekta", handle)
+    app.router.add_get("/readyz", ready)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    await __import__("asyncio").Event().wait()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--amqp-url", required=True)
+    args = parser.parse_args()
+    uvloop.run(main(args.port, args.amqp_url))

@@ -1,0 +1,220 @@
+"""The four measures: receiver vs its floor, worker vs its floors, end to end, memory."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+
+from bench import events, loadgen, stack
+from ingest import signature
+
+
+async def _ready(url: str) -> bool:
+    try:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status == 200
+    except aiohttp.ClientError:
+        return False
+
+
+def _latency_figures(result: loadgen.LoadResult) -> dict[str, float]:
+    return {
+        "requests_per_s": round(result.rate, 1),
+        "p50_ms": round(stack.percentile(result.latencies, 50) * 1000, 2),
+        "p99_ms": round(stack.percentile(result.latencies, 99) * 1000, 2),
+        "failures": result.failures,
+    }
+
+
+async def receiver(
+    services: stack.Services, keys: tuple[Path, Path], seconds: float, concurrency: int
+) -> dict[str, Any]:
+    bodies, _, _ = events.paid_events(2000, prefix="r")
+    items = loadgen.sign_all(bodies, signature.load_private_key(keys[0]))
+    figures: dict[str, Any] = {"concurrency": concurrency, "seconds": seconds}
+    for name in ("floor", "receiver"):
+        _, amqp_url = await services.fresh(f"recv_{name}")
+        port = stack.free_port()
+        command = (
+            ("-m", "bench.floor_receiver", "--port", str(port), "--amqp-url", amqp_url)
+            if name == "floor"
+            else ("-m", "ingest", "serve", "--port", str(port))
+        )
+        env = stack.env_for("", amqp_url, CONEKTA_WEBHOOK_KEYS=str(keys[1]))
+        async with stack.process(*command, env=env) as proc:
+            await stack.wait_until(
+                lambda p=port: _ready(f"http://127.0.0.1:{p}/readyz"),  # type: ignore[misc]
+                30,
+                f"{name} ready",
+            )
+            url = f"http://127.0.0.1:{port}/webhooks/conekta"
+            await loadgen.closed_loop(url, items, concurrency, seconds=1.0)  # warm-up
+            result = await loadgen.closed_loop(url, items, concurrency, seconds=seconds)
+            figures[name] = {**_latency_figures(result), "peak_rss_mib": _mib(proc.pid)}
+    figures["ratio"] = round(
+        figures["receiver"]["requests_per_s"] / figures["floor"]["requests_per_s"], 3
+    )
+    return figures
+
+
+def _mib(pid: int) -> float:
+    return round(stack.rss_kib(pid)[1] / 1024, 1)
+
+
+async def _worker_rate(
+    services: stack.Services, label: str, n: int, **env: str
+) -> tuple[float, float]:
+    """Events/s applying a pre-filled backlog of n; and the worker's peak RSS (MiB)."""
+    database_url, amqp_url = await services.fresh(label)
+    bodies, types, ids = events.paid_events(n, prefix=label)
+    await stack.publish_backlog(amqp_url, bodies, types, ids)
+    count = await stack.archived(database_url)
+    process_env = stack.env_for(
+        database_url, amqp_url, CONEKTA_INGEST_WORKER_METRICS_PORT=str(stack.free_port()), **env
+    )
+    async with stack.process("-m", "ingest", "work", env=process_env) as proc:
+
+        async def started() -> bool:
+            return await count() > 0
+
+        async def finished() -> bool:
+            return await count() >= n
+
+        first = await stack.wait_until(started, 60, f"{label} start")
+        at_first = await count()
+        last = await stack.wait_until(finished, 600, f"{label} backlog applied")
+        return (n - at_first) / (last - first), _mib(proc.pid)
+
+
+async def _bare_rate(services: stack.Services, n: int) -> float:
+    _, amqp_url = await services.fresh("bare")
+    bodies, types, ids = events.paid_events(n, prefix="bare")
+    await stack.publish_backlog(amqp_url, bodies, types, ids)
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.bare_consumer",
+        "--amqp-url",
+        amqp_url,
+        "--n",
+        str(n),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await proc.communicate()
+    return float(out.decode().strip())
+
+
+async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, Any]:
+    batched, batched_rss = await _worker_rate(services, "batched", n)
+    single, _ = await _worker_rate(services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1")
+    bare = await _bare_rate(services, n)
+    return {
+        "backlog": n,
+        "backlog_single": n_single,
+        "batched_events_per_s": round(batched, 1),
+        "one_per_transaction_events_per_s": round(single, 1),
+        "bare_consume_ack_events_per_s": round(bare, 1),
+        "batched_vs_single": round(batched / single, 2),
+        "batched_vs_bare": round(batched / bare, 3),
+        "peak_rss_mib": batched_rss,
+    }
+
+
+async def end_to_end(
+    services: stack.Services, keys: tuple[Path, Path], n: int, rate: float, rate_seconds: float
+) -> dict[str, Any]:
+    database_url, amqp_url = await services.fresh("e2e")
+    key = signature.load_private_key(keys[0])
+    port = stack.free_port()
+    env = stack.env_for(
+        database_url,
+        amqp_url,
+        CONEKTA_WEBHOOK_KEYS=str(keys[1]),
+        CONEKTA_INGEST_WORKER_METRICS_PORT=str(stack.free_port()),
+    )
+    url = f"http://127.0.0.1:{port}/webhooks/conekta"
+    count = await stack.archived(database_url)
+    memory: dict[str, list[float]] = {"receiver": [], "worker": []}
+    async with (
+        stack.process("-m", "ingest", "serve", "--port", str(port), env=env) as server,
+        stack.process("-m", "ingest", "work", env=env) as work,
+    ):
+        await stack.wait_until(
+            lambda: _ready(url.replace("/webhooks/conekta", "/readyz")), 30, "receiver ready"
+        )
+        sampler = asyncio.create_task(
+            _sample_rss({"receiver": server.pid, "worker": work.pid}, memory)
+        )
+        # Sustained: as fast as the receiver takes them, until the last one is committed.
+        bodies, _, _ = events.paid_events(n, prefix="sus")
+        items = loadgen.sign_all(bodies, key)
+        started = time.monotonic()
+        sustained = await loadgen.closed_loop(url, items, 64)
+        await stack.wait_until(lambda: _at_least(count, n), 300, "sustained load applied")
+        sustained_rate = n / (time.monotonic() - started)
+        # Latency at a fixed offered rate.
+        bodies, _, _ = events.paid_events(int(rate * rate_seconds), prefix="lat")
+        items = loadgen.sign_all(bodies, key)
+        offered = await loadgen.open_loop(url, items, rate)
+        await stack.wait_until(lambda: _at_least(count, n + len(items)), 120, "rate load applied")
+        sampler.cancel()
+        latencies = await _webhook_to_ledger(database_url, offered.sent_at)
+    return {
+        "sustained": {
+            "events": n,
+            "events_per_s": round(sustained_rate, 1),
+            "http_failures": sustained.failures,
+        },
+        "fixed_rate": {
+            "offered_per_s": rate,
+            "events": len(items),
+            "http_failures": offered.failures,
+            "webhook_to_ledger_p50_ms": round(stack.percentile(latencies, 50), 1),
+            "webhook_to_ledger_p99_ms": round(stack.percentile(latencies, 99), 1),
+            "http_p99_ms": round(stack.percentile(offered.latencies, 99) * 1000, 2),
+        },
+        "memory": {name: _growth(samples) for name, samples in memory.items()},
+    }
+
+
+async def _at_least(count: Any, n: int) -> bool:
+    return bool(await count() >= n)
+
+
+async def _sample_rss(pids: dict[str, int], into: dict[str, list[float]]) -> None:
+    while True:
+        for name, pid in pids.items():
+            into[name].append(stack.rss_kib(pid)[0] / 1024)
+        await asyncio.sleep(0.5)
+
+
+def _growth(samples: list[float]) -> dict[str, float]:
+    """Peak, and RSS over the second quarter of the run against the last quarter."""
+    if len(samples) < 8:
+        return {"peak_mib": round(max(samples, default=0), 1)}
+    quarter = len(samples) // 4
+    early = sum(samples[quarter : 2 * quarter]) / quarter
+    late = sum(samples[-quarter:]) / quarter
+    return {
+        "peak_mib": round(max(samples), 1),
+        "early_mib": round(early, 1),
+        "late_mib": round(late, 1),
+        "growth_pct": round((late / early - 1) * 100, 1),
+    }
+
+
+async def _webhook_to_ledger(database_url: str, sent_at: dict[str, float]) -> list[float]:
+    connection = await asyncpg.connect(database_url)
+    rows = await connection.fetch(
+        "SELECT event_id, extract(epoch FROM applied_at) AS at FROM events "
+        "WHERE event_id = ANY($1::text[])",
+        list(sent_at),
+    )
+    await connection.close()
+    return [(float(r["at"]) - sent_at[r["event_id"]]) * 1000 for r in rows]

@@ -1,0 +1,164 @@
+"""Throwaway services for one benchmark run, and the processes under measurement."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aio_pika
+import asyncpg
+
+from ingest import topology
+from ingest.broker import declare_topology
+from tests import isolation
+from worker import migrations
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Services:
+    """A vhost and a migrated template database; `fresh()` gives a clean pair for one measure."""
+
+    template: str
+    made: list[tuple[str, str]] = field(default_factory=list)
+
+    async def fresh(self, label: str) -> tuple[str, str]:
+        name = f"conekta_bench_{RUN_ID}_{label}"
+        vhost = f"conekta-bench-{RUN_ID}-{label}"
+        database_url = await isolation.clone_database(name, self.template)
+        amqp_url = await isolation.create_vhost(vhost)
+        self.made.append((name, vhost))
+        connection = await aio_pika.connect(amqp_url)
+        await declare_topology(connection)  # type: ignore[arg-type]
+        await connection.close()
+        return database_url, amqp_url
+
+    async def cleanup(self) -> None:
+        for name, vhost in self.made:
+            await isolation.drop_database(name)
+            await isolation.delete_vhost(vhost)
+        await isolation.drop_database(self.template)
+
+
+@asynccontextmanager
+async def services() -> AsyncIterator[Services]:
+    template = f"conekta_bench_{RUN_ID}_template"
+    await migrations.migrate(isolation.database_url_for(template))
+    made = Services(template)
+    try:
+        yield made
+    finally:
+        await made.cleanup()
+
+
+def env_for(database_url: str, amqp_url: str, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "CONEKTA_INGEST_LOG_LEVEL": "warning",
+        "CONEKTA_INGEST_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+@asynccontextmanager
+async def process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subprocess.Process]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 20)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def rss_kib(pid: int) -> tuple[int, int]:
+    """(current RSS, peak RSS) in KiB from /proc."""
+    values = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            values[key] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("VmHWM", 0)
+
+
+async def wait_until(
+    condition: Callable[[], Awaitable[bool]], seconds: float, what: str, interval: float = 0.02
+) -> float:
+    """Poll until true; returns the monotonic time it became true."""
+    deadline = time.monotonic() + seconds
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        await asyncio.sleep(interval)
+    return time.monotonic()
+
+
+async def archived(database_url: str) -> Callable[[], Awaitable[int]]:
+    connection = await asyncpg.connect(database_url)
+
+    async def count() -> int:
+        value: int = await connection.fetchval("SELECT count(*) FROM events")
+        return value
+
+    return count
+
+
+async def publish_backlog(
+    amqp_url: str, bodies: list[bytes], types: list[str], ids: list[str]
+) -> None:
+    """Fill the work queue as the receiver would, with confirms, in chunks."""
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel(publisher_confirms=True)
+    exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
+    for start in range(0, len(bodies), 1000):
+        await asyncio.gather(
+            *(
+                exchange.publish(
+                    aio_pika.Message(
+                        bodies[i],
+                        message_id=ids[i],
+                        type=types[i],
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    ),
+                    types[i],
+                )
+                for i in range(start, min(start + 1000, len(bodies)))
+            )
+        )
+    await connection.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
