@@ -32,32 +32,43 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
     async with stack.services() as services:
-        print("receiver vs floor ...", file=sys.stderr)
-        results["receiver"] = await scenarios.receiver(services, keys, args.seconds, 32)
-        print("worker ...", file=sys.stderr)
-        results["worker"] = await scenarios.worker(services, args.events, args.events_single)
-        print("end to end ...", file=sys.stderr)
-        results["end_to_end"] = await scenarios.end_to_end(
-            services, keys, args.e2e_events, args.rate, args.rate_seconds
-        )
+        if args.only in (None, "receiver"):
+            print("receiver vs floor ...", file=sys.stderr)
+            results["receiver"] = await scenarios.receiver(services, keys, args.seconds, 32)
+        if args.only in (None, "worker"):
+            print("worker ...", file=sys.stderr)
+            results["worker"] = await scenarios.worker(services, args.events, args.events_single)
+        if args.only in (None, "end_to_end"):
+            print("end to end ...", file=sys.stderr)
+            results["end_to_end"] = await scenarios.end_to_end(
+                services, keys, args.e2e_events, args.rate, args.rate_seconds
+            )
     return results
 
 
-def table(results: dict[str, Any]) -> str:
-    r, w, e = results["receiver"], results["worker"], results["end_to_end"]
-    rows = [
+Row = tuple[str, str, str, str]
+
+
+def _receiver_rows(r: dict[str, Any]) -> list[Row]:
+    mine, floor = r["receiver"], r["floor"]
+    return [
         (
             "receiver req/s (c=32)",
-            f"{r['receiver']['requests_per_s']:,.0f}",
-            f"floor {r['floor']['requests_per_s']:,.0f}",
+            f"{mine['requests_per_s']:,.0f}",
+            f"floor {floor['requests_per_s']:,.0f}",
             f"ratio {r['ratio']:.2f}",
         ),
         (
             "receiver p50 / p99 ms",
-            f"{r['receiver']['p50_ms']} / {r['receiver']['p99_ms']}",
-            f"floor {r['floor']['p50_ms']} / {r['floor']['p99_ms']}",
+            f"{mine['p50_ms']} / {mine['p99_ms']}",
+            f"floor {floor['p50_ms']} / {floor['p99_ms']}",
             "",
         ),
+    ]
+
+
+def _worker_rows(w: dict[str, Any]) -> list[Row]:
+    return [
         (
             "worker batched events/s",
             f"{w['batched_events_per_s']:,.0f}",
@@ -70,6 +81,12 @@ def table(results: dict[str, Any]) -> str:
             "",
             f"batched {w['batched_vs_single']:.1f}x",
         ),
+    ]
+
+
+def _end_to_end_rows(e: dict[str, Any]) -> list[Row]:
+    fixed = e["fixed_rate"]
+    rows: list[Row] = [
         (
             "end to end events/s",
             f"{e['sustained']['events_per_s']:,.0f}",
@@ -77,22 +94,27 @@ def table(results: dict[str, Any]) -> str:
             "",
         ),
         (
-            f"webhook->ledger @{e['fixed_rate']['offered_per_s']:.0f}/s p50/p99 ms",
-            f"{e['fixed_rate']['webhook_to_ledger_p50_ms']} / "
-            f"{e['fixed_rate']['webhook_to_ledger_p99_ms']}",
+            f"webhook->ledger @{fixed['offered_per_s']:.0f}/s p50/p99 ms",
+            f"{fixed['webhook_to_ledger_p50_ms']} / {fixed['webhook_to_ledger_p99_ms']}",
             "",
             "",
         ),
     ]
-    for name, figures in e["memory"].items():
+    for name, m in e["memory"].items():
         rows.append(
             (
-                f"{name} RSS MiB peak (growth)",
-                f"{figures['peak_mib']}",
-                f"{figures.get('early_mib', '-')} -> {figures.get('late_mib', '-')}",
-                f"{figures.get('growth_pct', '-')}%",
+                f"{name} RSS MiB peak",
+                f"{m['peak_mib']}",
+                f"{m.get('early_mib', '-')} -> {m.get('late_mib', '-')}",
+                f"growth {m.get('growth_pct', '-')}%",
             )
         )
+    return rows
+
+
+def table(results: dict[str, Any]) -> str:
+    builders = {"receiver": _receiver_rows, "worker": _worker_rows, "end_to_end": _end_to_end_rows}
+    rows = [row for key, build in builders.items() if key in results for row in build(results[key])]
     width = max(len(row[0]) for row in rows)
     lines = [f"{'measure':{width}}  {'value':>14}  {'floor / context':28}  note"]
     lines += [f"{a:{width}}  {b:>14}  {c:28}  {d}" for a, b, c, d in rows]
@@ -110,6 +132,11 @@ def main() -> int:
     parser.add_argument("--e2e-events", type=int, default=15000)
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--only",
+        choices=["receiver", "worker", "end_to_end"],
+        help="run one measure (the table shows what was run)",
+    )
     args = parser.parse_args()
     results = asyncio.run(run(args))
     RESULTS.mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ PUBLISH_SECONDS = Histogram(
     "Time from publish to broker confirm.",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
+ACCEPTED = REQUESTS.labels("accepted")  # bound once: the hot path skips the label lookup
 IN_FLIGHT = Gauge("conekta_ingest_requests_in_flight", "Webhook requests being handled.")
 UNSIGNED_MODE = Gauge(
     "conekta_ingest_unsigned_mode",
