@@ -1,0 +1,389 @@
+"""`make faults`: a stream of webhooks as Conekta sends them (duplicates, reordering, resends of
+what was refused) while the worker is SIGKILLed, RabbitMQ and Postgres restart, and connections
+are cut or stalled. Then everything is checked against totals computed from what was sent.
+
+It restarts this machine's RabbitMQ application and PostgreSQL cluster: run it on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import signal
+import sys
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+import orjson
+
+from ingest import signature, topology
+from ingest.config import Settings
+from tests.integration.conftest import bind_probe, drain, free_port
+from tests.proxy import TcpProxy
+from tests.support import order_event_document, wait_for
+from worker import reports
+
+ORDERS = 1500
+SEND_RATE = 150.0  # deliveries per second, paced so the faults land mid-stream
+CONCURRENCY = 16
+
+
+@dataclass
+class Plan:
+    """What is sent, and the totals it must produce, computed without the product's code."""
+
+    deliveries: list[bytes] = field(default_factory=list)  # in send order, resends included
+    unique_ids: set[str] = field(default_factory=set)
+    final_status: dict[str, str] = field(default_factory=dict)
+    balances: Counter[str] = field(default_factory=Counter)
+    payments: int = 0
+
+
+def make_plan(rng: random.Random) -> Plan:
+    plan = Plan()
+    documents = []
+    for n in range(ORDERS):
+        order_id, amount, fee = f"ord_f{n}", 1000 + n % 500, 30 + n % 7
+        customer = "cus_hot" if n % 3 == 0 else f"cus_f{n}"
+        kind = n % 10
+        if kind < 5:  # card: paid at once
+            steps, final = [("order.paid", 100)], "paid"
+        elif kind < 8:  # cash: pending, paid hours later
+            steps, final = [("order.pending_payment", 100), ("order.paid", 200)], "paid"
+        else:  # declined card, then pending cash
+            steps, final = (
+                [("order.declined", 100), ("order.pending_payment", 150)],
+                "pending_payment",
+            )
+        for event_type, at in steps:
+            documents.append(
+                order_event_document(
+                    event_type,
+                    order_id,
+                    created_at=1_700_000_000 + at,
+                    amount=amount,
+                    fee=fee,
+                    customer_id=customer,
+                )
+            )
+        plan.final_status[order_id] = final
+        if final == "paid":
+            plan.payments += 1
+            plan.balances["conekta:receivable"] += amount - fee
+            plan.balances["conekta:fees"] += fee
+            plan.balances[f"customer:{customer}"] += amount
+    plan.unique_ids = {d["id"] for d in documents}
+    bodies = [orjson.dumps(d) for d in documents]
+    for d in rng.sample(documents, len(documents) // 10):  # Conekta's retries: other bytes
+        d["webhook_logs"] = [{"failed_attempts": 1, "last_http_response_status": 500}]
+        bodies.append(orjson.dumps(d))
+    rng.shuffle(bodies)  # any order of arrival
+    plan.deliveries = bodies
+    return plan
+
+
+@dataclass
+class Tally:
+    sent: int = 0
+    accepted: int = 0
+    refused: int = 0
+    faults: list[str] = field(default_factory=list)
+
+
+async def conekta(url: str, key: Path, plan: Plan, tally: Tally, rng: random.Random) -> None:
+    """Deliver every body until it is answered 200, resending refused ones with backoff."""
+    private = signature.load_private_key(key)
+    pending: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
+    for body in plan.deliveries:
+        pending.put_nowait((body, 0))
+    started = time.monotonic()
+
+    async def deliver(session: aiohttp.ClientSession) -> None:
+        while not pending.empty():
+            body, tries = pending.get_nowait()
+            await asyncio.sleep(max(0.0, started + tally.sent / SEND_RATE - time.monotonic()))
+            tally.sent += 1
+            try:
+                async with session.post(
+                    url,
+                    data=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "DIGEST": signature.sign(body, private),
+                    },
+                ) as response:
+                    ok = response.status == 200
+            except aiohttp.ClientError:
+                ok = False
+            if ok:
+                tally.accepted += 1
+                continue
+            tally.refused += 1
+            await asyncio.sleep(min(0.2 * 2**tries, 3.0) * rng.uniform(0.5, 1.0))
+            pending.put_nowait((body, tries + 1))
+
+    timeout = aiohttp.ClientTimeout(total=15)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        while not pending.empty():
+            await asyncio.gather(*(deliver(session) for _ in range(CONCURRENCY)))
+
+
+def through(url: str, proxy: TcpProxy) -> str:
+    parts = urlsplit(url)
+    userinfo = parts.netloc.rpartition("@")[0]
+    netloc = f"{userinfo}@127.0.0.1:{proxy.port}" if userinfo else f"127.0.0.1:{proxy.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+async def started_proxy(url: str, default_port: int) -> TcpProxy:
+    parts = urlsplit(url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or default_port)
+    await proxy.start()
+    return proxy
+
+
+async def run(*command: str) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+    )
+    assert await process.wait() == 0, command
+
+
+async def restart_rabbitmq() -> None:
+    await run("rabbitmqctl", "-q", "stop_app")
+    await run("rabbitmqctl", "-q", "start_app")
+    await run("rabbitmqctl", "-q", "await_startup")
+
+
+async def restart_postgres() -> None:
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    await run(
+        "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "fast"
+    )
+
+
+class Worker:
+    """`conekta-ingest work` as a process that can be killed and started again."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+        self.health = f"http://127.0.0.1:{env['CONEKTA_INGEST_WORKER_METRICS_PORT']}/healthz"
+        self.process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "ingest",
+            "work",
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> int:
+        """SIGTERM once it is up (before that, the default handler would simply kill it)."""
+        assert self.process is not None
+
+        async def up() -> bool:
+            try:
+                async with aiohttp.ClientSession() as session, session.get(self.health) as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(up, timeout=60, what="worker up")
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), 60)
+
+
+async def inject_faults(worker: Worker, proxies: dict[str, TcpProxy], tally: Tally) -> None:
+    async def pause(seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+    async def kill_worker() -> None:
+        await worker.kill()
+        await pause(0.5)
+        await worker.start()
+
+    async def cut(name: str, seconds: float) -> None:
+        await proxies[name].cut()
+        await pause(seconds)
+        await proxies[name].restore()
+
+    async def stall(name: str, seconds: float) -> None:
+        proxies[name].stall()
+        await pause(seconds)
+        proxies[name].unstall()
+
+    schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+        ("SIGKILL worker", kill_worker),
+        ("cut worker->postgres 2s", lambda: cut("worker_db", 2)),
+        ("restart RabbitMQ", restart_rabbitmq),
+        ("SIGKILL worker", kill_worker),
+        ("restart PostgreSQL", restart_postgres),
+        ("stall receiver->rabbitmq 3s", lambda: stall("receiver_amqp", 3)),
+        ("cut worker->rabbitmq 2s", lambda: cut("worker_amqp", 2)),
+        ("SIGKILL worker", kill_worker),
+    ]
+    for name, fault in schedule:
+        await pause(1.5)
+        await fault()
+        tally.faults.append(name)
+
+
+@asynccontextmanager
+async def receiver_process(env: dict[str, str], port: int) -> AsyncIterator[str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "ingest",
+        "serve",
+        "--port",
+        str(port),
+        env=env,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+
+    async def ready() -> bool:
+        try:
+            async with aiohttp.ClientSession() as session, session.get(base + "/readyz") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await wait_for(ready, what="receiver ready")
+        yield base + "/webhooks/conekta"
+    finally:
+        process.terminate()
+        await process.wait()
+
+
+async def fresh_db(settings: Settings) -> asyncpg.Connection[Any]:
+    async def reachable() -> bool:
+        try:
+            await (await asyncpg.connect(settings.database_url)).close()
+        except (OSError, asyncpg.PostgresError):
+            return False
+        return True
+
+    await wait_for(reachable, timeout=60, what="postgres back")
+    return await asyncpg.connect(settings.database_url)
+
+
+async def test_fault_run_loses_nothing(
+    settings: Settings, broker: Any, key_pair: tuple[Path, Path]
+) -> None:
+    rng = random.Random(20261126)
+    plan = make_plan(rng)
+    probe = await bind_probe(broker, topology.FULFILLMENT_EXCHANGE)
+    proxies = {
+        "receiver_amqp": await started_proxy(settings.amqp_url, 5672),
+        "worker_amqp": await started_proxy(settings.amqp_url, 5672),
+        "worker_db": await started_proxy(settings.database_url, 5432),
+    }
+    base_env = {
+        **os.environ,
+        "CONEKTA_INGEST_LOG_LEVEL": "warning",
+        "CONEKTA_WEBHOOK_KEYS": str(key_pair[1]),
+        "CONEKTA_INGEST_PUBLISH_TIMEOUT": "2",
+    }
+    receiver_env = {**base_env, "AMQP_URL": through(settings.amqp_url, proxies["receiver_amqp"])}
+    worker = Worker(
+        {
+            **base_env,
+            "AMQP_URL": through(settings.amqp_url, proxies["worker_amqp"]),
+            "DATABASE_URL": through(settings.database_url, proxies["worker_db"]),
+            "CONEKTA_INGEST_BATCH_SIZE": "64",
+            "CONEKTA_INGEST_WORKER_METRICS_PORT": str(free_port()),
+        }
+    )
+    tally = Tally()
+    await worker.start()
+    async with receiver_process(receiver_env, free_port()) as url:
+        await asyncio.gather(
+            conekta(url, key_pair[0], plan, tally, rng), inject_faults(worker, proxies, tally)
+        )
+    db = await fresh_db(settings)
+    try:
+        await wait_for(lambda: _all_archived(db, plan), timeout=180, what="every event applied")
+        await wait_for(lambda: _outbox_flushed(db), timeout=60, what="outbox flushed")
+        assert await worker.stop() == 0
+        await _check(db, broker, plan, probe, tally)
+    finally:
+        await db.close()
+        for proxy in proxies.values():
+            await proxy.close()
+
+
+async def _all_archived(db: asyncpg.Connection[Any], plan: Plan) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM events") >= len(plan.unique_ids))
+
+
+async def _outbox_flushed(db: asyncpg.Connection[Any]) -> bool:
+    return bool(await db.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0)
+
+
+async def _check(
+    db: asyncpg.Connection[Any], broker: Any, plan: Plan, probe: str, tally: Tally
+) -> None:
+    archived = {
+        r["event_id"]: r["outcome"] for r in await db.fetch("SELECT event_id, outcome FROM events")
+    }
+    assert set(archived) == plan.unique_ids  # each event once, none lost, none invented
+    statuses = dict(await db.fetch("SELECT id, status FROM orders"))
+    assert statuses == plan.final_status
+    balances = {r["account"]: r["balance"] for r in await reports.balances(db)}
+    assert balances == dict(plan.balances)
+    assert await db.fetchval("SELECT count(*) FROM ledger_transactions") == plan.payments
+    assert all(not rows for _, rows in await reports.verify(db))
+    channel = await broker.channel()
+    stuck = {}
+    for name in (
+        topology.ORDERS_QUEUE,
+        topology.ORDERS_DLQ,
+        topology.UNHANDLED_QUEUE,
+        *(
+            topology.retry_queue_name(topology.ORDERS_QUEUE, t)
+            for t in range(len(topology.RETRY_DELAYS_MS))
+        ),
+    ):
+        queue = await channel.declare_queue(name, passive=True)
+        stuck[name] = queue.declaration_result.message_count
+    assert not any(stuck.values()), stuck
+    messages = await drain(channel, probe)
+    ids = Counter(m.message_id for m in messages)
+    applied = {
+        f"ful_{o}_{e}"
+        for e, o in await db.fetch(
+            "SELECT event_id, order_id FROM events WHERE outcome = 'applied'"
+        )
+    }
+    assert set(ids) == applied  # one per applied change, none for duplicates or stale events
+    repeated = sum(n - 1 for n in ids.values())
+    print(
+        f"\nfault run: sent {tally.sent} deliveries ({len(plan.deliveries)} bodies, "
+        f"{len(plan.unique_ids)} unique events), accepted {tally.accepted}, refused "
+        f"{tally.refused} (resent until accepted), applied {len(plan.unique_ids)}, "
+        f"duplicates absorbed {tally.accepted - len(plan.unique_ids)}, state changes "
+        f"{len(applied)}, fulfillment messages {len(messages)} ({repeated} repeated ids), "
+        f"faults injected {len(tally.faults)}: {', '.join(tally.faults)}; lost 0"
+    )
