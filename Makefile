@@ -46,7 +46,7 @@ bench: $(STAMP) services
 	$(BIN)/python -m bench
 
 faults: $(STAMP) services
-	$(BIN)/pytest -m faults tests/faults
+	$(BIN)/pytest -m faults tests/faults -s -q
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache
