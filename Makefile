@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration lint services migrate bench faults clean help
+.PHONY: run test unit integration lint services migrate bench faults deploy-check deploy-files clean help
 
 help:
 	@echo "make run    install, start PostgreSQL/RabbitMQ if needed, migrate, run receiver + worker"
@@ -17,6 +17,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	scripts/ensure_promtool $(BIN)
 	@touch $(STAMP)
 
 services:
@@ -29,7 +30,7 @@ run: $(STAMP) services
 	@scripts/run-dev
 
 test: $(STAMP) services
-	$(BIN)/pytest -m "unit or integration"
+	$(BIN)/pytest -m "unit or integration or deploy"
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit
@@ -47,6 +48,12 @@ bench: $(STAMP) services
 
 faults: $(STAMP) services
 	$(BIN)/pytest -m faults tests/faults -s -q
+
+deploy-check: $(STAMP)
+	$(BIN)/pytest -m deploy tests/deploy
+
+deploy-files: $(STAMP)
+	$(BIN)/python scripts/render_deploy.py
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache

@@ -11,6 +11,7 @@ MARKERS = {
     "unit": pytest.mark.unit,
     "integration": pytest.mark.integration,
     "faults": pytest.mark.faults,
+    "deploy": pytest.mark.deploy,
 }
 
 

@@ -124,15 +124,21 @@ async def execute(connection: Connection, name: str, *args: Any) -> str:
 
 
 async def ensure_database(url: str) -> bool:
-    """Create the database named in `url` when it is missing; True when it was created."""
+    """Create the database named in `url` when it is missing; True when it was created.
+
+    Connects to the `postgres` database only when the target is missing, so an application role
+    without access to it (a managed or operator-run Postgres) migrates an existing database fine.
+    """
+    try:
+        await (await asyncpg.connect(url)).close()
+    except asyncpg.exceptions.InvalidCatalogNameError:
+        pass  # missing: create it below
+    else:
+        return False
     parts = urlsplit(url)
     name = parts.path.lstrip("/")
-    admin_url = urlunsplit(parts._replace(path="/postgres"))
-    connection = await asyncpg.connect(admin_url)
+    connection = await asyncpg.connect(urlunsplit(parts._replace(path="/postgres")))
     try:
-        exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if exists:
-            return False
         try:
             await connection.execute(f'CREATE DATABASE "{_identifier(name)}"')
         except (asyncpg.exceptions.DuplicateDatabaseError, asyncpg.exceptions.UniqueViolationError):

@@ -13,7 +13,7 @@ from aiohttp import web
 from ingest import broker, topology
 from ingest import metrics as ingest_metrics
 from ingest.config import Settings
-from worker import db, metrics
+from worker import db, metrics, migrations
 from worker.consumer import BatchConsumer
 from worker.failures import FailureRouter
 from worker.outbox import OutboxRelay
@@ -30,15 +30,24 @@ WATCH_INTERVAL = 5.0
 
 
 async def create_pool(url: str) -> db.Pool:
-    """Connect, waiting (and saying so) while the database is unreachable."""
+    """Connect, waiting (and saying so) while the database is unreachable or not yet migrated:
+    applying events to a schema that is not there would dead-letter them for nothing."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            return await db.create_pool(url, max_size=4)
+            pool = await db.create_pool(url, max_size=4)
         except db.DatabaseUnavailable as exc:
             log.warning("database connect failed", attempt=attempt, error=str(exc))
             await asyncio.sleep(min(attempt, 10))
+            continue
+        async with pool.acquire() as connection:
+            missing = await migrations.pending(connection)
+        if not missing:
+            return pool
+        await pool.close()
+        log.warning("waiting for migrations (run `conekta-ingest migrate`)", pending=missing)
+        await asyncio.sleep(min(attempt, 10))
 
 
 @contextlib.asynccontextmanager

@@ -45,3 +45,14 @@ async def migrate(url: str) -> list[str]:
         return applied
     finally:
         await connection.close()  # closing the session releases the advisory lock
+
+
+async def pending(connection: db.Connection) -> list[str]:
+    """Migrations not yet applied to the database behind `connection`."""
+    exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    done = (
+        {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+        if exists
+        else set()
+    )
+    return [name for name, _ in available() if name not in done]
