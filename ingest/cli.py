@@ -114,14 +114,18 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(os.environ, overrides)
 
 
-async def wait_for_stop_signal() -> None:
-    """Returns on SIGTERM or SIGINT."""
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT: the process then drains and exits."""
     stop = asyncio.Event()
+
+    def stopping() -> None:
+        log.info("stop signal received")
+        stop.set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    log.info("stop signal received")
+        loop.add_signal_handler(sig, stopping)
+    return stop
 
 
 async def serve_app(app: web.Application, settings: Settings, stop: Awaitable[object]) -> None:
@@ -139,17 +143,15 @@ async def serve_app(app: web.Application, settings: Settings, stop: Awaitable[ob
 
 
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    await serve_app(receiver.create_app(settings), settings, wait_for_stop_signal())
+    stop = stop_on_signals()
+    await serve_app(receiver.create_app(settings), settings, stop.wait())
     return 0
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     from worker.runner import run_worker
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     app = receiver.create_app(settings)
     await asyncio.gather(
         serve_app(app, settings, stop.wait()),

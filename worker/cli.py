@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
 import sys
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
 from ingest.config import Settings
 from worker import archive, db, dlq, reports
+
+T = TypeVar("T")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -102,14 +103,20 @@ def parse_time(value: str) -> datetime:
 
 
 async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.cli import stop_on_signals
     from worker.runner import run_worker
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await run_worker(settings, stop)
+    await run_worker(settings, stop_on_signals())
     return 0
+
+
+async def _read(settings: Settings, query: Callable[[db.Connection], Awaitable[T]]) -> T:
+    """Run one read against the database on a connection of its own."""
+    connection = await db.connect(settings.database_url)
+    try:
+        return await query(connection)
+    finally:
+        await connection.close()
 
 
 def _print_json(value: object) -> None:
@@ -117,11 +124,7 @@ def _print_json(value: object) -> None:
 
 
 async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
-    connection = await db.connect(settings.database_url)
-    try:
-        order = await reports.order(connection, args.order_id)
-    finally:
-        await connection.close()
+    order = await _read(settings, lambda c: reports.order(c, args.order_id))
     if order is None:
         print(f"no order {args.order_id}", file=sys.stderr)
         return 1
@@ -149,11 +152,7 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
-    connection = await db.connect(settings.database_url)
-    try:
-        rows = await reports.balances(connection)
-    finally:
-        await connection.close()
+    rows = await _read(settings, reports.balances)
     if args.json:
         _print_json(rows)
         return 0
@@ -164,11 +163,7 @@ async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    connection = await db.connect(settings.database_url)
-    try:
-        results = await reports.verify(connection)
-    finally:
-        await connection.close()
+    results = await _read(settings, reports.verify)
     failed = [(check, rows) for check, rows in results if rows]
     if args.json:
         _print_json(
@@ -264,11 +259,7 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    connection = await db.connect(settings.database_url)
-    try:
-        event = await archive.show(connection, args.id)
-    finally:
-        await connection.close()
+    event = await _read(settings, lambda c: archive.show(c, args.id))
     if event is None:
         print(f"no archived event {args.id}", file=sys.stderr)
         return 1

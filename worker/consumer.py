@@ -8,6 +8,7 @@ poison event cannot hold back the rest.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -58,7 +59,8 @@ class BatchConsumer:
                     # Shielded: commit-then-settle must not be cut in half by a cancellation.
                     await asyncio.shield(self.handle(batch))
         finally:
-            await queue.cancel(tag)
+            with contextlib.suppress(Exception):  # a closed channel has no consumer to cancel
+                await queue.cancel(tag)
             await self._requeue_unprocessed()
 
     async def _next_batch(self, stop: asyncio.Event) -> list[AbstractIncomingMessage]:
@@ -87,7 +89,7 @@ class BatchConsumer:
     async def _requeue_unprocessed(self) -> None:
         while not self._inbox.empty():
             message = self._inbox.get_nowait()
-            await message.nack(requeue=True)
+            await _settle(message.nack(requeue=True))
 
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         decoded: list[tuple[AbstractIncomingMessage, Incoming]] = []
