@@ -188,6 +188,19 @@ async def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
+SERVICES = {cmd_serve, cmd_run, cmd_migrate}
+
+
+def _log_level(args: argparse.Namespace, settings: Settings) -> str:
+    """Services log at the configured level; one-shot tools only warnings unless asked."""
+    from worker.cli import cmd_work
+
+    asked = args.__dict__.get("log_level") or os.environ.get("CONEKTA_INGEST_LOG_LEVEL")
+    if asked or args.handler in SERVICES | {cmd_work}:
+        return settings.log_level
+    return "warning"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -195,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = settings_from(args)
     except ConfigError as exc:
         parser.error(str(exc))
-    configure_logging(settings.log_format, settings.log_level)
+    configure_logging(settings.log_format, _log_level(args, settings))
     handler: Command = args.handler
     try:
         return _run(handler(args, settings))
