@@ -111,10 +111,11 @@ class Publisher:
             expiration=expiration,
         )
         try:
-            target = await self._exchange(exchange)
-            confirmation = await target.publish(
-                message, routing_key, mandatory=True, timeout=self._timeout
-            )
+            # One deadline for everything, opening the channel included: a stalled broker (an
+            # alarm, a hung network) must not hold the request forever.
+            async with asyncio.timeout(self._timeout):
+                target = await self._exchange(exchange)
+                confirmation = await target.publish(message, routing_key, mandatory=True)
         except Exception as exc:  # any doubt means "not stored": the caller answers 503
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):

@@ -229,3 +229,27 @@ async def test_no_key_refuses_to_start_unless_unsigned_is_allowed(
             body = await ready.json()
     assert status == 200
     assert "UNSIGNED" in body["warning"]
+
+
+async def test_confirm_timeout_is_503(settings: Settings, broker: Any, private_key: Path) -> None:
+    from urllib.parse import urlsplit, urlunsplit
+
+    from tests.proxy import TcpProxy
+
+    parts = urlsplit(settings.amqp_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    await proxy.start()
+    userinfo = parts.netloc.rpartition("@")[0]
+    through = urlunsplit(parts._replace(netloc=f"{userinfo}@127.0.0.1:{proxy.port}"))
+    stalled = replace(settings, amqp_url=through, publish_timeout=0.5)
+    try:
+        async with running_receiver(stalled) as url:
+            first, _ = await post(url, order_event("order.paid", "ord_fast"), private_key)
+            proxy.stall()  # the broker never answers: no confirm arrives
+            status, answer = await post(url, order_event("order.paid", "ord_slow"), private_key)
+            proxy.unstall()
+    finally:
+        await proxy.close()
+    assert first == 200
+    assert status == 503
+    assert "not stored" in answer["error"]
