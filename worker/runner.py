@@ -86,7 +86,7 @@ async def run_worker(
             asyncio.create_task(relay.run(stop), name="outbox"),
             asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
         ]
-        runner = await _start_metrics(settings, consumer) if serve_metrics else None
+        runner = await _start_metrics(settings, consumer, connection) if serve_metrics else None
         try:
             await consumer.run(queue, stop)
             log.info("consumer stopped; flushing outbox")
@@ -116,14 +116,17 @@ async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Even
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
 
 
-async def _start_metrics(settings: Settings, consumer: BatchConsumer) -> web.AppRunner:
+async def _start_metrics(
+    settings: Settings, consumer: BatchConsumer, connection: AbstractRobustConnection
+) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        ok = consumer.database_ok
+        checks = {"database": consumer.database_ok, "broker": not connection.is_closed}
+        ok = all(checks.values())
         return web.json_response(
-            {"status": "ok" if ok else "unavailable", "database": ok}, status=200 if ok else 503
+            {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
         )
 
     app = web.Application()

@@ -7,6 +7,7 @@ import signal
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
+import aiohttp
 import asyncpg
 import orjson
 from prometheus_client import REGISTRY
@@ -176,6 +177,17 @@ async def test_sigterm_under_load_loses_nothing(settings: Settings, broker: Any,
     )
     async with worker_process(settings) as process:
         await wait_archived(db, 300)
+        base = f"http://127.0.0.1:{settings.worker_metrics_port}"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/readyz") as ready:
+                assert (ready.status, await ready.json()) == (
+                    200,
+                    {"status": "ok", "database": True, "broker": True},
+                )
+            async with session.get(base + "/metrics") as response:
+                exported = await response.text()
+        assert 'conekta_worker_events_total{outcome="applied"}' in exported
+        assert "conekta_worker_batch_size_bucket" in exported
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
     stopped_at = await count(db, "SELECT count(*) FROM events")
