@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed order events by outcome (applied, duplicate, stale, ignored, redelivered).",
+    "Consumed order events by outcome (applied, duplicate, stale, redelivered).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(

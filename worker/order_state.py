@@ -17,7 +17,6 @@ class Outcome(StrEnum):
     APPLIED = "applied"  # the order changed
     DUPLICATE = "duplicate"  # same change as already applied (another event id, same status)
     STALE = "stale"  # older than, or overruled by, what the order already shows
-    IGNORED = "ignored"  # nothing to do with this event type
 
 
 @dataclass(frozen=True)
