@@ -59,6 +59,12 @@ def _receiver_rows(r: dict[str, Any]) -> list[Row]:
             f"ratio {r['ratio']:.2f}",
         ),
         (
+            "receiver CPU us/request",
+            f"{mine['server_cpu_us_per_request']}",
+            f"floor {floor['server_cpu_us_per_request']}",
+            f"ratio {r['cpu_ratio']:.2f}",
+        ),
+        (
             "receiver p50 / p99 ms",
             f"{mine['p50_ms']} / {mine['p99_ms']}",
             f"floor {floor['p50_ms']} / {floor['p99_ms']}",

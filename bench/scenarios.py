@@ -60,6 +60,12 @@ async def receiver(
     figures["ratio"] = round(
         figures["receiver"]["requests_per_s"] / figures["floor"]["requests_per_s"], 3
     )
+    # CPU per request is steadier than req/s on a shared machine: the floor's cost over ours.
+    figures["cpu_ratio"] = round(
+        figures["floor"]["server_cpu_us_per_request"]
+        / figures["receiver"]["server_cpu_us_per_request"],
+        3,
+    )
     return figures
 
 
@@ -86,8 +92,14 @@ async def _receiver_run(
         )
         url = f"http://127.0.0.1:{port}/webhooks/conekta"
         await loadgen.closed_loop(url, items, concurrency, seconds=1.0)  # warm-up
+        cpu_before = stack.cpu_seconds(proc.pid)
         result = await loadgen.closed_loop(url, items, concurrency, seconds=seconds)
-        return {**_latency_figures(result), "peak_rss_mib": _mib(proc.pid)}
+        cpu_us = (stack.cpu_seconds(proc.pid) - cpu_before) / len(result.latencies) * 1e6
+        return {
+            **_latency_figures(result),
+            "server_cpu_us_per_request": round(cpu_us, 1),
+            "peak_rss_mib": _mib(proc.pid),
+        }
 
 
 def _mib(pid: int) -> float:

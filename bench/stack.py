@@ -104,6 +104,12 @@ async def process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subp
                 await proc.wait()
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) in KiB from /proc."""
     values = {}

@@ -6,16 +6,15 @@ Only the few fields routing needs are kept; the raw bytes travel on untouched.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
-import fastjsonschema
+import jsonschema_rs
 import orjson
 
 import schemas
 
 PING_TYPE = "webhook_ping"
 
-_validate = fastjsonschema.compile(schemas.load("event.json"))
+_VALIDATOR = jsonschema_rs.validator_for(schemas.load("event.json"))
 
 
 class InvalidEvent(ValueError):
@@ -36,8 +35,8 @@ def parse_event(body: bytes) -> Event:
     except orjson.JSONDecodeError as exc:
         raise InvalidEvent(f"body is not valid JSON: {exc}") from exc
     try:
-        _validate(document)
-    except fastjsonschema.JsonSchemaValueException as exc:
+        _VALIDATOR.validate(document)
+    except jsonschema_rs.ValidationError as exc:
         raise InvalidEvent(_describe(exc)) from exc
     # JSON can only carry NUL escaped, so a raw scan finds every candidate cheaply.
     if b"\\u0000" in body and _has_nul(document):
@@ -50,12 +49,10 @@ def parse_event(body: bytes) -> Event:
     )
 
 
-def _describe(exc: Any) -> str:
-    """fastjsonschema calls the root `data`; name the field from the event's root instead."""
-    name: str = exc.name
-    field = "event" + name[len("data") :]
-    detail = exc.message[len(name) :].strip() if exc.message.startswith(name) else exc.message
-    return f"{field} {detail}"
+def _describe(exc: jsonschema_rs.ValidationError) -> str:
+    """The field as a path from the event's root, then what is wrong with it."""
+    field = ".".join(["event", *(str(part) for part in exc.instance_path)])
+    return f"{field}: {exc.message}"
 
 
 def _has_nul(value: object) -> bool:

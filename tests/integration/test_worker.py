@@ -8,7 +8,7 @@ from typing import Any, TypeAlias
 
 import aio_pika
 import asyncpg
-import fastjsonschema
+import jsonschema_rs
 import orjson
 import pytest
 
@@ -28,7 +28,7 @@ from tests.integration.conftest import (
 from tests.support import SAMPLES, order_event, wait_for
 from worker import migrations, reports
 
-validate_fulfillment = fastjsonschema.compile(schemas.load("fulfillment.json"))
+validate_fulfillment = jsonschema_rs.validator_for(schemas.load("fulfillment.json")).validate
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
 
