@@ -253,3 +253,13 @@ async def test_confirm_timeout_is_503(settings: Settings, broker: Any, private_k
     assert first == 200
     assert status == 503
     assert "not stored" in answer["error"]
+
+
+async def test_unroutable_publish_is_refused(settings: Settings, broker: Any) -> None:
+    from ingest.broker import Publisher, PublishFailed
+
+    publisher = Publisher(broker, timeout=3)
+    with pytest.raises(PublishFailed):
+        # conekta.dlx has no alternate exchange: an unknown key is returned, not confirmed
+        await publisher.publish(topology.DEAD_LETTER_EXCHANGE, "nowhere", b"{}", message_id="x")
+    await publisher.publish(topology.EVENTS_EXCHANGE, "order.paid", b"{}", message_id="y")
