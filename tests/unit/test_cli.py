@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+import pytest
+
+from ingest.cli import build_parser
+from worker.cli import parse_time
+
+COMMANDS = [
+    ["serve"],
+    ["run"],
+    ["migrate"],
+    ["keys", "generate"],
+    ["send"],
+    ["work"],
+    ["orders", "show"],
+    ["ledger", "balances"],
+    ["ledger", "verify"],
+    ["dlq", "list"],
+    ["dlq", "show"],
+    ["dlq", "replay"],
+    ["dlq", "purge"],
+    ["events", "show"],
+    ["events", "replay"],
+]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*command, "--help"])
+    assert exited.value.code == 0
+    assert "usage: conekta-ingest" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
+        ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
+        ("2026-11-01T10:00:00Z", datetime(2026, 11, 1, 10, tzinfo=UTC)),
+        ("2026-11-01T10:00:00-06:00", datetime(2026, 11, 1, 16, tzinfo=UTC)),
+    ],
+)
+def test_parse_time(text: str, expected: datetime) -> None:
+    assert parse_time(text) == expected
+
+
+def test_parse_time_refuses_garbage() -> None:
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_time("yesterday")
+
+
+def test_flags_override_env() -> None:
+    from ingest.cli import settings_from
+
+    args = build_parser().parse_args(["serve", "--port", "9999", "--keys", "a.pem,b.pem"])
+    settings = settings_from(args)
+    assert settings.port == 9999
+    assert [str(p) for p in settings.webhook_keys] == ["a.pem", "b.pem"]
