@@ -92,3 +92,16 @@ async def wait_for(
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+def order_of(document: dict[str, Any]) -> dict[str, Any]:
+    """The order inside an event document."""
+    order: dict[str, Any] = document["data"]["object"]
+    return order
+
+
+def changed_paid_event(change: Callable[[dict[str, Any]], object]) -> bytes:
+    """An order.paid event with `change` applied to its document."""
+    document = order_event_document("order.paid", "ord_x")
+    change(document)
+    return orjson.dumps(document)

@@ -1,15 +1,12 @@
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
 import pytest
 
-from tests.support import SAMPLES, order_event, order_event_document
+from tests.support import SAMPLES, changed_paid_event, order_event, order_of
 from worker.order_event import UnapplicableEvent, customer_key, parse_order_event
 
 
-def test_sample_paid_order() -> None:
+def test_sample_paidorder_of() -> None:
     event = parse_order_event((SAMPLES / "order.paid.json").read_bytes())
     assert (event.order_id, event.status, event.amount, event.currency) == (
         "ord_2su3ENUyByXnjb15N",
@@ -34,30 +31,24 @@ def test_customer_key_prefers_id_then_lowercase_email() -> None:
     assert customer_key({}) is None
 
 
-def _with(change: Any) -> bytes:
-    document = order_event_document("order.paid", "ord_x")
-    change(document)
-    return orjson.dumps(document)
-
-
-def _order(document: dict[str, Any]) -> dict[str, Any]:
-    order: dict[str, Any] = document["data"]["object"]
-    return order
-
-
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
         (order_event("order.paid", "ord_x", currency="EUR"), "unknown currency"),
-        (_with(lambda d: _order(d).update(amount=5000)), "more than the order amount"),
+        (
+            changed_paid_event(lambda d: order_of(d).update(amount=5000)),
+            "more than the order amount",
+        ),
         (order_event("order.paid", "ord_x", amount=100, fee=200), "exceeds"),
         (
-            _with(lambda d: _order(d)["charges"]["data"][0].update(status="declined")),
+            changed_paid_event(
+                lambda d: order_of(d)["charges"]["data"][0].update(status="declined")
+            ),
             "without a paid charge",
         ),
         (order_event("order.paid", "ord_x", customer_id=None, email=None), "customer"),
         (order_event("order.refunded", "ord_x"), "no handler"),
-        (_with(lambda d: _order(d).update(amount=1.5)), "whole cents"),
+        (changed_paid_event(lambda d: order_of(d).update(amount=1.5)), "whole cents"),
         (b"{}", "malformed"),
     ],
 )
@@ -67,6 +58,6 @@ def test_unapplicable_events_are_permanent(body: bytes, reason: str) -> None:
 
 
 def test_whole_float_amounts_become_integers() -> None:
-    event = parse_order_event(_with(lambda d: _order(d).update(amount=10000.0)))
+    event = parse_order_event(changed_paid_event(lambda d: order_of(d).update(amount=10000.0)))
     assert event.amount == 10000
     assert isinstance(event.amount, int)
