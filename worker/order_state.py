@@ -1,7 +1,7 @@
 """Whether an order event changes the order: the rules that keep an order from moving backwards.
 
 Pure. Events arrive late, twice and out of order; `paid` is final among the statuses handled
-here, and between the others the newer event (by Conekta's created_at) wins.
+here, and between the others the newer event (Conekta's created_at, then event id) wins.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ class OrderState:
     last_event_created_at: datetime
 
 
-def decide(current: OrderState | None, status: str, created_at: datetime) -> Outcome:
+def decide(current: OrderState | None, status: str, created_at: datetime, event_id: str) -> Outcome:
     if current is None:
         return Outcome.APPLIED
     if current.status == status:
@@ -35,6 +35,12 @@ def decide(current: OrderState | None, status: str, created_at: datetime) -> Out
         return Outcome.STALE
     if status in FINAL_STATUSES:
         return Outcome.APPLIED  # a pending or declined order can always become paid
-    if created_at < current.last_event_created_at:
+    if not is_newer(current, created_at, event_id):
         return Outcome.STALE
     return Outcome.APPLIED
+
+
+def is_newer(current: OrderState, created_at: datetime, event_id: str) -> bool:
+    """Later than the last event applied to the order; Conekta's created_at has whole seconds, so
+    ties are broken by event id: every order of arrival then ends in the same state."""
+    return (created_at, event_id) > (current.last_event_created_at, current.last_event_id)

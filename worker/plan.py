@@ -11,7 +11,7 @@ from datetime import datetime
 
 from worker import fulfillment, ledger
 from worker.order_event import OrderEvent
-from worker.order_state import OrderState, Outcome, decide
+from worker.order_state import OrderState, Outcome, decide, is_newer
 
 # Outcome of an event whose id is already archived (a redelivery or resend): nothing to do.
 REDELIVERED = "redelivered"
@@ -63,16 +63,25 @@ def plan_batch(
             plan.outcomes.append(REDELIVERED)
             continue
         seen.add(event.event_id)
-        outcome = decide(states.get(event.order_id), event.status, event.created_at)
+        state = states.get(event.order_id)
+        outcome = decide(state, event.status, event.created_at, event.event_id)
         plan.outcomes.append(outcome.value)
         plan.archive.append((item, outcome))
         for posting in ledger.payment_postings(event):
             plan.postings.setdefault(posting.business_key, posting)
-        if outcome is Outcome.APPLIED:
+        # A newer event with the same status changes nothing visible, but the order's clock
+        # moves on, so an older event of another status arriving later stays stale.
+        newer_duplicate = (
+            outcome is Outcome.DUPLICATE
+            and state is not None
+            and is_newer(state, event.created_at, event.event_id)
+        )
+        if outcome is Outcome.APPLIED or newer_duplicate:
             row = _row(event)
             states[event.order_id] = row.state()
             target = plan.changed_orders if event.order_id in current else plan.new_orders
             target[event.order_id] = row
+        if outcome is Outcome.APPLIED:
             plan.messages.append(fulfillment.build(event))
     return plan
 

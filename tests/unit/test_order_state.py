@@ -34,4 +34,4 @@ def state(status: str, at: datetime = T0) -> OrderState:
     ],
 )
 def test_decide(current: OrderState | None, status: str, at: datetime, expected: Outcome) -> None:
-    assert decide(current, status, at) is expected
+    assert decide(current, status, at, "e1") is expected
