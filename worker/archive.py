@@ -12,7 +12,7 @@ import orjson
 
 from worker import db
 from worker.apply import apply_batch
-from worker.order_event import UnapplicableEvent, parse_order_event
+from worker.order_event import STATUS_BY_TYPE, UnapplicableEvent, parse_order_event
 from worker.plan import Incoming
 
 PAGE = 256
@@ -55,6 +55,7 @@ async def replay(
                 cursor[0],
                 cursor[1],
                 PAGE,
+                list(STATUS_BY_TYPE),  # events with no handler yet stay archived as `ignored`
             )
         if not rows:
             return totals

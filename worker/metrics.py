@@ -6,7 +6,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed order events by outcome (applied, duplicate, stale, redelivered).",
+    "Consumed events by outcome (applied, duplicate, stale, redelivered; ignored: no handler).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(

@@ -117,9 +117,11 @@ SELECT currency, sum(balance)::bigint AS total FROM balances GROUP BY currency H
 SELECT event_id, type, order_id, livemode, created_at, received_at, applied_at, outcome, body
 FROM events WHERE event_id = $1;
 
--- replay_events: archived events by filter, in Conekta's order, a page after the (created_at, id) cursor
+-- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
+-- (created_at, id) cursor
 SELECT event_id, body, received_at, created_at FROM events
-WHERE ($1::timestamptz IS NULL OR created_at >= $1)
+WHERE type = ANY($8::text[])
+  AND ($1::timestamptz IS NULL OR created_at >= $1)
   AND ($2::timestamptz IS NULL OR created_at < $2)
   AND ($3::text IS NULL OR type = $3)
   AND ($4::text IS NULL OR order_id = $4)

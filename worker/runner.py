@@ -7,16 +7,18 @@ import contextlib
 from collections.abc import AsyncIterator
 
 import structlog
-from aio_pika.abc import AbstractRobustConnection
+from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from aiohttp import web
 
 from ingest import broker, topology
 from ingest import metrics as ingest_metrics
 from ingest.config import Settings
 from worker import db, metrics, migrations
-from worker.consumer import BatchConsumer
+from worker.batching import Batcher
+from worker.consumer import OrderConsumer
 from worker.failures import FailureRouter
 from worker.outbox import OutboxRelay
+from worker.unhandled import ArchiveConsumer
 
 log = structlog.get_logger(__name__)
 
@@ -72,24 +74,26 @@ async def run_worker(
 ) -> None:
     async with worker_resources(settings) as (pool, connection, publisher):
         relay = OutboxRelay(pool, publisher, settings.outbox_interval)
-        consumer = BatchConsumer(
-            pool,
-            FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts),
-            batch_size=settings.batch_size,
-            batch_wait=settings.batch_wait,
-            on_commit=relay.wake,
+        # Dead letters of both consumers go to the one DLQ on-call watches.
+        failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
+        size, wait = settings.batch_size, settings.batch_wait
+        orders = OrderConsumer(
+            pool, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake
         )
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=settings.prefetch)
-        queue = await channel.get_queue(topology.ORDERS_QUEUE, ensure=False)
+        unhandled = ArchiveConsumer(pool, failures, batch_size=size, batch_wait=wait)
+        consumers = (orders, unhandled)
         tasks = [
             asyncio.create_task(relay.run(stop), name="outbox"),
             asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
+            asyncio.create_task(
+                unhandled.run(await _queue(connection, topology.UNHANDLED_QUEUE, settings), stop),
+                name="unhandled",
+            ),
         ]
-        runner = await _start_metrics(settings, consumer, connection) if serve_metrics else None
+        runner = await _start_metrics(settings, consumers, connection) if serve_metrics else None
         try:
-            await consumer.run(queue, stop)
-            log.info("consumer stopped; flushing outbox")
+            await orders.run(await _queue(connection, topology.ORDERS_QUEUE, settings), stop)
+            log.info("consumers stopping; flushing outbox")
             await asyncio.wait_for(relay.flush(), timeout=10)
         finally:
             stop.set()
@@ -97,6 +101,15 @@ async def run_worker(
             if runner is not None:
                 await runner.cleanup()
     log.info("worker stopped")
+
+
+async def _queue(
+    connection: AbstractRobustConnection, name: str, settings: Settings
+) -> AbstractQueue:
+    """The queue on a channel of its own: one consumer per channel (ack_all relies on it)."""
+    channel = await connection.channel()
+    await channel.set_qos(prefetch_count=settings.prefetch)
+    return await channel.get_queue(name, ensure=False)
 
 
 async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
@@ -117,13 +130,16 @@ async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Even
 
 
 async def _start_metrics(
-    settings: Settings, consumer: BatchConsumer, connection: AbstractRobustConnection
+    settings: Settings, consumers: tuple[Batcher, ...], connection: AbstractRobustConnection
 ) -> web.AppRunner:
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     async def readyz(_: web.Request) -> web.Response:
-        checks = {"database": consumer.database_ok, "broker": not connection.is_closed}
+        checks = {
+            "database": all(c.database_ok for c in consumers),
+            "broker": not connection.is_closed,
+        }
         ok = all(checks.values())
         return web.json_response(
             {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503

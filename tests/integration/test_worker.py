@@ -61,8 +61,20 @@ async def test_samples_end_to_end(
     async with running_receiver(settings) as url, running_worker(settings):
         failures = await send_files(sorted(SAMPLES.glob("*.json")), url, key_pair[0])
         assert failures == 0
-        await wait_archived(db, 3)
+        await wait_archived(db, 10)  # every sample but the ping
         await wait_outbox_sent(db)
+    outcomes = dict(await db.fetch("SELECT type, outcome FROM events"))
+    assert {t for t, o in outcomes.items() if o == "applied"} == set(topology.ORDER_EVENT_TYPES)
+    assert {t for t, o in outcomes.items() if o == "ignored"} == {
+        "charge.chargeback.created",
+        "charge.declined",
+        "charge.paid",
+        "order.canceled",
+        "order.expired",
+        "order.partially_refunded",
+        "order.refunded",
+    }
+    assert await _queue_depth(broker, topology.UNHANDLED_QUEUE) == 0
     statuses = dict(await db.fetch("SELECT id, status FROM orders"))
     assert statuses == {
         "ord_2su3ENUyByXnjb15N": "paid",
@@ -114,12 +126,15 @@ async def test_duplicates_by_id_and_by_business_key(
     assert len(await fulfillment_messages(broker, probe)) == 1
 
 
-async def _queue_empty(broker: Any) -> bool:
+async def _queue_depth(broker: Any, name: str) -> int:
     channel = await broker.channel()
-    queue = await channel.declare_queue(topology.ORDERS_QUEUE, passive=True)
-    result = queue.declaration_result
+    queue = await channel.declare_queue(name, passive=True)
     await channel.close()
-    return bool(result.message_count == 0)
+    return int(queue.declaration_result.message_count or 0)
+
+
+async def _queue_empty(broker: Any) -> bool:
+    return await _queue_depth(broker, topology.ORDERS_QUEUE) == 0
 
 
 ARRIVALS = list(

@@ -9,7 +9,7 @@ CREATE TABLE events (
     created_at   timestamptz NOT NULL,            -- Conekta's created_at
     received_at  timestamptz,                     -- when the receiver accepted it
     applied_at   timestamptz NOT NULL DEFAULT now(),
-    -- 'ignored' is reserved for event types routed to a worker that has nothing to apply
+    -- 'ignored': a type with no handler yet (archived from conekta.unhandled)
     outcome      text NOT NULL CHECK (outcome IN ('applied', 'duplicate', 'stale', 'ignored')),
     body         bytea NOT NULL
 );
