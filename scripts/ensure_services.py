@@ -31,18 +31,17 @@ def reachable(host: str, port: int) -> bool:
         return False
 
 
-def start_command(service: str) -> list[str] | None:
-    if (
-        service == "PostgreSQL"
-        and shutil.which("pg_ctlcluster")
-        and Path("/etc/postgresql").is_dir()
-    ):
-        versions = sorted(p.name for p in Path("/etc/postgresql").iterdir())
+def start_commands(service: str) -> list[list[str]]:
+    """Ways to start a local install, tried in turn."""
+    etc = Path("/etc/postgresql")
+    if service == "PostgreSQL" and shutil.which("pg_ctlcluster") and etc.is_dir():
+        versions = sorted(p.name for p in etc.iterdir())
         if versions:
-            return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]
+            return [["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main", "start"]]
     if service == "RabbitMQ" and shutil.which("rabbitmq-server"):
-        return ["rabbitmq-server", "-detached"]
-    return None
+        # A node whose application was stopped (rabbitmqctl stop_app) needs start_app instead.
+        return [["rabbitmq-server", "-detached"], ["rabbitmqctl", "start_app"]]
+    return []
 
 
 def ensure(service: str) -> bool:
@@ -52,8 +51,8 @@ def ensure(service: str) -> bool:
     if reachable(host, port):
         print(f"{service}: reachable at {host}:{port}")
         return True
-    command = start_command(service) if host in LOCAL_HOSTS else None
-    if command is None:
+    commands = start_commands(service) if host in LOCAL_HOSTS else []
+    if not commands:
         print(
             f"{service}: NOT reachable at {host}:{port} ({var}).\n"
             f"  Install and start it (Debian: apt install postgresql rabbitmq-server), or run\n"
@@ -62,15 +61,22 @@ def ensure(service: str) -> bool:
             file=sys.stderr,
         )
         return False
-    print(f"{service}: not reachable at {host}:{port}; starting it: {' '.join(command)}")
-    subprocess.run(command, check=False)  # noqa: S603 - fixed commands, no user input
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if reachable(host, port):
+    for command in commands:
+        print(f"{service}: not reachable at {host}:{port}; starting it: {' '.join(command)}")
+        subprocess.run(command, check=False, capture_output=True)  # noqa: S603 - fixed commands
+        if wait_reachable(host, port, WAIT_SECONDS / len(commands)):
             print(f"{service}: up")
             return True
-        time.sleep(0.5)
     print(f"{service}: still not reachable after {WAIT_SECONDS}s", file=sys.stderr)
+    return False
+
+
+def wait_reachable(host: str, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if reachable(host, port):
+            return True
+        time.sleep(0.5)
     return False
 
 
