@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration lint services migrate bench faults deploy-check deploy-files clean help
+.PHONY: run test unit integration lint services migrate bench faults deploy-check deploy-files clean clean-test-leftovers help
 
 help:
 	@echo "make run    install, start PostgreSQL/RabbitMQ if needed, migrate, run receiver + worker"
@@ -54,6 +54,9 @@ deploy-check: $(STAMP)
 
 deploy-files: $(STAMP)
 	$(BIN)/python scripts/render_deploy.py
+
+clean-test-leftovers:
+	scripts/clean_test_leftovers
 
 clean:
 	rm -rf $(VENV) .dev .mypy_cache .ruff_cache .pytest_cache
