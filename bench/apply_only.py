@@ -1,0 +1,56 @@
+"""The database's share of the worker: apply pre-decoded batches with no broker at all.
+
+    python -m bench.apply_only [--events N] [--batch B]
+
+Prints events/s and the time per event of each statement of the batch transaction.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from bench import events, stack
+from worker import apply, db
+from worker.order_event import parse_order_event
+from worker.plan import Incoming
+
+TIMES: dict[str, float] = {}
+
+
+def _timed(function: Any) -> Any:
+    async def run(connection: db.Connection, name: str, *args: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return await function(connection, name, *args)
+        finally:
+            TIMES[name] = TIMES.get(name, 0.0) + time.perf_counter() - started
+
+    return run
+
+
+async def main(n: int, batch: int) -> None:
+    db.fetch, db.execute = _timed(db.fetch), _timed(db.execute)
+    async with stack.services() as services:
+        database_url, _ = await services.fresh("apply")
+        pool = await db.create_pool(database_url)
+        bodies, _, _ = events.paid_events(n, prefix="a")
+        items = [Incoming(parse_order_event(b), b, None) for b in bodies]
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            await apply.apply_batch(pool, items[start : start + batch])
+        elapsed = time.perf_counter() - started
+        await pool.close()
+    print(f"applied {n} events in batches of {batch}: {n / elapsed:,.0f} events/s")
+    for name, seconds in sorted(TIMES.items(), key=lambda kv: -kv[1]):
+        print(f"  {name:30} {seconds / n * 1e6:7.1f} us/event")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=10240)
+    parser.add_argument("--batch", type=int, default=256)
+    args = parser.parse_args()
+    asyncio.run(main(args.events, args.batch))
