@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from worker import db
 from worker.ledger import Posting
 from worker.order_state import OrderState
-from worker.plan import Incoming, OrderRow, Plan, plan_batch
+from worker.plan import ArchiveRow, Incoming, Plan, plan_batch
 
 
 class ConcurrentOrderInsert(db.TransientDatabaseError):
@@ -47,12 +47,12 @@ async def _apply(connection: db.Connection, items: Sequence[Incoming], replay: b
     plan = plan_batch(items, current, archived)
     await _write_orders(connection, plan)
     await _write_postings(connection, list(plan.postings.values()))
-    await _write_archive(connection, plan)
+    await write_archive(connection, plan.archive)
     await _write_outbox(connection, plan)
     return plan.outcomes
 
 
-def _columns(rows: Sequence[OrderRow], *names: str) -> list[list[object]]:
+def _columns(rows: Sequence[object], *names: str) -> list[list[object]]:
     return [[getattr(row, name) for row in rows] for name in names]
 
 
@@ -125,22 +125,24 @@ async def _write_postings(connection: db.Connection, postings: Sequence[Posting]
         )
 
 
-async def _write_archive(connection: db.Connection, plan: Plan) -> None:
-    if not plan.archive:
-        return
-    events = [item.event for item, _ in plan.archive]
-    await db.execute(
-        connection,
-        "archive_events",
-        [e.event_id for e in events],
-        [e.type for e in events],
-        [e.order_id for e in events],
-        [e.livemode for e in events],
-        [e.created_at for e in events],
-        [item.received_at for item, _ in plan.archive],
-        [o.value for _, o in plan.archive],
-        [item.body for item, _ in plan.archive],
-    )
+async def write_archive(connection: db.Connection, rows: Sequence[ArchiveRow]) -> None:
+    """Store raw events with their outcome (an id already archived is left as it is)."""
+    if rows:
+        await db.execute(
+            connection,
+            "archive_events",
+            *_columns(
+                rows,
+                "event_id",
+                "type",
+                "order_id",
+                "livemode",
+                "created_at",
+                "received_at",
+                "outcome",
+                "body",
+            ),
+        )
 
 
 async def _write_outbox(connection: db.Connection, plan: Plan) -> None:

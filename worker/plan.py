@@ -39,13 +39,27 @@ class OrderRow:
         return OrderState(self.status, self.last_event_id, self.last_event_created_at)
 
 
+@dataclass(frozen=True)
+class ArchiveRow:
+    """One event as the archive stores it."""
+
+    event_id: str
+    type: str
+    order_id: str | None
+    livemode: bool
+    created_at: datetime
+    received_at: datetime | None
+    outcome: str
+    body: bytes
+
+
 @dataclass
 class Plan:
     outcomes: list[str] = field(default_factory=list)  # per incoming, in order
     new_orders: dict[str, OrderRow] = field(default_factory=dict)
     changed_orders: dict[str, OrderRow] = field(default_factory=dict)
     postings: dict[str, ledger.Posting] = field(default_factory=dict)  # by business key
-    archive: list[tuple[Incoming, Outcome]] = field(default_factory=list)
+    archive: list[ArchiveRow] = field(default_factory=list)
     messages: list[fulfillment.FulfillmentMessage] = field(default_factory=list)
 
 
@@ -66,7 +80,7 @@ def plan_batch(
         state = states.get(event.order_id)
         outcome = decide(state, event.status, event.created_at, event.event_id)
         plan.outcomes.append(outcome.value)
-        plan.archive.append((item, outcome))
+        plan.archive.append(_archive_row(item, outcome))
         for posting in ledger.payment_postings(event):
             plan.postings.setdefault(posting.business_key, posting)
         # A newer event with the same status changes nothing visible, but the order's clock
@@ -84,6 +98,20 @@ def plan_batch(
         if outcome is Outcome.APPLIED:
             plan.messages.append(fulfillment.build(event))
     return plan
+
+
+def _archive_row(item: Incoming, outcome: Outcome) -> ArchiveRow:
+    event = item.event
+    return ArchiveRow(
+        event.event_id,
+        event.type,
+        event.order_id,
+        event.livemode,
+        event.created_at,
+        item.received_at,
+        outcome.value,
+        item.body,
+    )
 
 
 def _row(event: OrderEvent) -> OrderRow:

@@ -8,7 +8,6 @@ end, and lets a future handler re-apply them with `conekta-ingest events replay 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
@@ -16,35 +15,27 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from worker import db, metrics
+from worker.apply import write_archive
 from worker.batching import Batcher, StopWhileUnavailable, ack_all, settle
 from worker.consumer import received_at
 from worker.failures import PERMANENT, FailureRouter
+from worker.plan import ArchiveRow
 
 log = structlog.get_logger(__name__)
 
 
-@dataclass(frozen=True)
-class Unhandled:
-    event_id: str
-    type: str
-    order_id: str | None
-    livemode: bool
-    created_at: datetime
-    received_at: datetime | None
-    body: bytes
-
-
-def decode(message: AbstractIncomingMessage) -> Unhandled:
+def decode(message: AbstractIncomingMessage) -> ArchiveRow:
     document = orjson.loads(message.body)
     resource = (document.get("data") or {}).get("object") or {}
     order_id = resource.get("id") if resource.get("object") == "order" else resource.get("order_id")
-    return Unhandled(
+    return ArchiveRow(
         event_id=document["id"],
         type=document["type"],
         order_id=order_id if isinstance(order_id, str) else None,
         livemode=bool(document["livemode"]),
         created_at=datetime.fromtimestamp(document["created_at"], UTC),
         received_at=received_at(message),
+        outcome="ignored",
         body=message.body,
     )
 
@@ -57,7 +48,7 @@ class ArchiveConsumer(Batcher):
         self._failures = failures
 
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
-        events: list[Unhandled] = []
+        events: list[ArchiveRow] = []
         for message in messages:
             try:
                 events.append(decode(message))
@@ -84,17 +75,6 @@ class ArchiveConsumer(Batcher):
             )
 
 
-async def _archive(pool: db.Pool, events: Sequence[Unhandled]) -> None:
+async def _archive(pool: db.Pool, rows: Sequence[ArchiveRow]) -> None:
     async with db.transaction(pool) as connection:
-        await db.execute(
-            connection,
-            "archive_events",
-            [e.event_id for e in events],
-            [e.type for e in events],
-            [e.order_id for e in events],
-            [e.livemode for e in events],
-            [e.created_at for e in events],
-            [e.received_at for e in events],
-            ["ignored"] * len(events),
-            [e.body for e in events],
-        )
+        await write_archive(connection, rows)

@@ -59,7 +59,7 @@ def test_any_arrival_converges(delivery: tuple[list[Incoming], list[int]]) -> No
         plan = plan_batch(batch, state, archived)
         for row in [*plan.new_orders.values(), *plan.changed_orders.values()]:
             state[row.id] = row.state()
-        archived |= {item.event.event_id for item, _ in plan.archive}
+        archived |= {row.event_id for row in plan.archive}
         postings |= set(plan.postings)
         messages += [m.message_id for m in plan.messages]
     unique = list({i.event.event_id: i for i in arrival}.values())
