@@ -81,19 +81,19 @@ async def run_worker(
             pool, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake
         )
         unhandled = ArchiveConsumer(pool, failures, batch_size=size, batch_wait=wait)
-        consumers = (orders, unhandled)
         tasks = [
             asyncio.create_task(relay.run(stop), name="outbox"),
             asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
-            asyncio.create_task(
-                unhandled.run(await _queue(connection, topology.UNHANDLED_QUEUE, settings), stop),
-                name="unhandled",
-            ),
         ]
+        consumers = (orders, unhandled)
         runner = await _start_metrics(settings, consumers, connection) if serve_metrics else None
         try:
-            await orders.run(await _queue(connection, topology.ORDERS_QUEUE, settings), stop)
-            log.info("consumers stopping; flushing outbox")
+            # Either consumer failing stops the worker (loudly) rather than leaving it half alive.
+            await asyncio.gather(
+                orders.run(await _queue(connection, topology.ORDERS_QUEUE, settings), stop),
+                unhandled.run(await _queue(connection, topology.UNHANDLED_QUEUE, settings), stop),
+            )
+            log.info("consumers stopped; flushing outbox")
             await asyncio.wait_for(relay.flush(), timeout=10)
         finally:
             stop.set()
