@@ -87,6 +87,12 @@ def _worker_rows(w: dict[str, Any]) -> list[Row]:
             "",
             f"batched {w['batched_vs_single']:.1f}x",
         ),
+        (
+            "worker CPU us/event",
+            f"{w['batched_worker_cpu_us_per_event']}",
+            f"one-per-tx {w['single_worker_cpu_us_per_event']}",
+            "",
+        ),
     ]
 
 

@@ -108,8 +108,9 @@ def _mib(pid: int) -> float:
 
 async def _worker_rate(
     services: stack.Services, label: str, n: int, **env: str
-) -> tuple[float, float]:
-    """Events/s applying a pre-filled backlog of n; and the worker's peak RSS (MiB)."""
+) -> tuple[float, float, float]:
+    """Events/s applying a pre-filled backlog of n, the worker's CPU us per event (steadier on a
+    shared machine) and its peak RSS (MiB)."""
     database_url, amqp_url = await services.fresh(label)
     bodies, types, ids = events.paid_events(n, prefix=label)
     await stack.publish_backlog(amqp_url, bodies, types, ids)
@@ -126,9 +127,10 @@ async def _worker_rate(
             return await count() >= n
 
         first = await stack.wait_until(started, 60, f"{label} start")
-        at_first = await count()
+        at_first, cpu_first = await count(), stack.cpu_seconds(proc.pid)
         last = await stack.wait_until(finished, 600, f"{label} backlog applied")
-        return (n - at_first) / (last - first), _mib(proc.pid)
+        cpu_us = (stack.cpu_seconds(proc.pid) - cpu_first) / (n - at_first) * 1e6
+        return (n - at_first) / (last - first), cpu_us, _mib(proc.pid)
 
 
 async def _bare_rate(services: stack.Services, n: int) -> float:
@@ -150,8 +152,10 @@ async def _bare_rate(services: stack.Services, n: int) -> float:
 
 
 async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, Any]:
-    batched, batched_rss = await _worker_rate(services, "batched", n)
-    single, _ = await _worker_rate(services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1")
+    batched, batched_cpu, batched_rss = await _worker_rate(services, "batched", n)
+    single, single_cpu, _ = await _worker_rate(
+        services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1"
+    )
     bare = await _bare_rate(services, n)
     return {
         "backlog": n,
@@ -161,6 +165,8 @@ async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, A
         "bare_consume_ack_events_per_s": round(bare, 1),
         "batched_vs_single": round(batched / single, 2),
         "batched_vs_bare": round(batched / bare, 3),
+        "batched_worker_cpu_us_per_event": round(batched_cpu, 1),
+        "single_worker_cpu_us_per_event": round(single_cpu, 1),
         "peak_rss_mib": batched_rss,
     }
 
