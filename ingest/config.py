@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -93,7 +92,3 @@ def _check(settings: Settings) -> None:
         raise ConfigError("log format must be auto, json or console")
     if settings.max_body_bytes <= 0 or settings.batch_size <= 0 or settings.max_attempts <= 0:
         raise ConfigError("max body, batch size and max attempts must be positive")
-
-
-def replace(settings: Settings, **changes: Any) -> Settings:
-    return dataclasses.replace(settings, **changes)

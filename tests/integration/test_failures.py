@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+from dataclasses import replace
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
@@ -13,7 +14,7 @@ import orjson
 from prometheus_client import REGISTRY
 
 from ingest import topology
-from ingest.config import Settings, replace
+from ingest.config import Settings
 from tests.integration.conftest import balances, count, publish_events, running_worker
 from tests.integration.test_worker_process import cli, worker_process
 from tests.proxy import TcpProxy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import orjson
 import pytest
 
 from ingest import signature, topology
-from ingest.config import Settings, replace
+from ingest.config import Settings
 from tests.integration.conftest import drain, free_port, running_receiver
 from tests.isolation import amqp_url_for, rabbitmqctl
 from tests.support import SAMPLES, order_event, wait_for

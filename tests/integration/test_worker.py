@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
 
@@ -14,7 +15,7 @@ import pytest
 
 import schemas
 from ingest import topology
-from ingest.config import Settings, replace
+from ingest.config import Settings
 from ingest.send import send_files
 from tests.integration.conftest import (
     balances,
