@@ -20,7 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, ExchangeType
 
 EVENTS_EXCHANGE = "conekta.events"
@@ -31,7 +30,6 @@ FULFILLMENT_EXCHANGE = "conekta.fulfillment"
 FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"
 
 ORDERS_QUEUE = "conekta.orders"
-ORDERS_DLQ = "conekta.orders.dlq"
 ORDER_EVENT_TYPES = ("order.paid", "order.pending_payment", "order.declined")
 
 # A message redelivered this many times without being settled (the worker crashed on it each
@@ -58,6 +56,13 @@ class QueueSpec:
 
 def _quorum(**extra: Any) -> dict[str, Any]:
     return {"x-queue-type": "quorum", **extra}
+
+
+def dead_letter_queue_name(queue: str) -> str:
+    return f"{queue}.dlq"
+
+
+ORDERS_DLQ = dead_letter_queue_name(ORDERS_QUEUE)
 
 
 def retry_queue_name(queue: str, tier: int) -> str:
@@ -87,7 +92,7 @@ def _work_queue(name: str, routing_keys: Sequence[str]) -> tuple[QueueSpec, ...]
             **{
                 "x-delivery-limit": DELIVERY_LIMIT,
                 "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": f"{name}.dlq",
+                "x-dead-letter-routing-key": dead_letter_queue_name(name),
                 # At-least-once dead-lettering needs reject-publish overflow, else it silently
                 # degrades to at-most-once.
                 "x-dead-letter-strategy": "at-least-once",
@@ -96,7 +101,8 @@ def _work_queue(name: str, routing_keys: Sequence[str]) -> tuple[QueueSpec, ...]
         ),
         tuple((EVENTS_EXCHANGE, key) for key in routing_keys),
     )
-    dlq = QueueSpec(f"{name}.dlq", _quorum(), ((DEAD_LETTER_EXCHANGE, f"{name}.dlq"),))
+    dlq_name = dead_letter_queue_name(name)
+    dlq = QueueSpec(dlq_name, _quorum(), ((DEAD_LETTER_EXCHANGE, dlq_name),))
     retries = tuple(
         QueueSpec(
             retry_queue_name(name, tier),
@@ -136,9 +142,3 @@ async def declare(channel: AbstractChannel) -> None:
         )
         for exchange_name, routing_key in queue_spec.bindings:
             await queue.bind(exchanges[exchange_name], routing_key)
-
-
-async def declare_with_url(url: str) -> None:
-    connection = await aio_pika.connect(url)
-    async with connection:
-        await declare(await connection.channel())

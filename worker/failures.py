@@ -58,10 +58,6 @@ def failure_headers(
     return headers
 
 
-def dead_letter_queue(queue: str) -> str:
-    return f"{queue}.dlq"
-
-
 class FailureRouter:
     def __init__(self, publisher: Publisher, queue: str, max_attempts: int) -> None:
         self._publisher = publisher
@@ -87,7 +83,10 @@ class FailureRouter:
         )
         if kind == PERMANENT or attempts >= self._max_attempts:
             await self._publish(
-                message, headers, topology.DEAD_LETTER_EXCHANGE, f"{self._queue}.dlq"
+                message,
+                headers,
+                topology.DEAD_LETTER_EXCHANGE,
+                topology.dead_letter_queue_name(self._queue),
             )
             metrics.DEAD_LETTERS.labels(kind).inc()
             bound.error("event dead-lettered")
