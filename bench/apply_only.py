@@ -13,18 +13,20 @@ import time
 from typing import Any
 
 from bench import events, stack
-from worker import apply, db
-from worker.order_event import parse_order_event
-from worker.plan import Incoming
+from core import database
+from domain.order_event import parse_order_event
+from domain.plan import Incoming
+from worker import store
+from worker.store import Store
 
 TIMES: dict[str, float] = {}
 
 
 def _timed(function: Any) -> Any:
-    async def run(connection: db.Connection, name: str, *args: Any) -> Any:
+    async def run(connection: database.Connection, name: str, **params: Any) -> Any:
         started = time.perf_counter()
         try:
-            return await function(connection, name, *args)
+            return await function(connection, name, **params)
         finally:
             TIMES[name] = TIMES.get(name, 0.0) + time.perf_counter() - started
 
@@ -32,15 +34,16 @@ def _timed(function: Any) -> Any:
 
 
 async def main(n: int, batch: int) -> None:
-    db.fetch, db.execute = _timed(db.fetch), _timed(db.execute)
+    store._fetch, store._execute = _timed(store._fetch), _timed(store._execute)
     async with stack.services() as services:
         database_url, _ = await services.fresh("apply")
-        pool = await db.create_pool(database_url)
+        pool = await database.create_pool(database_url)
+        target = Store(pool)
         bodies, _, _ = events.paid_events(n, prefix="a")
         items = [Incoming(parse_order_event(b), b, None) for b in bodies]
         started = time.perf_counter()
         for start in range(0, n, batch):
-            await apply.apply_batch(pool, items[start : start + batch])
+            await target.apply_batch(items[start : start + batch])
         elapsed = time.perf_counter() - started
         await pool.close()
     print(f"applied {n} events in batches of {batch}: {n / elapsed:,.0f} events/s")

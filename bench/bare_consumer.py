@@ -12,7 +12,7 @@ import time
 import aio_pika
 import uvloop
 
-from ingest import topology
+from core import topology
 
 
 async def main(amqp_url: str, n: int, prefetch: int, batch: int) -> None:

@@ -6,7 +6,7 @@ import time
 
 import orjson
 
-from tests.support import new_event_id, order_event_document
+from testkit.events import new_event_id, order_event_document
 
 
 def paid_events(n: int, prefix: str = "b") -> tuple[list[bytes], list[str], list[str]]:

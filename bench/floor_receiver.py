@@ -13,7 +13,7 @@ import orjson
 import uvloop
 from aiohttp import web
 
-from ingest import topology
+from core import topology
 
 CHANNEL = web.AppKey("channel", aio_pika.abc.AbstractChannel)
 

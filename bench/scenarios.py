@@ -83,7 +83,7 @@ async def _receiver_run(
     command = (
         ("-m", "bench.floor_receiver", "--port", str(port), "--amqp-url", amqp_url)
         if name == "floor"
-        else ("-m", "ingest", "serve", "--port", str(port))
+        else ("-m", "cli", "serve", "--port", str(port))
     )
     env = stack.env_for("", amqp_url, CONEKTA_WEBHOOK_KEYS=str(keys[1]))
     async with stack.process(*command, env=env) as proc:
@@ -118,7 +118,7 @@ async def _worker_rate(
     process_env = stack.env_for(
         database_url, amqp_url, CONEKTA_INGEST_WORKER_METRICS_PORT=str(stack.free_port()), **env
     )
-    async with stack.process("-m", "ingest", "work", env=process_env) as proc:
+    async with stack.process("-m", "cli", "work", env=process_env) as proc:
 
         async def started() -> bool:
             return await count() > 0
@@ -187,8 +187,8 @@ async def end_to_end(
     count = await stack.archived(database_url)
     memory: dict[str, list[float]] = {"receiver": [], "worker": []}
     async with (
-        stack.process("-m", "ingest", "serve", "--port", str(port), env=env) as server,
-        stack.process("-m", "ingest", "work", env=env) as work,
+        stack.process("-m", "cli", "serve", "--port", str(port), env=env) as server,
+        stack.process("-m", "cli", "work", env=env) as work,
     ):
         await stack.wait_until(
             lambda: _ready(url.replace("/webhooks/conekta", "/readyz")), 30, "receiver ready"

@@ -16,9 +16,9 @@ from pathlib import Path
 import aio_pika
 import asyncpg
 
-from ingest import topology
-from ingest.broker import declare_topology
-from tests import isolation
+from core import topology
+from core.broker import declare_topology
+from testkit import isolation
 from worker import migrations
 
 RUN_ID = uuid.uuid4().hex[:8]

@@ -11,14 +11,11 @@ import jsonschema_rs
 import orjson
 
 import schemas
+from core.errors import InvalidEvent
 
 PING_TYPE = "webhook_ping"
 
 _VALIDATOR = jsonschema_rs.validator_for(schemas.load("event.json"))
-
-
-class InvalidEvent(ValueError):
-    """The body is not an event the service can take; the message says why, naming the field."""
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,8 @@
-"""Prometheus metrics of the receiver, and the /metrics view."""
+"""Prometheus metrics of the receiver (served by core.health's /metrics)."""
 
 from __future__ import annotations
 
-from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import Counter, Gauge, Histogram
 
 REQUESTS = Counter(
     "conekta_ingest_requests_total",
@@ -22,10 +21,3 @@ UNSIGNED_MODE = Gauge(
     "conekta_ingest_unsigned_mode",
     "1 when the receiver accepts unsigned events (never in production).",
 )
-
-
-async def metrics_view(_: web.Request) -> web.Response:
-    """GET /metrics, for the receiver and the worker alike."""
-    response = web.Response(body=generate_latest())
-    response.content_type = CONTENT_TYPE_LATEST.split(";")[0]
-    return response

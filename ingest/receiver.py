@@ -12,9 +12,11 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ingest import broker, metrics, signature, topology
-from ingest.config import Settings
-from ingest.event import PING_TYPE, InvalidEvent, parse_event
+from core import broker, health, topology
+from core.errors import InvalidEvent, KeyFileError, PublishFailed
+from core.settings import Settings
+from ingest import metrics, signature
+from ingest.event import PING_TYPE, parse_event
 
 log = structlog.get_logger(__name__)
 
@@ -86,7 +88,7 @@ async def _publish(
             message_type=event_type,
             headers=headers,
         )
-    except broker.PublishFailed as exc:
+    except PublishFailed as exc:
         log.warning(
             "webhook refused: publish not confirmed",
             event_id=event_id,
@@ -104,19 +106,6 @@ async def _publish(
 
 def _json(document: dict[str, str], status: int = 200) -> web.Response:
     return web.Response(body=orjson.dumps(document), status=status, content_type="application/json")
-
-
-async def healthz(_: web.Request) -> web.Response:
-    return web.json_response({"status": "ok"})
-
-
-async def readyz(request: web.Request) -> web.Response:
-    publishers = request.app[PUBLISHER]
-    ready = bool(publishers) and publishers[0].ready
-    body: dict[str, object] = {"status": "ok" if ready else "unavailable", "broker": ready}
-    if request.app[SETTINGS].allow_unsigned and not request.app[KEYS]:
-        body["warning"] = UNSIGNED_WARNING
-    return web.json_response(body, status=200 if ready else 503)
 
 
 async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
@@ -138,7 +127,7 @@ async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings) -> web.Application:
     keys = signature.load_public_keys(settings.webhook_keys)
     if not keys and not settings.allow_unsigned:
-        raise signature.KeyFileError(
+        raise KeyFileError(
             "no webhook key configured: set CONEKTA_WEBHOOK_KEYS to Conekta's public key PEM "
             "(or, for local experiments only, pass --allow-unsigned)"
         )
@@ -150,8 +139,11 @@ def create_app(settings: Settings) -> web.Application:
     app[KEYS] = keys
     app[PUBLISHER] = []
     app.router.add_post(WEBHOOK_PATH, receive_webhook)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics.metrics_view)
+    publishers = app[PUBLISHER]
+    health.add_routes(
+        app,
+        {"broker": lambda: bool(publishers) and publishers[0].ready},
+        lambda: {} if keys else {"warning": UNSIGNED_WARNING},
+    )
     app.cleanup_ctx.append(_broker_lifecycle)
     return app

@@ -14,9 +14,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-
-class KeyFileError(ValueError):
-    """A key file is missing or is not the kind of key expected."""
+from core.errors import KeyFileError
 
 
 def load_public_keys(paths: Sequence[Path]) -> tuple[rsa.RSAPublicKey, ...]:

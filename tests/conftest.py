@@ -1,10 +1,34 @@
-"""Markers come from the folder: tests/unit is `unit` (no I/O), tests/integration `integration`."""
+"""Markers come from the folder (tests/unit is `unit`: no I/O; tests/integration `integration`),
+and the fixtures of real services: each run migrates one template database; each test gets its
+own database cloned from it and its own RabbitMQ vhost, so tests and concurrent runs never see
+each other's data.
+"""
 
 from __future__ import annotations
 
+import itertools
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aio_pika
+import asyncpg
 import pytest
+
+from core.broker import declare_topology
+from core.settings import Settings
+from ingest import signature
+from testkit.isolation import (
+    clone_database,
+    create_vhost,
+    database_url_for,
+    delete_vhost,
+    drop_database,
+)
+from testkit.services import free_port
+from worker import migrations
+from worker.store import Store
 
 HERE = Path(__file__).parent
 MARKERS = {
@@ -20,3 +44,71 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         folder = Path(str(item.fspath)).relative_to(HERE).parts[0]
         if folder in MARKERS:
             item.add_marker(MARKERS[folder])
+
+
+RUN_ID = uuid.uuid4().hex[:8]
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+async def template_database() -> AsyncIterator[str]:
+    name = f"conekta_test_{RUN_ID}_template"
+    await migrations.migrate(database_url_for(name))
+    yield name
+    await drop_database(name)
+
+
+@pytest.fixture
+async def database_url(template_database: str) -> AsyncIterator[str]:
+    name = f"conekta_test_{RUN_ID}_{next(_counter)}"
+    yield await clone_database(name, template_database)
+    await drop_database(name)
+
+
+@pytest.fixture
+async def amqp_url() -> AsyncIterator[str]:
+    vhost = f"conekta-test-{RUN_ID}-{next(_counter)}"
+    yield await create_vhost(vhost)
+    await delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return signature.generate_key_pair(tmp_path_factory.mktemp("keys"), "test")
+
+
+@pytest.fixture
+def settings(database_url: str, amqp_url: str, key_pair: tuple[Path, Path]) -> Settings:
+    return Settings(
+        database_url=database_url,
+        amqp_url=amqp_url,
+        webhook_keys=(key_pair[1],),
+        port=free_port(),
+        worker_metrics_port=free_port(),
+        batch_wait=0.01,
+        outbox_interval=0.2,
+        publish_timeout=3.0,
+    )
+
+
+@pytest.fixture
+async def broker(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+    """A connection to the test vhost with the topology declared."""
+    connection = await aio_pika.connect_robust(settings.amqp_url)
+    await declare_topology(connection)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def store(database_url: str) -> AsyncIterator[Store]:
+    """The project's store on the test database (the read side: reports, archive)."""
+    async with Store.open(database_url) as opened:
+        yield opened

@@ -10,10 +10,10 @@ from typing import Any
 
 import orjson
 
-from worker import db
-from worker.apply import apply_batch
-from worker.order_event import STATUS_BY_TYPE, UnapplicableEvent, parse_order_event
-from worker.plan import Incoming
+from core.errors import UnapplicableEvent
+from domain.order_event import STATUS_BY_TYPE, parse_order_event
+from domain.plan import Incoming
+from worker.store import Store
 
 PAGE = 256
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -27,8 +27,8 @@ class ReplayFilter:
     order_id: str | None = None
 
 
-async def show(connection: db.Connection, event_id: str) -> dict[str, Any] | None:
-    row = await connection.fetchrow(db.QUERIES["get_event"], event_id)
+async def show(store: Store, event_id: str) -> dict[str, Any] | None:
+    row = await store.event(event_id)
     if row is None:
         return None
     result = dict(row)
@@ -39,24 +39,21 @@ async def show(connection: db.Connection, event_id: str) -> dict[str, Any] | Non
 
 
 async def replay(
-    pool: db.Pool, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
+    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
 ) -> Counter[str]:
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts."""
     totals: Counter[str] = Counter()
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
-        async with pool.acquire() as connection:
-            rows = await connection.fetch(
-                db.QUERIES["replay_events"],
-                selection.since,
-                selection.until,
-                selection.event_type,
-                selection.order_id,
-                cursor[0],
-                cursor[1],
-                PAGE,
-                list(STATUS_BY_TYPE),  # events with no handler yet stay archived as `ignored`
-            )
+        rows = await store.events_page(
+            handled_types=list(STATUS_BY_TYPE),  # events with no handler stay archived `ignored`
+            since=selection.since,
+            until=selection.until,
+            event_type=selection.event_type,
+            order_id=selection.order_id,
+            after=cursor,
+            limit=PAGE,
+        )
         if not rows:
             return totals
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
@@ -68,5 +65,5 @@ async def replay(
                 )
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
-        totals.update(await apply_batch(pool, items, replay=True))
+        totals.update(outcome.value for outcome in await store.apply_batch(items, replay=True))
         progress(totals)

@@ -1,95 +1,200 @@
-"""Consume order events in micro-batches: decode, apply in one transaction, then settle.
+"""The consumer base: micro-batches in, every message settled only after its work committed.
 
-Settling (ack, or route to retry/DLQ) happens only after the batch committed. A batch that fails
-for a reason other than an unreachable database is applied again one event at a time, so one
-poison event cannot hold back the rest.
+A concrete consumer only decodes a message and applies a batch (in one transaction). This class
+owns the rest of a message's trip: batching, holding a batch while the database is unreachable,
+one `multiple` ack per committed batch, a failed batch applied again one event at a time (so one
+poison event cannot hold back the rest), failures routed to retry or dead letter, the settle log
+line and metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
+from typing import Generic, Protocol, TypeVar
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from worker import db, metrics
-from worker.apply import apply_batch
-from worker.batching import Batcher, StopWhileUnavailable, ack_all, settle
-from worker.failures import PERMANENT, TRANSIENT, FailureRouter
-from worker.order_event import UnapplicableEvent, parse_order_event
-from worker.plan import Incoming
+from core import backoff
+from core.errors import DatabaseUnavailable, StopRequested, TransientDatabaseError
+from domain.outcome import Outcome
+from worker import metrics
+from worker.failures import FailureRouter
 
 log = structlog.get_logger(__name__)
 
+T = TypeVar("T")
 
-class OrderConsumer(Batcher):
-    def __init__(
-        self,
-        pool: db.Pool,
-        failures: FailureRouter,
-        *,
-        batch_size: int,
-        batch_wait: float,
-        on_commit: Callable[[], None] = lambda: None,
-    ) -> None:
-        super().__init__(pool, batch_size=batch_size, batch_wait=batch_wait)
+# Quick in-place retries of a batch that hit a deadlock or serialization failure.
+IN_PLACE_ATTEMPTS = 3
+
+
+class Decoded(Protocol):
+    """What the settle log line names."""
+
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def order_id(self) -> str | None: ...
+
+
+Item = TypeVar("Item", bound=Decoded)
+
+
+class Consumer(ABC, Generic[Item]):
+    def __init__(self, failures: FailureRouter, *, batch_size: int, batch_wait: float) -> None:
         self._failures = failures
-        self._on_commit = on_commit
+        self._batch_size = batch_size
+        self._batch_wait = batch_wait
+        self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        self._stop = asyncio.Event()
+        self.database_ok = True
+
+    # -- what a concrete consumer says ----------------------------------------------------------
+
+    @abstractmethod
+    def decode(self, message: AbstractIncomingMessage) -> Item:
+        """The message's content; raising sends it to retry or dead letter (core.errors)."""
+
+    @abstractmethod
+    async def apply(self, items: list[Item]) -> list[Outcome]:
+        """Do the batch's work in one transaction; the outcome of each item, in order."""
+
+    def committed(self, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
+        """Called after a batch committed, before it is acknowledged."""
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self, queue: AbstractQueue, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in flight is finished and settled.
+
+        One consumer per channel: the `multiple` ack relies on it.
+        """
+        self._stop = stop
+        tag = await queue.consume(self._inbox.put)
+        log.info("consuming", queue=queue.name)
+        try:
+            while not stop.is_set():
+                batch = await self._next_batch(stop)
+                if batch:
+                    # Shielded: commit-then-settle must not be cut in half by a cancellation.
+                    await asyncio.shield(self.handle(batch))
+        finally:
+            with contextlib.suppress(Exception):  # a closed channel has no consumer to cancel
+                await queue.cancel(tag)
+            while not self._inbox.empty():
+                await _settle(self._inbox.get_nowait().nack(requeue=True))
 
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
-        decoded: list[tuple[AbstractIncomingMessage, Incoming]] = []
+        """Decode, apply, settle one batch."""
+        decoded: list[tuple[AbstractIncomingMessage, Item]] = []
         for message in messages:
             try:
-                decoded.append((message, _decode(message)))
-            except UnapplicableEvent as exc:
-                await self._failures.failed(message, PERMANENT, str(exc))
+                decoded.append((message, self.decode(message)))
+            except Exception as exc:
+                await self._failures.failed(message, exc)
         if not decoded:
             return
         try:
-            await self._apply([item for _, item in decoded], [m for m, _ in decoded])
-        except StopWhileUnavailable:
+            await self._commit(decoded)
+        except StopRequested:
             log.warning("stopping while the database is unreachable; batch left for redelivery")
             for message, _ in decoded:
-                await settle(message.nack(requeue=True))
+                await _settle(message.nack(requeue=True))
         except Exception as exc:
             log.warning("batch failed, applying one by one", size=len(decoded), error=repr(exc))
-            for message, item in decoded:
-                await self._apply_one(message, item)
+            for pair in decoded:
+                await self._commit_one(pair)
 
-    async def _apply_one(self, message: AbstractIncomingMessage, item: Incoming) -> None:
+    async def _commit_one(self, pair: tuple[AbstractIncomingMessage, Item]) -> None:
         try:
-            await self._apply([item], [message])
-        except StopWhileUnavailable:
-            await settle(message.nack(requeue=True))
+            await self._commit([pair])
+        except StopRequested:
+            await _settle(pair[0].nack(requeue=True))
         except Exception as exc:
-            kind = PERMANENT if _is_permanent(exc) else TRANSIENT
-            await self._failures.failed(message, kind, f"{type(exc).__name__}: {exc}")
+            await self._failures.failed(pair[0], exc)
 
-    async def _apply(self, items: list[Incoming], messages: list[AbstractIncomingMessage]) -> None:
+    async def _commit(self, decoded: Sequence[tuple[AbstractIncomingMessage, Item]]) -> None:
+        items = [item for _, item in decoded]
         started = time.perf_counter()
-        outcomes = await self.with_database(lambda: apply_batch(self._pool, items))
-        self._on_commit()
+        outcomes = await self.with_database(lambda: self.apply(items))
+        self.committed(items, outcomes)
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(items))
-        await ack_all(messages)
-        now = datetime.now(UTC)
+        await _ack_all([message for message, _ in decoded])
         for item, outcome in zip(items, outcomes, strict=True):
             metrics.EVENTS.labels(outcome).inc()
-            metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())
             log.info(
                 "event settled",
-                event_id=item.event.event_id,
-                event_type=item.event.type,
-                order_id=item.event.order_id,
+                event_id=item.event_id,
+                event_type=item.type,
+                order_id=item.order_id,
                 outcome=outcome,
             )
 
+    async def _next_batch(self, stop: asyncio.Event) -> list[AbstractIncomingMessage]:
+        first = asyncio.ensure_future(self._inbox.get())
+        stopped = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        if not first.done():
+            first.cancel()
+            return []
+        batch = [first.result()]
+        deadline = time.monotonic() + self._batch_wait
+        while len(batch) < self._batch_size:
+            if self._inbox.empty():
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+                try:
+                    batch.append(await asyncio.wait_for(self._inbox.get(), timeout))
+                except TimeoutError:
+                    break
+            else:
+                batch.append(self._inbox.get_nowait())
+        return batch
 
-def _decode(message: AbstractIncomingMessage) -> Incoming:
-    event = parse_order_event(message.body)
-    return Incoming(event=event, body=message.body, received_at=received_at(message))
+    # -- the database ---------------------------------------------------------------------------
+
+    async def with_database(self, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run a database operation, retrying in place: forever while the database is
+        unreachable (raising StopRequested once asked to stop), a few times on deadlocks and
+        serialization failures."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                result = await operation()
+            except DatabaseUnavailable as exc:
+                self._set_database_ok(False, str(exc))
+                if self._stop.is_set():
+                    raise StopRequested from exc
+                await asyncio.sleep(backoff.delay(attempt, base=0.5, cap=5.0))
+                continue
+            except TransientDatabaseError:
+                if attempt >= IN_PLACE_ATTEMPTS:
+                    raise
+                await asyncio.sleep(backoff.delay(attempt, base=0.01, cap=0.1))
+                continue
+            self._set_database_ok(True)
+            return result
+
+    def _set_database_ok(self, ok: bool, error: str = "") -> None:
+        if ok != self.database_ok:
+            if ok:
+                log.info("database reachable again")
+            else:
+                log.error("database unreachable: holding the batch until it is back", error=error)
+        self.database_ok = ok
+        metrics.DATABASE_DOWN.set(0 if ok else 1)
 
 
 def received_at(message: AbstractIncomingMessage) -> datetime | None:
@@ -98,6 +203,25 @@ def received_at(message: AbstractIncomingMessage) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else None
 
 
-def _is_permanent(exc: BaseException) -> bool:
-    """Errors the database raises on data it will never accept (a violated CHECK, say)."""
-    return isinstance(exc, UnapplicableEvent | db.DataRejected)
+async def _settle(settling: Awaitable[object]) -> None:
+    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated)."""
+    try:
+        await settling
+    except Exception as exc:
+        log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
+
+
+async def _ack_all(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """One `multiple` ack per channel for a committed batch.
+
+    Safe because batches are handled one at a time in delivery order and every message before
+    them was settled already: acking the highest tag acks exactly this batch.
+    """
+    highest: dict[int, AbstractIncomingMessage] = {}
+    for message in messages:
+        key = id(message.channel)
+        tag = message.delivery_tag or 0
+        if key not in highest or tag > (highest[key].delivery_tag or 0):
+            highest[key] = message
+    for message in highest.values():
+        await _settle(message.ack(multiple=True))

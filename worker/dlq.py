@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
-from ingest import broker, topology
+from core import broker, topology
 from worker import failures
 
 FAILURE_HEADERS = (

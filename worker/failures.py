@@ -1,9 +1,9 @@
 """Where a message goes when it cannot be applied: a delayed retry, or the dead-letter queue.
 
-Three kinds of failure:
+Three kinds of failure, told apart by the error's class (core.errors):
 - transient (a deadlock, a lost connection, an unexpected error): retried after a capped, jittered
   delay through retry queues, so other messages keep flowing; after `max_attempts`, dead-lettered;
-- permanent (valid JSON the ledger cannot apply): dead-lettered at once;
+- permanent (`PermanentError`: an event the ledger cannot apply): dead-lettered at once;
 - database unreachable: not here at all; the consumer holds its batch until Postgres is back.
 
 The copy is published with confirms before the original is acked: nothing is lost in between.
@@ -13,13 +13,15 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
+from enum import StrEnum
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from ingest import topology
-from ingest.broker import Publisher
+from core import backoff, topology
+from core.broker import Publisher
+from core.errors import is_permanent
 from worker import metrics
 
 log = structlog.get_logger(__name__)
@@ -33,14 +35,23 @@ LAST_FAILED_AT = "x-last-failed-at"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 ORIGINAL_QUEUE = "x-original-queue"
 
-PERMANENT = "permanent"
-TRANSIENT = "transient"
+
+class FailureKind(StrEnum):
+    PERMANENT = "permanent"
+    TRANSIENT = "transient"
+
+
+def kind_of(error: BaseException) -> FailureKind:
+    return FailureKind.PERMANENT if is_permanent(error) else FailureKind.TRANSIENT
+
+
+def describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"
 
 
 def retry_delay_ms(attempt: int, rng: random.Random | None = None) -> int:
     """Jittered delay for the n-th retry: between half and all of its tier's delay."""
-    tier_delay = topology.RETRY_DELAYS_MS[topology.retry_tier(attempt)]
-    return int(tier_delay * (0.5 + 0.5 * (rng or random).random()))
+    return int(backoff.jittered(topology.RETRY_DELAYS_MS[topology.retry_tier(attempt)], rng))
 
 
 def failure_headers(
@@ -64,13 +75,14 @@ class FailureRouter:
         self._queue = queue
         self._max_attempts = max_attempts
 
-    async def failed(self, message: AbstractIncomingMessage, kind: str, error: str) -> None:
-        """Route a failed message to a retry queue or the DLQ, then ack it."""
+    async def failed(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        """Route a failed message to a retry queue or the DLQ by the error's kind, then ack it."""
+        kind, error = kind_of(exc), describe(exc)
         headers = failure_headers(
             dict(message.headers),
             message.routing_key or message.type or "",
             self._queue,
-            kind,
+            kind.value,
             error,
         )
         attempts = headers[ATTEMPTS]
@@ -81,7 +93,7 @@ class FailureRouter:
             error_kind=kind,
             error=error,
         )
-        if kind == PERMANENT or attempts >= self._max_attempts:
+        if kind is FailureKind.PERMANENT or attempts >= self._max_attempts:
             await self._publish(
                 message,
                 headers,

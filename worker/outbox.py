@@ -12,9 +12,12 @@ import contextlib
 
 import structlog
 
-from ingest import topology
-from ingest.broker import Publisher, PublishFailed
-from worker import db, metrics
+from core import topology
+from core.broker import Publisher
+from core.database import Record
+from core.errors import ConektaIngestError, PublishFailed
+from worker import metrics
+from worker.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -22,8 +25,8 @@ CLAIM_LIMIT = 500
 
 
 class OutboxRelay:
-    def __init__(self, pool: db.Pool, publisher: Publisher, interval: float) -> None:
-        self._pool = pool
+    def __init__(self, store: Store, publisher: Publisher, interval: float) -> None:
+        self._store = store
         self._publisher = publisher
         self._interval = interval
         self._wake = asyncio.Event()
@@ -37,7 +40,7 @@ class OutboxRelay:
             self._wake.clear()
             try:
                 sent = await self.flush_once()
-            except (db.DatabaseError, PublishFailed) as exc:
+            except ConektaIngestError as exc:
                 log.warning("outbox relay failed, will retry", error=str(exc))
                 sent = 0
             if sent < CLAIM_LIMIT:
@@ -51,25 +54,26 @@ class OutboxRelay:
         return total
 
     async def flush_once(self) -> int:
-        async with db.transaction(self._pool) as connection:
-            rows = await db.fetch(connection, "claim_outbox", CLAIM_LIMIT)
-            if not rows:
+        async with self._store.claim_outbox(CLAIM_LIMIT) as claim:
+            if not claim.rows:
                 metrics.OUTBOX_BACKLOG.set(0)
                 return 0
             results = await asyncio.gather(
-                *(self._publish(row) for row in rows), return_exceptions=True
+                *(self._publish(row) for row in claim.rows), return_exceptions=True
             )
-            sent = [row["id"] for row, result in zip(rows, results, strict=True) if result is None]
-            await db.execute(connection, "mark_outbox_sent", sent)
+            sent = [
+                r["id"] for r, result in zip(claim.rows, results, strict=True) if result is None
+            ]
+            await claim.mark_sent(sent)
             failed = [r for r in results if isinstance(r, BaseException)]
-            backlog = await connection.fetchval(db.QUERIES["outbox_backlog"])
+            backlog = await claim.backlog()
         metrics.OUTBOX_PUBLISHED.inc(len(sent))
         metrics.OUTBOX_BACKLOG.set(backlog)
         if failed:
             raise PublishFailed(f"{len(failed)} fulfillment message(s) not confirmed: {failed[0]}")
         return len(sent)
 
-    async def _publish(self, row: db.Record) -> None:
+    async def _publish(self, row: Record) -> None:
         await self._publisher.publish(
             topology.FULFILLMENT_EXCHANGE,
             row["routing_key"],

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from worker import db
+from worker.store import Store
 
 
-async def order(connection: db.Connection, order_id: str) -> dict[str, Any] | None:
-    row = await connection.fetchrow(db.QUERIES["get_order"], order_id)
+async def order(store: Store, order_id: str) -> dict[str, Any] | None:
+    row = await store.order(order_id)
     if row is None:
         return None
     result = dict(row)
@@ -22,16 +22,16 @@ async def order(connection: db.Connection, order_id: str) -> dict[str, Any] | No
             "outcome": e["outcome"],
             "created_at": e["created_at"].isoformat(),
         }
-        for e in await db.fetch(connection, "order_events", order_id)
+        for e in await store.order_events(order_id)
     ]
     return result
 
 
-async def balances(connection: db.Connection) -> list[dict[str, Any]]:
+async def balances(store: Store) -> list[dict[str, Any]]:
     """Balances in cents, positive on each account's normal side."""
     return [
         {"account": r["account"], "currency": r["currency"], "balance": r["balance"]}
-        for r in await db.fetch(connection, "list_balances")
+        for r in await store.balances()
     ]
 
 
@@ -51,9 +51,7 @@ CHECKS = (
 )
 
 
-async def verify(connection: db.Connection) -> list[tuple[Check, list[dict[str, Any]]]]:
+async def verify(store: Store) -> list[tuple[Check, list[dict[str, Any]]]]:
     """Each check with the rows that violate it (empty when it holds)."""
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
-        return [
-            (check, [dict(r) for r in await db.fetch(connection, check.query)]) for check in CHECKS
-        ]
+    results = await store.violations([check.query for check in CHECKS])
+    return [(check, [dict(r) for r in rows]) for check, rows in zip(CHECKS, results, strict=True)]

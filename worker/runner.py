@@ -1,4 +1,4 @@
-"""`conekta-ingest work`: wire the database, the broker, the consumer and the outbox relay."""
+"""The worker process: wire the database, the broker, both consumers and the outbox relay."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from collections.abc import AsyncIterator
 
 import structlog
 from aio_pika.abc import AbstractQueue, AbstractRobustConnection
-from aiohttp import web
 
-from ingest import broker, topology
-from ingest import metrics as ingest_metrics
-from ingest.config import Settings
-from worker import db, metrics, migrations
-from worker.batching import Batcher
-from worker.consumer import OrderConsumer
+from core import backoff, broker, database, health, lifecycle, topology
+from core.errors import DatabaseUnavailable
+from core.settings import Settings
+from worker import metrics, migrations
 from worker.failures import FailureRouter
+from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
+from worker.store import Store
 from worker.unhandled import ArchiveConsumer
 
 log = structlog.get_logger(__name__)
@@ -31,38 +30,37 @@ WATCHED_QUEUES = (
 WATCH_INTERVAL = 5.0
 
 
-async def create_pool(url: str) -> db.Pool:
+async def wait_for_database(url: str) -> database.Pool:
     """Connect, waiting (and saying so) while the database is unreachable or not yet migrated:
     applying events to a schema that is not there would dead-letter them for nothing."""
     attempt = 0
     while True:
         attempt += 1
         try:
-            pool = await db.create_pool(url, max_size=4)
-        except db.DatabaseUnavailable as exc:
+            pool = await database.create_pool(url, max_size=4)
+        except DatabaseUnavailable as exc:
             log.warning("database connect failed", attempt=attempt, error=str(exc))
-            await asyncio.sleep(min(attempt, 10))
+            await asyncio.sleep(backoff.delay(attempt, base=1.0, cap=10.0))
             continue
-        async with pool.acquire() as connection:
-            missing = await migrations.pending(connection)
+        missing = await migrations.pending(pool)
         if not missing:
             return pool
         await pool.close()
         log.warning("waiting for migrations (run `conekta-ingest migrate`)", pending=missing)
-        await asyncio.sleep(min(attempt, 10))
+        await asyncio.sleep(backoff.delay(attempt, base=1.0, cap=10.0))
 
 
 @contextlib.asynccontextmanager
 async def worker_resources(
     settings: Settings,
-) -> AsyncIterator[tuple[db.Pool, AbstractRobustConnection, broker.Publisher]]:
-    pool = await create_pool(settings.database_url)
+) -> AsyncIterator[tuple[Store, AbstractRobustConnection, broker.Publisher]]:
+    pool = await wait_for_database(settings.database_url)
     consume_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker consume")
     publish_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker publish")
     publisher = broker.Publisher(publish_connection, settings.publish_timeout)
     try:
         await broker.declare_topology(consume_connection)
-        yield pool, consume_connection, publisher
+        yield Store(pool), consume_connection, publisher
     finally:
         await publisher.close()
         await consume_connection.close()
@@ -72,21 +70,30 @@ async def worker_resources(
 async def run_worker(
     settings: Settings, stop: asyncio.Event, *, serve_metrics: bool = True
 ) -> None:
-    async with worker_resources(settings) as (pool, connection, publisher):
-        relay = OutboxRelay(pool, publisher, settings.outbox_interval)
+    async with worker_resources(settings) as (store, connection, publisher):
+        relay = OutboxRelay(store, publisher, settings.outbox_interval)
         # Dead letters of both consumers go to the one DLQ on-call watches.
         failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
         size, wait = settings.batch_size, settings.batch_wait
         orders = OrderConsumer(
-            pool, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake
+            store, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake
         )
-        unhandled = ArchiveConsumer(pool, failures, batch_size=size, batch_wait=wait)
+        unhandled = ArchiveConsumer(store, failures, batch_size=size, batch_wait=wait)
         tasks = [
             asyncio.create_task(relay.run(stop), name="outbox"),
             asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
         ]
-        consumers = (orders, unhandled)
-        runner = await _start_metrics(settings, consumers, connection) if serve_metrics else None
+        checks = {
+            "database": lambda: orders.database_ok and unhandled.database_ok,
+            "broker": lambda: not connection.is_closed,
+        }
+        runner = (
+            await lifecycle.start_site(
+                health.create_app(checks), settings.host, settings.worker_metrics_port
+            )
+            if serve_metrics
+            else None
+        )
         try:
             # Either consumer failing stops the worker (loudly) rather than leaving it half alive.
             await asyncio.gather(
@@ -127,29 +134,3 @@ async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Even
             log.warning("queue watch failed", error=str(exc))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
-
-
-async def _start_metrics(
-    settings: Settings, consumers: tuple[Batcher, ...], connection: AbstractRobustConnection
-) -> web.AppRunner:
-    async def healthz(_: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
-
-    async def readyz(_: web.Request) -> web.Response:
-        checks = {
-            "database": all(c.database_ok for c in consumers),
-            "broker": not connection.is_closed,
-        }
-        ok = all(checks.values())
-        return web.json_response(
-            {"status": "ok" if ok else "unavailable", **checks}, status=200 if ok else 503
-        )
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", ingest_metrics.metrics_view)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, settings.host, settings.worker_metrics_port).start()
-    return runner

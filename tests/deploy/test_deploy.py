@@ -14,7 +14,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from ingest import topology
+from core import topology
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"

@@ -25,12 +25,15 @@ import aiohttp
 import asyncpg
 import orjson
 
-from ingest import signature, topology
-from ingest.config import Settings
-from tests.integration.conftest import bind_probe, drain, free_port
-from tests.proxy import TcpProxy
-from tests.support import order_event_document, wait_for
+from core import topology
+from core.settings import Settings
+from ingest import signature
+from testkit.events import order_event_document
+from testkit.proxy import TcpProxy
+from testkit.services import bind_probe, drain, free_port
+from testkit.wait import wait_for
 from worker import reports
+from worker.store import Store
 
 ORDERS = 1500
 SEND_RATE = 150.0  # deliveries per second, paced so the faults land mid-stream
@@ -183,7 +186,7 @@ class Worker:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "ingest",
+            "cli",
             "work",
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
@@ -252,7 +255,7 @@ async def receiver_process(env: dict[str, str], port: int) -> AsyncIterator[str]
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "ingest",
+        "cli",
         "serve",
         "--port",
         str(port),
@@ -327,7 +330,8 @@ async def test_fault_run_loses_nothing(
         await wait_for(lambda: _all_archived(db, plan), timeout=180, what="every event applied")
         await wait_for(lambda: _outbox_flushed(db), timeout=60, what="outbox flushed")
         assert await worker.stop() == 0
-        await _check(db, broker, plan, probe, tally)
+        async with Store.open(settings.database_url) as store:
+            await _check(db, broker, plan, probe, tally, store)
     finally:
         await db.close()
         for proxy in proxies.values():
@@ -343,7 +347,12 @@ async def _outbox_flushed(db: asyncpg.Connection[Any]) -> bool:
 
 
 async def _check(
-    db: asyncpg.Connection[Any], broker: Any, plan: Plan, probe: str, tally: Tally
+    db: asyncpg.Connection[Any],
+    broker: Any,
+    plan: Plan,
+    probe: str,
+    tally: Tally,
+    store: Store,
 ) -> None:
     archived = {
         r["event_id"]: r["outcome"] for r in await db.fetch("SELECT event_id, outcome FROM events")
@@ -351,10 +360,10 @@ async def _check(
     assert set(archived) == plan.unique_ids  # each event once, none lost, none invented
     statuses = dict(await db.fetch("SELECT id, status FROM orders"))
     assert statuses == plan.final_status
-    balances = {r["account"]: r["balance"] for r in await reports.balances(db)}
+    balances = {r["account"]: r["balance"] for r in await reports.balances(store)}
     assert balances == dict(plan.balances)
     assert await db.fetchval("SELECT count(*) FROM ledger_transactions") == plan.payments
-    assert all(not rows for _, rows in await reports.verify(db))
+    assert all(not rows for _, rows in await reports.verify(store))
     channel = await broker.channel()
     stuck = {}
     for name in (

@@ -13,13 +13,15 @@ import asyncpg
 import orjson
 from prometheus_client import REGISTRY
 
-from ingest import topology
-from ingest.config import Settings
-from tests.integration.conftest import balances, count, publish_events, running_worker
-from tests.integration.test_worker_process import cli, worker_process
-from tests.proxy import TcpProxy
-from tests.support import order_event, wait_for
+from core import topology
+from core.settings import Settings
+from testkit.events import order_event
+from testkit.processes import cli, worker_process
+from testkit.proxy import TcpProxy
+from testkit.services import balances, count, publish_events, running_worker
+from testkit.wait import wait_for
 from worker import reports
+from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -46,7 +48,7 @@ def via_proxy(url: str, proxy: TcpProxy) -> str:
 
 
 async def test_database_down_mid_stream_loses_and_dead_letters_nothing(
-    settings: Settings, broker: Any, db: Db
+    settings: Settings, broker: Any, db: Db, store: Store
 ) -> None:
     parts = urlsplit(settings.database_url)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5432)
@@ -79,7 +81,7 @@ async def test_database_down_mid_stream_loses_and_dead_letters_nothing(
         "conekta:fees": 45 * 1200,
         "customer:cus_pg": 1500 * 1200,
     }
-    assert all(not rows for _, rows in await reports.verify(db))
+    assert all(not rows for _, rows in await reports.verify(store))
     for name in (
         topology.ORDERS_DLQ,
         topology.ORDERS_QUEUE,

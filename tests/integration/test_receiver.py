@@ -11,11 +11,14 @@ import aiohttp
 import orjson
 import pytest
 
-from ingest import signature, topology
-from ingest.config import Settings
-from tests.integration.conftest import drain, free_port, running_receiver
-from tests.isolation import amqp_url_for, rabbitmqctl
-from tests.support import SAMPLES, order_event, wait_for
+from core import topology
+from core.errors import KeyFileError
+from core.settings import Settings
+from ingest import signature
+from testkit.events import SAMPLES, order_event
+from testkit.isolation import amqp_url_for, rabbitmqctl
+from testkit.services import drain, free_port, running_receiver
+from testkit.wait import wait_for
 
 
 async def post(url: str, body: bytes, key: Path | None, **headers: str) -> tuple[int, Any]:
@@ -218,7 +221,7 @@ async def test_no_key_refuses_to_start_unless_unsigned_is_allowed(
 ) -> None:
     from ingest.receiver import create_app
 
-    with pytest.raises(signature.KeyFileError, match="CONEKTA_WEBHOOK_KEYS"):
+    with pytest.raises(KeyFileError, match="CONEKTA_WEBHOOK_KEYS"):
         create_app(replace(settings, webhook_keys=()))
     unsigned = replace(settings, webhook_keys=(), allow_unsigned=True)
     async with running_receiver(unsigned) as url:
@@ -235,7 +238,7 @@ async def test_no_key_refuses_to_start_unless_unsigned_is_allowed(
 async def test_confirm_timeout_is_503(settings: Settings, broker: Any, private_key: Path) -> None:
     from urllib.parse import urlsplit, urlunsplit
 
-    from tests.proxy import TcpProxy
+    from testkit.proxy import TcpProxy
 
     parts = urlsplit(settings.amqp_url)
     proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
@@ -257,7 +260,8 @@ async def test_confirm_timeout_is_503(settings: Settings, broker: Any, private_k
 
 
 async def test_unroutable_publish_is_refused(settings: Settings, broker: Any) -> None:
-    from ingest.broker import Publisher, PublishFailed
+    from core.broker import Publisher
+    from core.errors import PublishFailed
 
     publisher = Publisher(broker, timeout=3)
     with pytest.raises(PublishFailed):

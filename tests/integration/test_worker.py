@@ -14,10 +14,11 @@ import orjson
 import pytest
 
 import schemas
-from ingest import topology
-from ingest.config import Settings
+from core import topology
+from core.settings import Settings
 from ingest.send import send_files
-from tests.integration.conftest import (
+from testkit.events import SAMPLES, order_event
+from testkit.services import (
     balances,
     bind_probe,
     count,
@@ -26,8 +27,9 @@ from tests.integration.conftest import (
     running_receiver,
     running_worker,
 )
-from tests.support import SAMPLES, order_event, wait_for
+from testkit.wait import wait_for
 from worker import migrations, reports
+from worker.store import Store
 
 validate_fulfillment = jsonschema_rs.validator_for(schemas.load("fulfillment.json")).validate
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -56,7 +58,7 @@ async def fulfillment_messages(broker: Any, probe: str) -> list[Any]:
 
 
 async def test_samples_end_to_end(
-    settings: Settings, broker: Any, db: Db, key_pair: tuple[Path, Path]
+    settings: Settings, broker: Any, db: Db, key_pair: tuple[Path, Path], store: Store
 ) -> None:
     probe = await bind_probe(broker, topology.FULFILLMENT_EXCHANGE)
     async with running_receiver(settings) as url, running_worker(settings):
@@ -87,7 +89,7 @@ async def test_samples_end_to_end(
         "conekta:fees": 796,
         "customer:cus_2ss5YAeTKuEr5M4fD": 20000,
     }
-    assert all(not rows for _, rows in await reports.verify(db))
+    assert all(not rows for _, rows in await reports.verify(store))
     messages = await fulfillment_messages(broker, probe)
     assert sorted(m.routing_key for m in messages) == sorted(topology.ORDER_EVENT_TYPES)
     for message in messages:
@@ -147,7 +149,7 @@ ARRIVALS = list(
 
 @pytest.mark.parametrize("batch_size", [1, 256])
 async def test_every_order_of_arrival_ends_paid_once(
-    settings: Settings, broker: Any, db: Db, batch_size: int
+    settings: Settings, broker: Any, db: Db, batch_size: int, store: Store
 ) -> None:
     probe = await bind_probe(broker, topology.FULFILLMENT_EXCHANGE)
     bodies = []
@@ -177,7 +179,7 @@ async def test_every_order_of_arrival_ends_paid_once(
     applied = await count(db, "SELECT count(*) FROM events WHERE outcome = 'applied'")
     messages = await fulfillment_messages(broker, probe)
     assert len(messages) == applied == len({m.message_id for m in messages})
-    assert all(not rows for _, rows in await reports.verify(db))
+    assert all(not rows for _, rows in await reports.verify(store))
 
 
 async def test_a_declined_order_can_become_paid_but_never_back(
@@ -199,7 +201,9 @@ async def test_a_declined_order_can_become_paid_but_never_back(
     assert outcomes == ["applied", "applied", "stale"]
 
 
-async def test_two_workers_on_one_hot_account(settings: Settings, broker: Any, db: Db) -> None:
+async def test_two_workers_on_one_hot_account(
+    settings: Settings, broker: Any, db: Db, store: Store
+) -> None:
     n = 1500
     bodies = [
         order_event("order.paid", f"ord_hot{i}", amount=1000 + i % 7, fee=30, customer_id="cus_hot")
@@ -222,7 +226,7 @@ async def test_two_workers_on_one_hot_account(settings: Settings, broker: Any, d
         "customer:cus_hot": total,
     }
     assert await count(db, "SELECT count(*) FROM ledger_transactions") == n
-    assert all(not rows for _, rows in await reports.verify(db))
+    assert all(not rows for _, rows in await reports.verify(store))
 
 
 async def test_permanent_failure_is_dead_lettered_and_touches_nothing(
@@ -252,7 +256,7 @@ async def test_migrations_apply_once_even_concurrently(template_database: str) -
     import asyncio
     import uuid
 
-    from tests.isolation import database_url_for, drop_database
+    from testkit.isolation import database_url_for, drop_database
 
     name = f"conekta_test_migrate_{uuid.uuid4().hex[:8]}"
     url = database_url_for(name)
@@ -265,8 +269,8 @@ async def test_migrations_apply_once_even_concurrently(template_database: str) -
 
 
 def test_message_ids_are_stable() -> None:
-    from worker.fulfillment import message_id
-    from worker.order_event import parse_order_event
+    from domain.fulfillment import message_id
+    from domain.order_event import parse_order_event
 
     event = parse_order_event(order_event("order.paid", "ord_s", event_id="a" * 24))
     assert message_id(event) == "ful_ord_s_" + "a" * 24

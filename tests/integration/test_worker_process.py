@@ -4,76 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import signal
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
 import orjson
 
-from ingest import topology
-from ingest.config import Settings
-from tests.integration.conftest import (
-    balances,
-    bind_probe,
-    count,
-    drain,
-    publish_events,
-    running_worker,
-)
-from tests.support import order_event, wait_for
+from core import topology
+from core.settings import Settings
+from testkit.events import order_event
+from testkit.processes import cli, worker_process
+from testkit.services import balances, bind_probe, count, drain, publish_events, running_worker
+from testkit.wait import wait_for
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
-
-
-def worker_env(settings: Settings) -> dict[str, str]:
-    return {
-        **os.environ,
-        "DATABASE_URL": settings.database_url,
-        "AMQP_URL": settings.amqp_url,
-        "CONEKTA_INGEST_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
-        "CONEKTA_INGEST_BATCH_SIZE": "64",
-        "CONEKTA_INGEST_LOG_LEVEL": "warning",
-    }
-
-
-@asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ingest",
-        "work",
-        env=worker_env(settings),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
-        yield process
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-
-
-async def cli(settings: Settings, *args: str) -> tuple[int, str]:
-    """Runs `conekta-ingest ARGS`: (exit code, stdout), and stderr too when it failed."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "ingest",
-        *args,
-        env=worker_env(settings),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    text = out.decode() if process.returncode == 0 else out.decode() + err.decode()
-    return process.returncode, text
 
 
 async def test_sigkill_mid_batch_loses_nothing_and_applies_nothing_twice(

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from ingest.cli import build_parser
-from worker.cli import parse_time
+from cli.main import build_parser
+from cli.tools import parse_time
 
 COMMANDS = [
     ["serve"],
@@ -54,7 +54,7 @@ def test_parse_time_refuses_garbage() -> None:
 
 
 def test_flags_override_env() -> None:
-    from ingest.cli import settings_from
+    from cli.main import settings_from
 
     args = build_parser().parse_args(["serve", "--port", "9999", "--keys", "a.pem,b.pem"])
     settings = settings_from(args)

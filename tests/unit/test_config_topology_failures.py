@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from ingest import topology
-from ingest.config import ConfigError, load_settings
+from core import topology
+from core.errors import ConfigError
+from core.settings import load_settings
 from worker.failures import ATTEMPTS, FIRST_FAILED_AT, failure_headers, retry_delay_ms
 
 

@@ -5,8 +5,9 @@ from typing import Any
 import orjson
 import pytest
 
-from ingest.event import InvalidEvent, parse_event
-from tests.support import SAMPLES, changed_paid_event, order_of
+from core.errors import InvalidEvent
+from ingest.event import parse_event
+from testkit.events import SAMPLES, changed_paid_event, order_of
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.name)

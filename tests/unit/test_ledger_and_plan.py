@@ -5,11 +5,12 @@ from typing import Any
 
 import orjson
 
-from tests.support import order_event
-from worker import ledger
-from worker.order_event import PaidCharge, parse_order_event
-from worker.order_state import OrderState
-from worker.plan import REDELIVERED, Incoming, plan_batch
+from domain import ledger
+from domain.order_event import PaidCharge, parse_order_event
+from domain.order_state import OrderState
+from domain.outcome import Outcome
+from domain.plan import Incoming, plan_batch
+from testkit.events import order_event
 
 
 def incoming(event_type: str, order_id: str, **kwargs: Any) -> Incoming:
@@ -37,7 +38,7 @@ def test_plan_new_order_then_duplicates() -> None:
     again = Incoming(paid.event, paid.body, None)
     other_id_same_money = incoming("order.paid", "ord_a", event_id="b" * 24)
     plan = plan_batch([paid, again, other_id_same_money], {}, [])
-    assert plan.outcomes == ["applied", REDELIVERED, "duplicate"]
+    assert plan.outcomes == ["applied", Outcome.REDELIVERED, "duplicate"]
     assert list(plan.new_orders) == ["ord_a"]
     assert list(plan.postings) == ["payment:ord_a:ch_ord_a"]  # one posting for one charge
     assert len(plan.messages) == 1
@@ -47,7 +48,7 @@ def test_plan_new_order_then_duplicates() -> None:
 def test_plan_archived_ids_are_redeliveries() -> None:
     paid = incoming("order.paid", "ord_a")
     plan = plan_batch([paid], {}, [paid.event.event_id])
-    assert plan.outcomes == [REDELIVERED]
+    assert plan.outcomes == [Outcome.REDELIVERED]
     assert not plan.archive and not plan.postings and not plan.messages
 
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support import order_event
-from worker.order_event import parse_order_event
-from worker.order_state import OrderState
-from worker.plan import Incoming, plan_batch
+from domain.order_event import parse_order_event
+from domain.order_state import OrderState
+from domain.plan import Incoming, plan_batch
+from testkit.events import order_event
 
 TYPES = ["order.pending_payment", "order.declined", "order.paid"]
 
@@ -76,7 +76,8 @@ def test_any_arrival_converges(delivery: tuple[list[Incoming], list[int]]) -> No
 
 def test_ties_are_broken_by_event_id() -> None:
     at = datetime(2026, 1, 1, tzinfo=UTC)
-    from worker.order_state import Outcome, decide
+    from domain.order_state import decide
+    from domain.outcome import Outcome
 
     current = OrderState("declined", "b" * 24, at)
     assert decide(current, "pending_payment", at, "a" * 24) is Outcome.STALE

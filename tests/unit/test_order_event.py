@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support import SAMPLES, changed_paid_event, order_event, order_of
-from worker.order_event import UnapplicableEvent, customer_key, parse_order_event
+from core.errors import UnapplicableEvent
+from domain.order_event import customer_key, parse_order_event
+from testkit.events import SAMPLES, changed_paid_event, order_event, order_of
 
 
 def test_sample_paidorder_of() -> None:

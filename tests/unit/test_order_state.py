@@ -4,7 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from worker.order_state import OrderState, Outcome, decide
+from domain.order_state import OrderState, decide
+from domain.outcome import Outcome
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 LATER = datetime(2026, 1, 2, tzinfo=UTC)

@@ -3,23 +3,42 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from worker import db
+import pytest
 
-WORKER = Path(db.__file__).parent
+from worker import store
+from worker.store import compile_query
+
+WORKER = Path(store.__file__).parent
+ROOT = WORKER.parent
+
+
+def _sources() -> str:
+    return "".join(p.read_text() for p in ROOT.glob("*/*.py") if p.parts[-2] != "tests")
 
 
 def test_every_named_query_used_exists() -> None:
-    used: set[str] = set()
-    for path in WORKER.glob("*.py"):
-        text = path.read_text()
-        used |= set(re.findall(r'db\.(?:fetch|execute)\(\s*\w+,\s*"(\w+)"', text))
-        used |= set(re.findall(r'QUERIES\["(\w+)"\]', text))
-        used |= set(re.findall(r'Check\("(\w+)"', text))
+    text = _sources()
+    used = set(re.findall(r'_(?:fetch|fetchrow|execute|read)\(\s*(?:\w+,\s*)?"(\w+)"', text))
+    used |= set(re.findall(r'Check\("(\w+)"', text))
     assert used, "no query names found"
-    assert used <= set(db.QUERIES), used - set(db.QUERIES)
+    assert used <= set(store.QUERIES), used - set(store.QUERIES)
 
 
 def test_no_query_is_dead() -> None:
-    text = "".join(p.read_text() for p in WORKER.glob("*.py"))
-    dead = [name for name in db.QUERIES if f'"{name}"' not in text]
+    text = _sources()
+    dead = [name for name in store.QUERIES if f'"{name}"' not in text]
     assert not dead
+
+
+def test_named_parameters_become_positional_once_each() -> None:
+    query = compile_query("SELECT :a::text[], 'x:y', :b, :a WHERE c::int = :b")
+    assert query.sql == "SELECT $1::text[], 'x:y', $2, $1 WHERE c::int = $2"
+    assert query.args({"b": 2, "a": 1}) == [1, 2]
+    with pytest.raises(TypeError):
+        query.args({"a": 1})
+
+
+def test_only_the_store_runs_named_queries() -> None:
+    for path in ROOT.glob("*/*.py"):
+        if path.name != "store.py" and path.parts[-2] not in {"tests", "testkit", "bench"}:
+            assert "QUERIES" not in path.read_text(), path

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pytest
 
+from core.errors import KeyFileError
 from ingest import signature
-from tests.support import FIXTURES
+from testkit.events import FIXTURES
 
 VECTOR = FIXTURES / "signature"
 
@@ -59,7 +60,7 @@ def test_sign_then_verify_and_rotation(tmp_path: Path) -> None:
 def test_bad_key_files_are_reported(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("not a key")
-    with pytest.raises(signature.KeyFileError, match="garbage.pem"):
+    with pytest.raises(KeyFileError, match="garbage.pem"):
         signature.load_public_keys([garbage])
-    with pytest.raises(signature.KeyFileError, match="missing.pem"):
+    with pytest.raises(KeyFileError, match="missing.pem"):
         signature.load_public_keys([tmp_path / "missing.pem"])

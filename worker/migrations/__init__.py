@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-from worker import db
+from core import database
 
 _LOCK_KEY = 0x636F6E656B7461  # "conekta"
 
@@ -28,8 +28,8 @@ def available() -> list[tuple[str, str]]:
 
 async def migrate(url: str) -> list[str]:
     """Create the database if missing and apply pending migrations; returns those applied."""
-    await db.ensure_database(url)
-    connection = await db.connect(url)
+    await database.ensure_database(url)
+    connection = await database.connect(url)
     try:
         await connection.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
         await connection.execute(_CREATE_TABLE)
@@ -47,12 +47,13 @@ async def migrate(url: str) -> list[str]:
         await connection.close()  # closing the session releases the advisory lock
 
 
-async def pending(connection: db.Connection) -> list[str]:
-    """Migrations not yet applied to the database behind `connection`."""
-    exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    done = (
-        {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
-        if exists
-        else set()
-    )
+async def pending(pool: database.Pool) -> list[str]:
+    """Migrations not yet applied to the database behind `pool`."""
+    async with pool.acquire() as connection:
+        exists = await connection.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+        done = (
+            {r["name"] for r in await connection.fetch("SELECT name FROM schema_migrations")}
+            if exists
+            else set()
+        )
     return [name for name, _ in available() if name not in done]

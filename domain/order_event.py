@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from core.errors import UnapplicableEvent
+
 # Event type -> the order status it announces.
 STATUS_BY_TYPE = {
     "order.paid": "paid",
@@ -19,10 +21,6 @@ STATUS_BY_TYPE = {
     "order.declined": "declined",
 }
 KNOWN_CURRENCIES = frozenset({"MXN", "USD"})
-
-
-class UnapplicableEvent(ValueError):
-    """A permanent failure: retrying cannot help."""
 
 
 @dataclass(frozen=True)

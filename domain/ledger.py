@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from worker.order_event import OrderEvent, PaidCharge
+from domain.order_event import OrderEvent, PaidCharge
 
 RECEIVABLE = "conekta:receivable"
 FEES = "conekta:fees"

@@ -1,4 +1,5 @@
-"""The worker's commands of `conekta-ingest`: work, orders, ledger."""
+"""The one-shot commands: keys, send, orders, ledger, dlq, events. Printing only; the actions
+live in ingest/ and worker/ (the console's API calls the same functions)."""
 
 from __future__ import annotations
 
@@ -7,20 +8,21 @@ import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
-from ingest.config import Settings
-from worker import archive, db, dlq, reports
+from core.settings import Settings
+from ingest import signature
+from ingest.send import send_files
+from worker import archive, dlq, reports
+from worker.store import Store
 
 T = TypeVar("T")
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    work = sub.add_parser("work", parents=[common], help="consume and apply order events")
-    work.set_defaults(handler=cmd_work)
-
     orders = sub.add_parser("orders", help="read orders")
     orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="COMMAND")
     show = orders_sub.add_parser("show", parents=[common], help="one order and its events")
@@ -102,21 +104,23 @@ def parse_time(value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.cli import stop_on_signals
-    from worker.runner import run_worker
-
-    await run_worker(settings, stop_on_signals())
+async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
+    private, public = signature.generate_key_pair(args.dir, args.name)
+    print(f"private key (signs, for `send`): {private}")
+    print(f"public key (verifies, for CONEKTA_WEBHOOK_KEYS): {public}")
     return 0
 
 
-async def _read(settings: Settings, query: Callable[[db.Connection], Awaitable[T]]) -> T:
-    """Run one read against the database on a connection of its own."""
-    connection = await db.connect(settings.database_url)
-    try:
-        return await query(connection)
-    finally:
-        await connection.close()
+async def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
+    files: list[Path] = args.files
+    failures = await send_files(files, args.url, args.key)
+    return 1 if failures else 0
+
+
+async def _read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
+    """Run one read against the database on a store of its own."""
+    async with Store.open(settings.database_url, max_size=1) as store:
+        return await query(store)
 
 
 def _print_json(value: object) -> None:
@@ -131,18 +135,9 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         _print_json(order)
         return 0
-    for key in (
-        "id",
-        "status",
-        "amount",
-        "currency",
-        "customer_key",
-        "livemode",
-        "last_event_id",
-        "last_event_created_at",
-        "updated_at",
-    ):
-        print(f"{key:22} {order[key]}")
+    for key, value in order.items():
+        if key != "events":
+            print(f"{key:22} {value}")
     print("events:")
     for event in order["events"]:
         print(
@@ -269,15 +264,12 @@ async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
     selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
-    pool = await db.create_pool(settings.database_url, max_size=2)
 
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
-    try:
-        totals = await archive.replay(pool, selection, progress)
-    finally:
-        await pool.close()
+    async with Store.open(settings.database_url) as store:
+        totals = await archive.replay(store, selection, progress)
     if args.json:
         _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:

@@ -7,12 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.errors import ConfigError
+
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
-
-
-class ConfigError(ValueError):
-    """A setting has a value the service cannot run with."""
 
 
 @dataclass(frozen=True)

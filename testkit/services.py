@@ -1,42 +1,26 @@
-"""Real PostgreSQL, RabbitMQ and HTTP, isolated cheaply.
-
-Each run migrates one template database; each test gets its own database cloned from it and its
-own RabbitMQ vhost, so tests and concurrent runs never see each other's data.
-"""
+"""Real services for tests and benchmarks: a receiver or worker in this process, queue probes,
+and small reads of the ledger."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import socket
 import uuid
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aio_pika
 import aiohttp
 import asyncpg
-import pytest
+import orjson
 from aiohttp import web
 
-from ingest import receiver, signature, topology
-from ingest.broker import declare_topology
-from ingest.config import Settings
-from tests.isolation import (
-    clone_database,
-    create_vhost,
-    database_url_for,
-    delete_vhost,
-    drop_database,
-)
-from tests.support import wait_for
-from worker import migrations
+from core import topology
+from core.settings import Settings
+from ingest import receiver
+from testkit.wait import wait_for
 from worker.runner import run_worker
-
-RUN_ID = uuid.uuid4().hex[:8]
-_counter = itertools.count()
 
 
 def free_port() -> int:
@@ -44,63 +28,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
-
-
-@pytest.fixture(scope="session")
-async def template_database() -> AsyncIterator[str]:
-    name = f"conekta_test_{RUN_ID}_template"
-    await migrations.migrate(database_url_for(name))
-    yield name
-    await drop_database(name)
-
-
-@pytest.fixture
-async def database_url(template_database: str) -> AsyncIterator[str]:
-    name = f"conekta_test_{RUN_ID}_{next(_counter)}"
-    yield await clone_database(name, template_database)
-    await drop_database(name)
-
-
-@pytest.fixture
-async def amqp_url() -> AsyncIterator[str]:
-    vhost = f"conekta-test-{RUN_ID}-{next(_counter)}"
-    yield await create_vhost(vhost)
-    await delete_vhost(vhost)
-
-
-@pytest.fixture(scope="session")
-def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return signature.generate_key_pair(tmp_path_factory.mktemp("keys"), "test")
-
-
-@pytest.fixture
-def settings(database_url: str, amqp_url: str, key_pair: tuple[Path, Path]) -> Settings:
-    return Settings(
-        database_url=database_url,
-        amqp_url=amqp_url,
-        webhook_keys=(key_pair[1],),
-        port=free_port(),
-        worker_metrics_port=free_port(),
-        batch_wait=0.01,
-        outbox_interval=0.2,
-        publish_timeout=3.0,
-    )
-
-
-@pytest.fixture
-async def broker(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
-    """A connection to the test vhost with the topology declared."""
-    connection = await aio_pika.connect_robust(settings.amqp_url)
-    await declare_topology(connection)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 @contextlib.asynccontextmanager
@@ -157,15 +84,10 @@ async def bind_probe(
     return queue.name
 
 
-__all__ = ["bind_probe", "drain", "running_receiver", "running_worker", "topology"]
-
-
 async def publish_events(
     connection: aio_pika.abc.AbstractRobustConnection, bodies: list[bytes]
 ) -> None:
     """Publish as the receiver does (persistent, confirmed, routed by type), without HTTP."""
-    import orjson
-
     channel = await connection.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
     await asyncio.gather(

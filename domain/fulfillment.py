@@ -7,7 +7,7 @@ from typing import Any
 
 import orjson
 
-from worker.order_event import OrderEvent
+from domain.order_event import OrderEvent
 
 SCHEMA_VERSION = 1
 

@@ -1,6 +1,6 @@
 """What a batch of order events changes, decided in memory against the locked order states; pure.
 
-The database work (worker/apply.py) only writes what the plan says.
+The database work (worker/store.py, `Store.apply_batch`) only writes what the plan says.
 """
 
 from __future__ import annotations
@@ -9,12 +9,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from worker import fulfillment, ledger
-from worker.order_event import OrderEvent
-from worker.order_state import OrderState, Outcome, decide, is_newer
-
-# Outcome of an event whose id is already archived (a redelivery or resend): nothing to do.
-REDELIVERED = "redelivered"
+from domain import fulfillment, ledger
+from domain.archive import ArchiveRow
+from domain.order_event import OrderEvent
+from domain.order_state import OrderState, decide, is_newer
+from domain.outcome import Outcome
 
 
 @dataclass(frozen=True)
@@ -22,6 +21,18 @@ class Incoming:
     event: OrderEvent
     body: bytes
     received_at: datetime | None
+
+    @property
+    def event_id(self) -> str:
+        return self.event.event_id
+
+    @property
+    def type(self) -> str:
+        return self.event.type
+
+    @property
+    def order_id(self) -> str:
+        return self.event.order_id
 
 
 @dataclass
@@ -39,23 +50,9 @@ class OrderRow:
         return OrderState(self.status, self.last_event_id, self.last_event_created_at)
 
 
-@dataclass(frozen=True)
-class ArchiveRow:
-    """One event as the archive stores it."""
-
-    event_id: str
-    type: str
-    order_id: str | None
-    livemode: bool
-    created_at: datetime
-    received_at: datetime | None
-    outcome: str
-    body: bytes
-
-
 @dataclass
 class Plan:
-    outcomes: list[str] = field(default_factory=list)  # per incoming, in order
+    outcomes: list[Outcome] = field(default_factory=list)  # per incoming, in order
     new_orders: dict[str, OrderRow] = field(default_factory=dict)
     changed_orders: dict[str, OrderRow] = field(default_factory=dict)
     postings: dict[str, ledger.Posting] = field(default_factory=dict)  # by business key
@@ -74,12 +71,12 @@ def plan_batch(
     for item in items:
         event = item.event
         if event.event_id in seen:
-            plan.outcomes.append(REDELIVERED)
+            plan.outcomes.append(Outcome.REDELIVERED)
             continue
         seen.add(event.event_id)
         state = states.get(event.order_id)
         outcome = decide(state, event.status, event.created_at, event.event_id)
-        plan.outcomes.append(outcome.value)
+        plan.outcomes.append(outcome)
         plan.archive.append(_archive_row(item, outcome))
         for posting in ledger.payment_postings(event):
             plan.postings.setdefault(posting.business_key, posting)
@@ -109,7 +106,7 @@ def _archive_row(item: Incoming, outcome: Outcome) -> ArchiveRow:
         event.livemode,
         event.created_at,
         item.received_at,
-        outcome.value,
+        outcome,
         item.body,
     )
 

@@ -1,53 +1,27 @@
-"""The one module that imports asyncpg: pools, named queries, and driver errors made ours."""
+"""The one module that imports asyncpg: connections, pools, transactions, and driver errors
+turned into the project's own (core.errors). SQL itself lives in the worker's store.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
-from importlib import resources
-from typing import Any, TypeAlias
+from typing import TypeAlias, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import structlog
 from asyncpg.pool import PoolConnectionProxy
 
-log = structlog.get_logger(__name__)
+from core.errors import DatabaseUnavailable, DataRejected, TransientDatabaseError
 
 Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 Pool = asyncpg.Pool
 Record = asyncpg.Record
-
-_QUERY_HEADER = re.compile(r"^-- (\w+): .+$", re.MULTILINE)
-
-
-def _load_queries() -> dict[str, str]:
-    text = resources.files("worker").joinpath("queries.sql").read_text()
-    parts = _QUERY_HEADER.split(text)
-    # parts = [preamble, name1, body1, name2, body2, ...]
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
-
-
-QUERIES = _load_queries()
-
-
-class DatabaseError(Exception):
-    """Base of the errors this project raises for database trouble."""
-
-
-class TransientDatabaseError(DatabaseError):
-    """Worth retrying as it is: a deadlock, a serialization failure, a lost connection."""
-
-
-class DatabaseUnavailable(TransientDatabaseError):
-    """Cannot reach the database at all: stop taking work until it is back."""
-
-
-class DataRejected(DatabaseError):
-    """The database refuses this data for good (a CHECK, a type, a value out of range)."""
-
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
 
 _UNAVAILABLE = (
     OSError,
@@ -66,7 +40,6 @@ _TRANSIENT = (
     asyncpg.exceptions.LockNotAvailableError,
     asyncpg.exceptions.QueryCanceledError,
 )
-
 _REJECTED = (
     asyncpg.exceptions.IntegrityConstraintViolationError,
     asyncpg.exceptions.DataError,
@@ -84,6 +57,17 @@ def translate(exc: BaseException) -> BaseException:
     return exc
 
 
+async def translated(operation: Awaitable[T]) -> T:
+    """Await `operation`, raising the project's errors instead of the driver's."""
+    try:
+        return await operation
+    except Exception as exc:
+        ours = translate(exc)
+        if ours is exc:
+            raise
+        raise ours from exc
+
+
 @asynccontextmanager
 async def transaction(pool: Pool) -> AsyncIterator[Connection]:
     """A connection in a transaction; driver errors come out translated."""
@@ -91,36 +75,22 @@ async def transaction(pool: Pool) -> AsyncIterator[Connection]:
         async with pool.acquire() as connection, connection.transaction():
             yield connection
     except Exception as exc:
-        translated = translate(exc)
-        if translated is exc:
+        ours = translate(exc)
+        if ours is exc:
             raise
-        raise translated from exc
+        raise ours from exc
 
 
 async def create_pool(url: str, *, min_size: int = 1, max_size: int = 8) -> Pool:
-    try:
-        pool = await asyncpg.create_pool(
-            url, min_size=min_size, max_size=max_size, command_timeout=60
-        )
-    except Exception as exc:
-        translated = translate(exc)
-        if translated is exc:
-            raise
-        raise translated from exc
+    pool = await translated(
+        asyncpg.create_pool(url, min_size=min_size, max_size=max_size, command_timeout=60)
+    )
     assert pool is not None
     return pool
 
 
 async def connect(url: str) -> Connection:
-    return await asyncpg.connect(url)
-
-
-async def fetch(connection: Connection, name: str, *args: Any) -> list[Record]:
-    return await connection.fetch(QUERIES[name], *args)
-
-
-async def execute(connection: Connection, name: str, *args: Any) -> str:
-    return await connection.execute(QUERIES[name], *args)
+    return await translated(asyncpg.connect(url))
 
 
 async def ensure_database(url: str) -> bool:

@@ -20,19 +20,16 @@ from aio_pika.abc import (
 )
 from aio_pika.exceptions import AMQPError
 
-from ingest import topology
+from core import backoff, topology
+from core.errors import PublishFailed
 
 log = structlog.get_logger(__name__)
-
-
-class PublishFailed(RuntimeError):
-    """The broker did not confirm the message: treat it as not stored."""
 
 
 async def connect(
     url: str, name: str, *, attempts: int = 0, delay: float = 1.0
 ) -> AbstractRobustConnection:
-    """Connect, retrying with a capped delay (forever when attempts == 0); logs each failure."""
+    """Connect, retrying with backoff (forever when attempts == 0); logs each failure."""
     attempt = 0
     while True:
         attempt += 1
@@ -44,7 +41,7 @@ async def connect(
             if attempts and attempt >= attempts:
                 raise
             log.warning("broker connect failed", connection=name, attempt=attempt, error=str(exc))
-            await asyncio.sleep(min(delay * attempt, 10.0))
+            await asyncio.sleep(backoff.delay(attempt, base=delay, cap=10.0))
             continue
         log.info("broker connected", connection=name)
         return connection

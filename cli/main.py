@@ -1,24 +1,19 @@
-"""The `conekta-ingest` command: argument parsing and wiring only; the work lives elsewhere."""
+"""`conekta-ingest`: the parser of every command, settings from env and flags, and dispatch."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import structlog
-from aiohttp import web
-
-from ingest import broker, receiver, signature
-from ingest.config import ConfigError, Settings, load_settings
-from ingest.logs import configure_logging
-
-log = structlog.get_logger(__name__)
+from cli import service, tools
+from core import lifecycle
+from core.errors import ConfigError, KeyFileError
+from core.logs import configure_logging
+from core.settings import Settings, load_settings
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -63,18 +58,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the HTTP receiver")
     _receiver_flags(serve)
-    serve.set_defaults(handler=cmd_serve)
+    serve.set_defaults(handler=service.cmd_serve)
 
     run = sub.add_parser(
         "run", parents=[common], help="receiver and worker in one process (one box, demos)"
     )
     _receiver_flags(run)
-    run.set_defaults(handler=cmd_run)
+    run.set_defaults(handler=service.cmd_run)
 
     migrate = sub.add_parser(
         "migrate", parents=[common], help="declare the broker topology and migrate the database"
     )
-    migrate.set_defaults(handler=cmd_migrate)
+    migrate.set_defaults(handler=service.cmd_migrate)
 
     keys = sub.add_parser("keys", help="development key pairs")
     keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
@@ -83,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     generate.add_argument("--dir", type=Path, default=Path(".dev/keys"), help="output folder")
     generate.add_argument("--name", default="conekta-dev", help="file name stem")
-    generate.set_defaults(handler=cmd_keys_generate)
+    generate.set_defaults(handler=tools.cmd_keys_generate)
 
     send = sub.add_parser(
         "send", parents=[common], help="sign event files as Conekta does and post them"
@@ -91,11 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     send.add_argument("files", nargs="+", type=Path, metavar="FILE")
     send.add_argument("--url", default="http://127.0.0.1:8080/webhooks/conekta")
     send.add_argument("--key", type=Path, help="private key PEM to sign with (omit: unsigned)")
-    send.set_defaults(handler=cmd_send)
+    send.set_defaults(handler=tools.cmd_send)
 
-    from worker import cli as worker_cli  # the worker adds its own commands
-
-    worker_cli.add_commands(sub, common)
+    work = sub.add_parser("work", parents=[common], help="consume and apply order events")
+    work.set_defaults(handler=service.cmd_work)
+    tools.add_commands(sub, common)
     return parser
 
 
@@ -114,89 +109,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(os.environ, overrides)
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT: the process then drains and exits."""
-    stop = asyncio.Event()
-
-    def stopping() -> None:
-        log.info("stop signal received")
-        stop.set()
-
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stopping)
-    return stop
-
-
-async def serve_app(app: web.Application, settings: Settings, stop: Awaitable[object]) -> None:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
-    await site.start()
-    log.info(
-        "receiver listening", url=f"http://{settings.host}:{settings.port}{receiver.WEBHOOK_PATH}"
-    )
-    try:
-        await stop
-    finally:
-        await runner.cleanup()
-
-
-async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    stop = stop_on_signals()
-    await serve_app(receiver.create_app(settings), settings, stop.wait())
-    return 0
-
-
-async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.runner import run_worker
-
-    stop = stop_on_signals()
-    app = receiver.create_app(settings)
-    await asyncio.gather(
-        serve_app(app, settings, stop.wait()),
-        run_worker(settings, stop, serve_metrics=False),
-    )
-    return 0
-
-
-async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
-    from worker import migrations
-
-    connection = await broker.connect(settings.amqp_url, "conekta-ingest migrate", attempts=5)
-    try:
-        await broker.declare_topology(connection)
-    finally:
-        await connection.close()
-    print("broker topology declared")
-    applied = await migrations.migrate(settings.database_url)
-    print(f"database migrated ({len(applied)} migration(s) applied: {', '.join(applied) or '-'})")
-    return 0
-
-
-async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
-    private, public = signature.generate_key_pair(args.dir, args.name)
-    print(f"private key (signs, for `send`): {private}")
-    print(f"public key (verifies, for CONEKTA_WEBHOOK_KEYS): {public}")
-    return 0
-
-
-async def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.send import send_files
-
-    failures = await send_files(args.files, args.url, args.key)
-    return 1 if failures else 0
-
-
-SERVICES = {cmd_serve, cmd_run, cmd_migrate}
-
-
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     """Services log at the configured level; one-shot tools only warnings unless asked."""
-    from worker.cli import cmd_work
-
     asked = args.__dict__.get("log_level") or os.environ.get("CONEKTA_INGEST_LOG_LEVEL")
-    if asked or args.handler in SERVICES | {cmd_work}:
+    if asked or args.handler in service.SERVICES:
         return settings.log_level
     return "warning"
 
@@ -211,17 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings.log_format, _log_level(args, settings))
     handler: Command = args.handler
     try:
-        return _run(handler(args, settings))
-    except (signature.KeyFileError, ConfigError) as exc:
+        return lifecycle.run(handler(args, settings))
+    except (KeyFileError, ConfigError) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-def _run(coroutine: Awaitable[int]) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is optional off Linux
-        return asyncio.run(coroutine)  # type: ignore[arg-type]
-    return uvloop.run(coroutine)  # type: ignore[arg-type]

@@ -1,11 +1,9 @@
-"""Helpers shared by the tests: event builders, signing, and waiting on conditions."""
+"""Conekta-like event builders for tests and benchmarks."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +11,7 @@ import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = ROOT / "examples" / "events"
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = ROOT / "tests" / "fixtures"
 
 CHARGE_STATUS = {
     "order.paid": "paid",
@@ -79,19 +77,6 @@ def order_event_document(
 
 def order_event(event_type: str, order_id: str, **kwargs: Any) -> bytes:
     return orjson.dumps(order_event_document(event_type, order_id, **kwargs))
-
-
-async def wait_for(
-    condition: Callable[[], Awaitable[bool]], timeout: float = 20.0, what: str = "condition"
-) -> None:
-    """Poll `condition` until true; fail after `timeout` seconds. Polling, not sleeping blindly."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if await condition():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 def order_of(document: dict[str, Any]) -> dict[str, Any]:

@@ -8,15 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
+
+from domain.outcome import Outcome
 
 FINAL_STATUSES = frozenset({"paid"})
-
-
-class Outcome(StrEnum):
-    APPLIED = "applied"  # the order changed
-    DUPLICATE = "duplicate"  # same change as already applied (another event id, same status)
-    STALE = "stale"  # older than, or overruled by, what the order already shows
 
 
 @dataclass(frozen=True)

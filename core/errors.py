@@ -1,0 +1,64 @@
+"""Every error the project raises, under one base, in the two branches the retry code uses.
+
+- `TransientError`: worth trying again as it is (a lost connection, a deadlock, a broker that did
+  not confirm). Retried with backoff; after too many attempts, dead-lettered.
+- `PermanentError`: retrying cannot help (an event the ledger cannot apply, data the database
+  refuses). Dead-lettered at once, with the reason.
+
+Other errors (bad configuration, a key file) are for people, not for retries: they sit directly
+under the base and end the command with a clear message.
+"""
+
+from __future__ import annotations
+
+
+class ConektaIngestError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class TransientError(ConektaIngestError):
+    """Worth retrying as it is."""
+
+
+class PermanentError(ConektaIngestError):
+    """Retrying cannot help: dead-letter with the reason."""
+
+
+class ConfigError(ConektaIngestError, ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+class KeyFileError(ConektaIngestError, ValueError):
+    """A key file is missing or is not the kind of key expected."""
+
+
+class PublishFailed(TransientError):
+    """The broker did not confirm the message: treat it as not stored."""
+
+
+class TransientDatabaseError(TransientError):
+    """A deadlock, a serialization failure, a lock timeout: retry the transaction."""
+
+
+class DatabaseUnavailable(TransientDatabaseError):
+    """Cannot reach the database at all: hold the work until it is back."""
+
+
+class DataRejected(PermanentError):
+    """The database refuses this data for good (a CHECK, a type, a value out of range)."""
+
+
+class UnapplicableEvent(PermanentError):
+    """An event the ledger cannot apply (unknown currency, paid more than the order, ...)."""
+
+
+class InvalidEvent(PermanentError, ValueError):
+    """The body is not an event the service can take; the message says why, naming the field."""
+
+
+class StopRequested(ConektaIngestError):
+    """Asked to stop while waiting for the database: leave the work to be redelivered."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    return isinstance(exc, PermanentError)

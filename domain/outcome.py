@@ -1,0 +1,13 @@
+"""Every outcome the archive can record for an event: one enum, one home."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    APPLIED = "applied"  # the order changed
+    DUPLICATE = "duplicate"  # same change as already applied (another event id, same status)
+    STALE = "stale"  # older than, or overruled by, what the order already shows
+    REDELIVERED = "redelivered"  # the event id is archived already (a redelivery or a resend)
+    IGNORED = "ignored"  # no handler for this type yet: archived, replayable later

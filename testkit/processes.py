@@ -1,0 +1,58 @@
+"""The `conekta-ingest` command as a real process, for tests that kill or signal it."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from core.settings import Settings
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DATABASE_URL": settings.database_url,
+        "AMQP_URL": settings.amqp_url,
+        "CONEKTA_INGEST_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
+        "CONEKTA_INGEST_BATCH_SIZE": "64",
+        "CONEKTA_INGEST_LOG_LEVEL": "warning",
+    }
+
+
+@asynccontextmanager
+async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        "work",
+        env=worker_env(settings),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield process
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+async def cli(settings: Settings, *args: str) -> tuple[int, str]:
+    """Runs `conekta-ingest ARGS`: (exit code, stdout), and stderr too when it failed."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli",
+        *args,
+        env=worker_env(settings),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode is not None
+    text = out.decode() if process.returncode == 0 else out.decode() + err.decode()
+    return process.returncode, text

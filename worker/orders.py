@@ -1,0 +1,43 @@
+"""The order events consumer: decode an order event, apply a batch through the store."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from domain.order_event import parse_order_event
+from domain.outcome import Outcome
+from domain.plan import Incoming
+from worker import metrics
+from worker.consumer import Consumer, received_at
+from worker.failures import FailureRouter
+from worker.store import Store
+
+
+class OrderConsumer(Consumer[Incoming]):
+    def __init__(
+        self,
+        store: Store,
+        failures: FailureRouter,
+        *,
+        batch_size: int,
+        batch_wait: float,
+        on_commit: Callable[[], None] = lambda: None,
+    ) -> None:
+        super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait)
+        self._store = store
+        self._on_commit = on_commit
+
+    def decode(self, message: AbstractIncomingMessage) -> Incoming:
+        return Incoming(parse_order_event(message.body), message.body, received_at(message))
+
+    async def apply(self, items: list[Incoming]) -> list[Outcome]:
+        return await self._store.apply_batch(items)
+
+    def committed(self, items: Sequence[Incoming], outcomes: Sequence[Outcome]) -> None:
+        self._on_commit()
+        now = datetime.now(UTC)
+        for item in items:
+            metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())

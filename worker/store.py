@@ -1,0 +1,292 @@
+"""The store: the only module that runs the project's SQL (worker/queries.sql), by name.
+
+Queries take named parameters (`:ids`); rows are written column by column from the domain's
+dataclasses, each table's column list spelled once below. Driver errors come out as the
+project's own (core.errors) through core.database.
+
+Lock order, the same in every transaction, so concurrent workers cannot deadlock: existing
+orders by id, then new orders by id (insert), then balances by (account, currency).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from core import database
+from core.database import Connection, Pool, Record
+from core.errors import TransientDatabaseError
+from domain.archive import ArchiveRow
+from domain.ledger import Posting
+from domain.order_state import OrderState
+from domain.outcome import Outcome
+from domain.plan import Incoming, Plan, plan_batch
+
+ORDER_INSERT_COLUMNS = (
+    "id",
+    "status",
+    "amount",
+    "currency",
+    "customer_key",
+    "livemode",
+    "last_event_id",
+    "last_event_created_at",
+)
+ORDER_UPDATE_COLUMNS = tuple(c for c in ORDER_INSERT_COLUMNS if c != "livemode")
+ARCHIVE_COLUMNS = (
+    "event_id",
+    "type",
+    "order_id",
+    "livemode",
+    "created_at",
+    "received_at",
+    "outcome",
+    "body",
+)
+POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
+OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str  # with asyncpg's $n
+    params: tuple[str, ...]  # the name of $1, $2, ...
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        missing = set(self.params) - set(values)
+        if missing or set(values) - set(self.params):
+            raise TypeError(f"query parameters {self.params}, given {tuple(values)}")
+        return [values[name] for name in self.params]
+
+
+_HEADER = re.compile(r"^-- (\w+): .+$", re.MULTILINE)
+# A :name not preceded by ':' (a ::cast) and outside quoted literals.
+_PARAM = re.compile(r"(?<![:\w]):([a-z_][a-z0-9_]*)")
+
+
+def compile_query(text: str) -> Query:
+    names: list[str] = []
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) not in names:
+            names.append(match.group(1))
+        return f"${names.index(match.group(1)) + 1}"
+
+    pieces = text.split("'")
+    pieces[::2] = [_PARAM.sub(number, piece) for piece in pieces[::2]]  # even: outside quotes
+    return Query("'".join(pieces), tuple(names))
+
+
+def load_queries() -> dict[str, Query]:
+    text = resources.files("worker").joinpath("queries.sql").read_text()
+    parts = _HEADER.split(text)  # [preamble, name1, body1, name2, body2, ...]
+    return {
+        name: compile_query(body.strip())
+        for name, body in zip(parts[1::2], parts[2::2], strict=True)
+    }
+
+
+QUERIES = load_queries()
+
+
+def columns(rows: Sequence[object], names: Sequence[str]) -> dict[str, list[Any]]:
+    """Rows of dataclasses as one list per column, for the unnest(...) inserts."""
+    return {name: [getattr(row, name) for row in rows] for name in names}
+
+
+class ConcurrentOrderInsert(TransientDatabaseError):
+    """Another worker created one of our new orders first: retry and see its state."""
+
+
+class Store:
+    """Named queries over a pool. Methods that write open their own transaction."""
+
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, url: str, *, max_size: int = 2) -> AsyncIterator[Store]:
+        """A store on a small pool of its own (one-shot commands)."""
+        pool = await database.create_pool(url, max_size=max_size)
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    # -- the write path -------------------------------------------------------------------------
+
+    async def apply_batch(
+        self, items: Sequence[Incoming], *, replay: bool = False
+    ) -> list[Outcome]:
+        """Outcomes per item, in order, once committed.
+
+        `replay` re-applies events already in the archive (after a fix, or to rebuild
+        projections): the id check is skipped; order rules and business keys keep it idempotent.
+        """
+        async with database.transaction(self.pool) as connection:
+            order_ids = sorted({item.event.order_id for item in items})
+            current = {
+                row["id"]: OrderState(
+                    row["status"], row["last_event_id"], row["last_event_created_at"]
+                )
+                for row in await _fetch(connection, "lock_orders", ids=order_ids)
+            }
+            archived: list[str] = []
+            if not replay:
+                ids = [item.event.event_id for item in items]
+                rows = await _fetch(connection, "archived_event_ids", ids=ids)
+                archived = [row["event_id"] for row in rows]
+            plan = plan_batch(items, current, archived)
+            await _write_orders(connection, plan)
+            await _write_postings(connection, list(plan.postings.values()))
+            await _write_archive(connection, plan.archive)
+            await _write_outbox(connection, plan)
+            return plan.outcomes
+
+    async def archive(self, rows: Sequence[ArchiveRow]) -> None:
+        """Store raw events with their outcome (an id already archived is left as it is)."""
+        async with database.transaction(self.pool) as connection:
+            await _write_archive(connection, rows)
+
+    # -- the outbox -----------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
+        """Unsent messages, locked until the block ends (other relays skip them)."""
+        async with database.transaction(self.pool) as connection:
+            rows = await _fetch(connection, "claim_outbox", limit=limit)
+            yield OutboxClaim(connection, rows)
+
+    # -- the read side --------------------------------------------------------------------------
+
+    async def order(self, order_id: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_order", order_id=order_id)
+
+    async def order_events(self, order_id: str) -> list[Record]:
+        return await self._read("order_events", order_id=order_id)
+
+    async def balances(self) -> list[Record]:
+        return await self._read("list_balances")
+
+    async def event(self, event_id: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_event", event_id=event_id)
+
+    async def events_page(
+        self,
+        *,
+        handled_types: Sequence[str],
+        since: datetime | None,
+        until: datetime | None,
+        event_type: str | None,
+        order_id: str | None,
+        after: tuple[datetime, str],
+        limit: int,
+    ) -> list[Record]:
+        """Archived events of handled types in Conekta's order, a page after the cursor."""
+        return await self._read(
+            "replay_events",
+            handled_types=list(handled_types),
+            since=since,
+            until=until,
+            event_type=event_type,
+            order_id=order_id,
+            after_created_at=after[0],
+            after_event_id=after[1],
+            limit=limit,
+        )
+
+    async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
+        """The rows violating each named check, read in one consistent snapshot."""
+        async with (
+            self.pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            return [await _fetch(connection, check) for check in checks]
+
+    async def _read(self, name: str, **params: Any) -> list[Record]:
+        async with self.pool.acquire() as connection:
+            return await _fetch(connection, name, **params)
+
+
+class OutboxClaim:
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        self._connection = connection
+        self.rows = rows
+
+    async def mark_sent(self, ids: Sequence[int]) -> None:
+        await _execute(self._connection, "mark_outbox_sent", ids=list(ids))
+
+    async def backlog(self) -> int:
+        row = await _fetchrow(self._connection, "outbox_backlog")
+        return int(row[0]) if row else 0
+
+
+# -- statements ---------------------------------------------------------------------------------
+
+
+async def _fetch(connection: Connection, name: str, **params: Any) -> list[Record]:
+    query = QUERIES[name]
+    return await connection.fetch(query.sql, *query.args(params))
+
+
+async def _fetchrow(connection: Connection, name: str, **params: Any) -> Record | None:
+    query = QUERIES[name]
+    return await connection.fetchrow(query.sql, *query.args(params))
+
+
+async def _execute(connection: Connection, name: str, **params: Any) -> None:
+    query = QUERIES[name]
+    await connection.execute(query.sql, *query.args(params))
+
+
+async def _write_orders(connection: Connection, plan: Plan) -> None:
+    if plan.new_orders:
+        rows = list(plan.new_orders.values())
+        inserted = await _fetch(connection, "insert_orders", **columns(rows, ORDER_INSERT_COLUMNS))
+        if len(inserted) != len(rows):
+            raise ConcurrentOrderInsert("a new order was created concurrently")
+    if plan.changed_orders:
+        rows = list(plan.changed_orders.values())
+        await _execute(connection, "update_orders", **columns(rows, ORDER_UPDATE_COLUMNS))
+
+
+async def _write_postings(connection: Connection, postings: Sequence[Posting]) -> None:
+    if not postings:
+        return
+    new = await _fetch(
+        connection, "insert_ledger_transactions", **columns(postings, POSTING_COLUMNS)
+    )
+    by_key = {p.business_key: p for p in postings}
+    entries: dict[str, list[Any]] = {
+        "transaction_id": [],
+        "account": [],
+        "currency": [],
+        "amount": [],
+    }
+    for row in new:
+        posting = by_key[row["business_key"]]
+        for entry in posting.entries:
+            entries["transaction_id"].append(row["id"])
+            entries["account"].append(entry.account)
+            entries["currency"].append(posting.currency)
+            entries["amount"].append(entry.amount)
+    if entries["transaction_id"]:
+        await _execute(connection, "insert_entries", **entries)
+
+
+async def _write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> None:
+    if rows:
+        await _execute(connection, "archive_events", **columns(rows, ARCHIVE_COLUMNS))
+
+
+async def _write_outbox(connection: Connection, plan: Plan) -> None:
+    if plan.messages:
+        await _execute(connection, "insert_outbox", **columns(plan.messages, OUTBOX_COLUMNS))
