@@ -1,4 +1,4 @@
-"""The store: the only module that runs the project's SQL (worker/queries.sql), by name.
+"""The store: the only module that runs the project's SQL (worker/queries/*.sql), by name.
 
 Queries take named parameters (`:ids`); rows are written column by column from the domain's
 dataclasses, each table's column list spelled once below. Driver errors come out as the
@@ -83,12 +83,18 @@ def compile_query(text: str) -> Query:
 
 
 def load_queries() -> dict[str, Query]:
-    text = resources.files("worker").joinpath("queries.sql").read_text()
-    parts = _HEADER.split(text)  # [preamble, name1, body1, name2, body2, ...]
-    return {
-        name: compile_query(body.strip())
-        for name, body in zip(parts[1::2], parts[2::2], strict=True)
-    }
+    """Every named query of worker/queries/*.sql (one file per concept); names are unique."""
+    queries: dict[str, Query] = {}
+    folder = resources.files("worker").joinpath("queries")
+    for file in sorted(folder.iterdir(), key=lambda f: f.name):
+        if not file.name.endswith(".sql"):
+            continue
+        parts = _HEADER.split(file.read_text())  # [preamble, name1, body1, name2, body2, ...]
+        for name, body in zip(parts[1::2], parts[2::2], strict=True):
+            if name in queries:
+                raise ValueError(f"query {name} defined twice ({file.name})")
+            queries[name] = compile_query(body.strip())
+    return queries
 
 
 QUERIES = load_queries()

@@ -16,6 +16,7 @@ import pytest
 import schemas
 from core import topology
 from core.settings import Settings
+from domain.outcome import Outcome
 from ingest.send import send_files
 from testkit.events import SAMPLES, order_event
 from testkit.services import (
@@ -277,3 +278,10 @@ def test_message_ids_are_stable() -> None:
 
 
 __all__ = ["aio_pika"]
+
+
+async def test_every_archived_outcome_is_known_to_the_database(db: Db) -> None:
+    """domain.outcome.Outcome and the event_outcomes table name the same outcomes (REDELIVERED is
+    never archived: the event is there already)."""
+    known = {r["name"] for r in await db.fetch("SELECT name FROM event_outcomes")}
+    assert known == {o.value for o in Outcome} - {Outcome.REDELIVERED.value}

@@ -1,0 +1,30 @@
+-- The archive of raw events: every event once, with its outcome.
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- archived_event_ids: which of these event ids are already in the archive
+SELECT event_id FROM events WHERE event_id = ANY(:ids::text[]);
+
+-- archive_events: store raw events with their outcome (applied_at: now, late in the transaction)
+INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
+                    applied_at)
+SELECT *, clock_timestamp()
+FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
+            :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
+            :body::bytea[])
+ON CONFLICT (event_id) DO NOTHING;
+
+-- get_event: one archived event, whole
+SELECT event_id, type, order_id, livemode, created_at, received_at, applied_at, outcome, body
+FROM events WHERE event_id = :event_id;
+
+-- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
+-- (created_at, id) cursor
+SELECT event_id, body, received_at, created_at FROM events
+WHERE type = ANY(:handled_types::text[])
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (:until::timestamptz IS NULL OR created_at < :until)
+  AND (:event_type::text IS NULL OR type = :event_type)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+  AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
+ORDER BY created_at, event_id
+LIMIT :limit;

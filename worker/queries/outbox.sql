@@ -1,0 +1,17 @@
+-- The fulfillment outbox: written with the ledger, published by the relay.
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- insert_outbox: fulfillment messages to publish after commit
+INSERT INTO outbox (message_id, routing_key, body)
+SELECT * FROM unnest(:message_id::text[], :routing_key::text[], :body::bytea[])
+ON CONFLICT (message_id) DO NOTHING;
+
+-- claim_outbox: unsent messages, oldest first, skipping those another relay holds
+SELECT id, message_id, routing_key, body FROM outbox
+WHERE sent_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED;
+
+-- mark_outbox_sent: record that the broker confirmed these messages
+UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids::bigint[]);
+
+-- outbox_backlog: how many fulfillment messages wait to be published
+SELECT count(*) FROM outbox WHERE sent_at IS NULL;
