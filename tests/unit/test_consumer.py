@@ -1,0 +1,121 @@
+"""The consumer base's settle rules, without RabbitMQ or Postgres: fake messages and a fake
+failure router record what would happen to each delivery."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from aio_pika.abc import AbstractIncomingMessage
+
+from core.errors import DatabaseUnavailable, UnapplicableEvent
+from domain.outcome import Outcome
+from worker.consumer import Consumer
+from worker.failures import FailureRouter
+
+
+@dataclass
+class FakeMessage:
+    body: bytes
+    delivery_tag: int
+    channel: object
+    settled: list[str] = field(default_factory=list)
+    headers: dict[str, Any] = field(default_factory=dict)
+    message_id: str | None = None
+    type: str | None = None
+
+    async def ack(self, multiple: bool = False) -> None:
+        self.settled.append("ack-multiple" if multiple else "ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append("nack")
+
+
+class FakeFailures:
+    def __init__(self) -> None:
+        self.failed_with: dict[bytes, BaseException] = {}
+
+    async def failed(self, message: FakeMessage, exc: BaseException) -> None:
+        self.failed_with[message.body] = exc
+        message.settled.append("routed")
+
+
+@dataclass(frozen=True)
+class Item:
+    event_id: str
+    type: str = "order.paid"
+    order_id: str | None = None
+
+
+class Recorder(Consumer[Item]):
+    """Bodies b"bad" do not decode; b"poison" fails any batch it is in."""
+
+    def __init__(self, failures: FakeFailures, down: int = 0) -> None:
+        super().__init__(cast(FailureRouter, failures), batch_size=10, batch_wait=0)
+        self.batches: list[list[str]] = []
+        self.down = down  # database unreachable for this many calls
+
+    def decode(self, message: AbstractIncomingMessage) -> Item:
+        if message.body == b"bad":
+            raise UnapplicableEvent("cannot decode")
+        return Item(message.body.decode())
+
+    async def apply(self, items: list[Item]) -> list[Outcome]:
+        if self.down:
+            self.down -= 1
+            raise DatabaseUnavailable("down")
+        if any(item.event_id == "poison" for item in items):
+            raise RuntimeError("a bug")
+        self.batches.append([item.event_id for item in items])
+        return [Outcome.APPLIED for _ in items]
+
+
+def messages(*bodies: bytes) -> list[FakeMessage]:
+    channel = object()
+    return [FakeMessage(body, tag, channel) for tag, body in enumerate(bodies, 1)]
+
+
+def handle(consumer: Recorder, batch: list[FakeMessage]) -> None:
+    asyncio.run(consumer.handle(cast(list[AbstractIncomingMessage], batch)))
+
+
+def test_a_committed_batch_is_acked_once_by_its_highest_tag() -> None:
+    consumer, batch = Recorder(FakeFailures()), messages(b"a", b"b", b"c")
+    handle(consumer, batch)
+    assert consumer.batches == [["a", "b", "c"]]
+    assert [m.settled for m in batch] == [[], [], ["ack-multiple"]]
+
+
+def test_an_undecodable_message_is_routed_and_the_rest_applied() -> None:
+    failures = FakeFailures()
+    consumer, batch = Recorder(failures), messages(b"a", b"bad", b"c")
+    handle(consumer, batch)
+    assert consumer.batches == [["a", "c"]]
+    assert isinstance(failures.failed_with[b"bad"], UnapplicableEvent)
+    assert batch[1].settled == ["routed"]
+
+
+def test_a_poison_event_falls_back_to_one_by_one_and_only_it_fails() -> None:
+    failures = FakeFailures()
+    consumer, batch = Recorder(failures), messages(b"a", b"poison", b"c")
+    handle(consumer, batch)
+    assert consumer.batches == [["a"], ["c"]]
+    assert list(failures.failed_with) == [b"poison"]
+    assert batch[0].settled == ["ack-multiple"] and batch[2].settled == ["ack-multiple"]
+
+
+def test_an_unreachable_database_holds_the_batch_until_it_is_back() -> None:
+    consumer, batch = Recorder(FakeFailures(), down=2), messages(b"a", b"b")
+    handle(consumer, batch)
+    assert consumer.batches == [["a", "b"]]
+    assert consumer.database_ok
+    assert batch[1].settled == ["ack-multiple"]
+
+
+def test_asked_to_stop_while_the_database_is_down_leaves_the_batch_for_redelivery() -> None:
+    consumer, batch = Recorder(FakeFailures(), down=1), messages(b"a", b"b")
+    consumer._stop.set()
+    handle(consumer, batch)
+    assert consumer.batches == []
+    assert [m.settled for m in batch] == [["nack"], ["nack"]]
