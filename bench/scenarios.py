@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -106,31 +108,74 @@ def _mib(pid: int) -> float:
     return round(stack.rss_kib(pid)[1] / 1024, 1)
 
 
-async def _worker_rate(
-    services: stack.Services, label: str, n: int, **env: str
-) -> tuple[float, float, float]:
-    """Events/s applying a pre-filled backlog of n, the worker's CPU us per event (steadier on a
-    shared machine) and its peak RSS (MiB)."""
+async def _backlog(services: stack.Services, label: str, n: int) -> tuple[str, str]:
     database_url, amqp_url = await services.fresh(label)
     bodies, types, ids = events.paid_events(n, prefix=label)
     await stack.publish_backlog(amqp_url, bodies, types, ids)
+    return database_url, amqp_url
+
+
+async def _drain_rate(
+    database_url: str, n: int, processes: Sequence[tuple[str, ...]], env: dict[str, str], label: str
+) -> tuple[float, float, float, int]:
+    """Events/s archiving a pre-filled backlog of n with these processes running, their CPU us
+    per event (steadier on a shared machine), the first one's peak RSS (MiB), and the most lock
+    waits seen at once in the database meanwhile."""
     count = await stack.archived(database_url)
-    process_env = stack.env_for(
-        database_url, amqp_url, CONEKTA_INGEST_WORKER_METRICS_PORT=str(stack.free_port()), **env
-    )
-    async with stack.process("-m", "cli", "work", env=process_env) as proc:
+    waits = await stack.lock_waits(database_url)
+    async with contextlib.AsyncExitStack() as running:
+        procs = [
+            await running.enter_async_context(stack.process(*args, env={**env, **_metrics_port()}))
+            for args in processes
+        ]
+        most_waits = 0
 
         async def started() -> bool:
             return await count() > 0
 
         async def finished() -> bool:
+            nonlocal most_waits
+            most_waits = max(most_waits, await waits())
             return await count() >= n
 
         first = await stack.wait_until(started, 60, f"{label} start")
-        at_first, cpu_first = await count(), stack.cpu_seconds(proc.pid)
+        at_first = await count()
+        cpu_first = sum(stack.cpu_seconds(p.pid) for p in procs)
         last = await stack.wait_until(finished, 600, f"{label} backlog applied")
-        cpu_us = (stack.cpu_seconds(proc.pid) - cpu_first) / (n - at_first) * 1e6
-        return (n - at_first) / (last - first), cpu_us, _mib(proc.pid)
+        cpu = sum(stack.cpu_seconds(p.pid) for p in procs) - cpu_first
+        done = n - at_first
+        return done / (last - first), cpu / done * 1e6, _mib(procs[0].pid), most_waits
+
+
+def _metrics_port() -> dict[str, str]:
+    return {"CONEKTA_INGEST_WORKER_METRICS_PORT": str(stack.free_port())}
+
+
+async def _worker_rate(
+    services: stack.Services, label: str, n: int, workers: int = 1, **env: str
+) -> tuple[float, float, float, int]:
+    database_url, amqp_url = await _backlog(services, label, n)
+    process_env = stack.env_for(database_url, amqp_url, **env)
+    work = [("-m", "cli", "work")] * workers
+    return await _drain_rate(database_url, n, work, process_env, label)
+
+
+async def _floor_rate(services: stack.Services, n: int) -> tuple[float, float]:
+    """The no-logic floor of the worker's whole job (bench/worker_floor.py), measured alike."""
+    database_url, amqp_url = await _backlog(services, "floor", n)
+    floor = (
+        "-m",
+        "bench.worker_floor",
+        "--amqp-url",
+        amqp_url,
+        "--database-url",
+        database_url,
+        "--n",
+        str(n),
+    )
+    env = stack.env_for(database_url, amqp_url)
+    rate, cpu_us, _, _ = await _drain_rate(database_url, n, [floor], env, "floor")
+    return rate, cpu_us
 
 
 async def _bare_rate(services: stack.Services, n: int) -> float:
@@ -152,14 +197,26 @@ async def _bare_rate(services: stack.Services, n: int) -> float:
 
 
 async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, Any]:
-    batched, batched_cpu, batched_rss = await _worker_rate(services, "batched", n)
-    single, single_cpu, _ = await _worker_rate(
+    batched, batched_cpu, batched_rss, one_waits = await _worker_rate(services, "batched", n)
+    floor, floor_cpu = await _floor_rate(services, n)
+    two, two_cpu, _, two_waits = await _worker_rate(services, "two", n, workers=2)
+    single, single_cpu, _, _ = await _worker_rate(
         services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1"
     )
     bare = await _bare_rate(services, n)
     return {
         "backlog": n,
         "backlog_single": n_single,
+        "body_bytes": events.mean_size(events.paid_events(100)[0]),
+        "floor_events_per_s": round(floor, 1),
+        "batched_vs_floor": round(batched / floor, 3),
+        "floor_cpu_us_per_event": round(floor_cpu, 1),
+        "batched_cpu_vs_floor": round(floor_cpu / batched_cpu, 3),
+        "two_workers_events_per_s": round(two, 1),
+        "two_workers_vs_one": round(two / batched, 2),
+        "two_workers_cpu_us_per_event": round(two_cpu, 1),
+        "lock_waits_max_one_worker": one_waits,
+        "lock_waits_max_two_workers": two_waits,
         "batched_events_per_s": round(batched, 1),
         "one_per_transaction_events_per_s": round(single, 1),
         "bare_consume_ack_events_per_s": round(bare, 1),

@@ -167,6 +167,20 @@ async def publish_backlog(
     await connection.close()
 
 
+async def lock_waits(database_url: str) -> Callable[[], Awaitable[int]]:
+    """How many lock requests wait in that database right now."""
+    connection = await asyncpg.connect(database_url)
+
+    async def count() -> int:
+        value: int = await connection.fetchval(
+            "SELECT count(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database "
+            "WHERE NOT l.granted AND d.datname = current_database()"
+        )
+        return value
+
+    return count
+
+
 def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
