@@ -82,11 +82,11 @@ async def _receiver_run(
 ) -> dict[str, Any]:
     _, amqp_url = await services.fresh(f"recv_{name}_{round_}")
     port = stack.free_port()
-    command = (
-        ("-m", "bench.floor_receiver", "--port", str(port), "--amqp-url", amqp_url)
-        if name == "floor"
-        else ("-m", "cli", "serve", "--port", str(port))
-    )
+    if name == "floor":
+        floor = ("-m", "bench.floor_receiver", "--amqp-url", amqp_url, "--key", str(keys[1]))
+        command: tuple[str, ...] = (*floor, "--port", str(port))
+    else:
+        command = ("-m", "cli", "serve", "--port", str(port))
     env = stack.env_for("", amqp_url, CONEKTA_WEBHOOK_KEYS=str(keys[1]))
     async with stack.process(*command, env=env) as proc:
         await stack.wait_until(
