@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import service, tools
+from cli import reconcile, service, tools
 from core import lifecycle
-from core.errors import ConfigError, KeyFileError
+from core.errors import ApiKeyRejected, ConfigError, KeyFileError
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
@@ -91,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     work = sub.add_parser("work", parents=[common], help="consume and apply order events")
     work.set_defaults(handler=service.cmd_work)
     tools.add_commands(sub, common)
+    reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
     return parser
 
 
@@ -128,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return lifecycle.run(handler(args, settings))
-    except (KeyFileError, ConfigError) as exc:
+    except (KeyFileError, ConfigError, ApiKeyRejected) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -62,3 +62,11 @@ class StopRequested(ConektaIngestError):
 
 def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, PermanentError)
+
+
+class ApiKeyRejected(ConektaIngestError):
+    """Conekta's API refused the key (401/403): a person must fix CONEKTA_API_KEY."""
+
+
+class ConektaApiUnavailable(TransientError):
+    """Conekta's API kept failing (5xx, 429, timeouts) after every retry."""

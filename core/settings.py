@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ from core.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
+DEFAULT_CONEKTA_API_URL = "https://api.conekta.io"
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,10 @@ class Settings:
     max_attempts: int = 8
     worker_metrics_port: int = 9102
     outbox_interval: float = 1.0
+    # reconcile with Conekta's API; the key is a secret: kept out of repr (and so out of logs)
+    conekta_api_url: str = DEFAULT_CONEKTA_API_URL
+    conekta_api_key: str | None = field(default=None, repr=False)
+    reconcile_interval: float = 900.0
 
 
 # env var -> (field, parser)
@@ -65,21 +70,24 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_MAX_ATTEMPTS": ("max_attempts", int),
     "CONEKTA_INGEST_WORKER_METRICS_PORT": ("worker_metrics_port", int),
     "CONEKTA_INGEST_OUTBOX_INTERVAL": ("outbox_interval", float),
+    "CONEKTA_API_URL": ("conekta_api_url", str),
+    "CONEKTA_API_KEY": ("conekta_api_key", lambda v: v.strip() or None),
+    "CONEKTA_RECONCILE_INTERVAL": ("reconcile_interval", float),
 }
 
 
 def load_settings(env: Mapping[str, str], overrides: Mapping[str, Any] | None = None) -> Settings:
     """Env vars first, then CLI overrides (values of None are ignored)."""
     values: dict[str, Any] = {}
-    for var, (field, parse) in ENV_VARS.items():
+    for var, (name, parse) in ENV_VARS.items():
         if var in env:
             try:
-                values[field] = parse(env[var])
+                values[name] = parse(env[var])
             except ValueError as exc:
                 raise ConfigError(f"{var}: {exc}") from exc
-    for field, value in (overrides or {}).items():
+    for name, value in (overrides or {}).items():
         if value is not None:
-            values[field] = value
+            values[name] = value
     settings = Settings(**values)
     _check(settings)
     return settings
@@ -90,3 +98,5 @@ def _check(settings: Settings) -> None:
         raise ConfigError("log format must be auto, json or console")
     if settings.max_body_bytes <= 0 or settings.batch_size <= 0 or settings.max_attempts <= 0:
         raise ConfigError("max body, batch size and max attempts must be positive")
+    if settings.reconcile_interval <= 0:
+        raise ConfigError("CONEKTA_RECONCILE_INTERVAL must be positive (seconds)")

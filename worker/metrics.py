@@ -43,3 +43,24 @@ QUEUE_DEPTH = Gauge(
     ["queue"],
 )
 QUEUE_CONSUMERS = Gauge("conekta_worker_queue_consumers", "Consumers on a queue.", ["queue"])
+RECONCILE_ENABLED = Gauge(
+    "conekta_reconcile_enabled", "1 when this worker reconciles with Conekta's API on a schedule."
+)
+RECONCILE_LAST_SUCCESS = Gauge(
+    "conekta_reconcile_last_success_timestamp_seconds",
+    "When the last successful reconcile (by any worker) finished, unix seconds.",
+)
+RECONCILE_RUNS = Counter(
+    "conekta_reconcile_runs_total",
+    "Scheduled reconcile runs by result (ok, failed; skipped: another worker ran it).",
+    ["result"],
+)
+RECONCILE_BACKFILLED = Counter(
+    "conekta_reconcile_backfilled_total",
+    "Events Conekta listed that the archive lacked, published by a reconcile (missed webhooks).",
+)
+RECONCILE_DIFFERENCE = Gauge(
+    "conekta_reconcile_difference",
+    "After the last reconcile: events Conekta lists that are still not archived although an "
+    "earlier reconcile published them (queued, retrying, dead-lettered or purged).",
+)

@@ -12,7 +12,7 @@ from aio_pika.abc import AbstractQueue, AbstractRobustConnection
 from core import backoff, broker, database, health, lifecycle, topology
 from core.errors import DatabaseUnavailable
 from core.settings import Settings
-from worker import metrics, migrations
+from worker import metrics, migrations, reconcile
 from worker.failures import FailureRouter
 from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
@@ -83,6 +83,12 @@ async def run_worker(
             asyncio.create_task(relay.run(stop), name="outbox"),
             asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
         ]
+        if settings.conekta_api_key:
+            tasks.append(
+                asyncio.create_task(
+                    reconcile.run_scheduled(store, publisher, settings, stop), name="reconcile"
+                )
+            )
         checks = {
             "database": lambda: orders.database_ok and unhandled.database_ok,
             "broker": lambda: not connection.is_closed,

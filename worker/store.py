@@ -10,6 +10,7 @@ orders by id, then new orders by id (insert), then balances by (account, currenc
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from importlib import resources
 from typing import Any
+
+import orjson
 
 from core import database
 from core.database import Connection, Pool, Record
@@ -48,6 +51,9 @@ ARCHIVE_COLUMNS = (
     "outcome",
     "body",
 )
+BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
+# One reconcile at a time, across processes (a session-level advisory lock).
+RECONCILE_LOCK = 0x7265636F6E63  # "reconc"
 POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
 
@@ -169,6 +175,47 @@ class Store:
             rows = await _fetch(connection, "claim_outbox", limit=limit)
             yield OutboxClaim(connection, rows)
 
+    # -- reconcile ------------------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def reconcile_lock(self, *, wait: bool) -> AsyncIterator[ReconcileSession | None]:
+        """The reconcile lock on a connection of its own, held until the block ends; None when
+        another run holds it and `wait` is false (else poll until it is free)."""
+        async with self.pool.acquire() as connection:
+            while not await _fetchval(connection, "reconcile_try_lock", key=RECONCILE_LOCK):
+                if not wait:
+                    yield None
+                    return
+                await asyncio.sleep(1.0)
+            try:
+                yield ReconcileSession(connection)
+            finally:
+                await _fetchval(connection, "reconcile_unlock", key=RECONCILE_LOCK)
+
+    async def last_reconcile(self) -> Record | None:
+        """The newest successful (not dry) reconcile run."""
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "reconcile_last_run")
+
+    async def archived_by_day(self, since: datetime, until: datetime) -> list[Record]:
+        return await self._read("stats_archived", since=since, until=until)
+
+    async def window_counts(
+        self, since: datetime, until: datetime, livemode: bool | None
+    ) -> tuple[dict[str, int], dict[str, int]]:
+        """Per type, in a window: archived events, and backfilled events not archived yet."""
+        archived = await self._read(
+            "stats_window_archived", since=since, until=until, livemode=livemode
+        )
+        pending = await self._read("stats_window_backfilled_unarchived", since=since, until=until)
+        return (
+            {r["type"]: r["events"] for r in archived},
+            {r["type"]: r["events"] for r in pending},
+        )
+
+    async def orders_updated_since(self, since: datetime) -> list[str]:
+        return [r["id"] for r in await self._read("orders_updated_since", since=since)]
+
     # -- the read side --------------------------------------------------------------------------
 
     async def order(self, order_id: str) -> Record | None:
@@ -222,6 +269,55 @@ class Store:
             return await _fetch(connection, name, **params)
 
 
+class ReconcileSession:
+    """What a reconcile run writes, on the connection that holds the reconcile lock."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    async def last_success(self) -> Record | None:
+        return await _fetchrow(self._connection, "reconcile_last_success")
+
+    async def start(self, since: datetime, until: datetime, *, dry_run: bool) -> int:
+        run_id: int = await _fetchval(
+            self._connection, "reconcile_start", since=since, until=until, dry_run=dry_run
+        )
+        return run_id
+
+    async def finish(
+        self,
+        run_id: int,
+        status: str,
+        *,
+        livemode: bool | None,
+        counts: dict[str, Any],
+        error: str | None = None,
+    ) -> None:
+        await _execute(
+            self._connection,
+            "reconcile_finish",
+            run_id=run_id,
+            status=status,
+            livemode=livemode,
+            counts=orjson.dumps(counts).decode(),
+            error=error,
+        )
+
+    async def known(self, ids: Sequence[str]) -> dict[str, str]:
+        """For each id the archive or an earlier backfill knows: 'archived' or 'backfilled'."""
+        rows = await _fetch(self._connection, "reconcile_known_events", ids=list(ids))
+        return {r["event_id"]: "archived" if r["archived"] else "backfilled" for r in rows}
+
+    async def record_backfills(self, run_id: int, rows: Sequence[object]) -> None:
+        if rows:
+            await _execute(
+                self._connection,
+                "reconcile_record_backfills",
+                run_id=run_id,
+                **columns(rows, BACKFILL_COLUMNS),
+            )
+
+
 class OutboxClaim:
     def __init__(self, connection: Connection, rows: list[Record]) -> None:
         self._connection = connection
@@ -246,6 +342,11 @@ async def _fetch(connection: Connection, name: str, **params: Any) -> list[Recor
 async def _fetchrow(connection: Connection, name: str, **params: Any) -> Record | None:
     query = QUERIES[name]
     return await connection.fetchrow(query.sql, *query.args(params))
+
+
+async def _fetchval(connection: Connection, name: str, **params: Any) -> Any:
+    query = QUERIES[name]
+    return await connection.fetchval(query.sql, *query.args(params))
 
 
 async def _execute(connection: Connection, name: str, **params: Any) -> None:

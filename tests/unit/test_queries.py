@@ -18,7 +18,9 @@ def _sources() -> str:
 
 def test_every_named_query_used_exists() -> None:
     text = _sources()
-    used = set(re.findall(r'_(?:fetch|fetchrow|execute|read)\(\s*(?:\w+,\s*)?"(\w+)"', text))
+    used = set(
+        re.findall(r'_(?:fetch|fetchrow|fetchval|execute|read)\(\s*(?:\w+,\s*)?"(\w+)"', text)
+    )
     used |= set(re.findall(r'Check\("(\w+)"', text))
     assert used, "no query names found"
     assert used <= set(store.QUERIES), used - set(store.QUERIES)

@@ -36,3 +36,6 @@ FROM orders WHERE id = :order_id;
 -- order_events: the archived events of one order, oldest first
 SELECT event_id, type, outcome, created_at FROM events WHERE order_id = :order_id
 ORDER BY created_at, event_id;
+
+-- orders_updated_since: ids of the orders whose last event is at or after a time
+SELECT id FROM orders WHERE last_event_created_at >= :since ORDER BY id;

@@ -1,0 +1,279 @@
+"""Reconcile with Conekta's own record: every event Conekta lists that the archive lacks is
+published to the events exchange (header `source: reconcile`), so the worker applies it exactly
+as a webhook.
+
+Webhooks get lost (an outage longer than Conekta's ~24 h of retries, a purge by mistake); its
+`GET /events` does not. A run pages the list newest first until events older than its window,
+and sorts each event of the window into one of:
+
+- `archived`: the archive has it (nothing to do);
+- `backfilled`: missing, published now (`missing` in a dry run: listed, not published);
+- `in_flight`: published by an earlier run, not archived yet (queued, retrying, dead-lettered
+  or purged): never published twice, so a purge stays a purge;
+- `never_stored`: `webhook_ping`, which the receiver answers and does not keep.
+
+One run at a time (an advisory lock); each run is recorded with its counts (`reconcile_runs`),
+and the next run's default window starts where the last successful one ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import structlog
+
+from core import backoff, topology
+from core.broker import Publisher
+from core.errors import ApiKeyRejected
+from core.settings import Settings
+from worker import metrics
+from worker.conekta_api import ConektaApi
+from worker.store import ReconcileSession, Store
+
+log = structlog.get_logger(__name__)
+
+PING = "webhook_ping"
+FIRST_RUN = timedelta(days=3)  # how far back a first run looks
+# Events younger than this are left to their webhook (Conekta's first delivery, its first
+# retries): a backfill then means a webhook really was missed, and the alert on it is earned.
+SETTLE = timedelta(minutes=5)
+# Each window starts a little before the last one ended: our clock is not Conekta's.
+OVERLAP = timedelta(minutes=5)
+CATEGORIES = ("archived", "backfilled", "missing", "in_flight", "never_stored")
+
+
+@dataclass(frozen=True)
+class Backfill:
+    event_id: str
+    type: str
+    livemode: bool
+    created_at: datetime
+
+
+@dataclass
+class Report:
+    since: datetime
+    until: datetime
+    dry_run: bool
+    run_id: int = 0
+    pages: int = 0
+    livemode: bool | None = None
+    by_type: dict[str, Counter[str]] = field(default_factory=lambda: defaultdict(Counter))
+    missing: list[Backfill] = field(default_factory=list)  # dry run: what would be published
+
+    def count(self, event_type: str, category: str) -> None:
+        self.by_type[event_type]["seen"] += 1
+        self.by_type[event_type][category] += 1
+
+    def total(self, category: str) -> int:
+        return sum(counts[category] for counts in self.by_type.values())
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "dry_run": self.dry_run,
+            "pages": self.pages,
+            "livemode": self.livemode,
+            "seen": self.total("seen"),
+            **{category: self.total(category) for category in CATEGORIES},
+            "by_type": {t: dict(c) for t, c in sorted(self.by_type.items())},
+            "missing": [
+                {"event_id": m.event_id, "type": m.type, "created_at": m.created_at.isoformat()}
+                for m in self.missing
+            ],
+        }
+
+
+def default_window(
+    last_until: datetime | None, now: datetime, since: datetime | None, until: datetime | None
+) -> tuple[datetime, datetime]:
+    """[since, until): from where the last successful run ended (or 3 days back) to a few
+    minutes ago, unless given."""
+    until = until or now - SETTLE
+    if since is None:
+        since = last_until - OVERLAP if last_until else now - FIRST_RUN
+    return since, until
+
+
+async def reconcile(
+    store: Store,
+    api: ConektaApi,
+    publisher: Publisher | None,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    wait: bool = True,
+    progress: Callable[[Report], None] = lambda report: None,
+) -> Report | None:
+    """One run; None when another holds the lock and `wait` is false. No publisher: dry run."""
+    async with store.reconcile_lock(wait=wait) as session:
+        if session is None:
+            return None
+        last = await session.last_success()
+        window = default_window(last["until"] if last else None, datetime.now(UTC), since, until)
+        report = Report(*window, dry_run=publisher is None)
+        report.run_id = await session.start(*window, dry_run=report.dry_run)
+        try:
+            await _sweep(session, api, publisher, report, progress)
+        except Exception as exc:
+            await session.finish(
+                report.run_id,
+                "failed",
+                livemode=report.livemode,
+                counts=_counts(report),
+                error=f"{type(exc).__name__}: {exc}",
+            )
+            raise
+        await session.finish(report.run_id, "ok", livemode=report.livemode, counts=_counts(report))
+        return report
+
+
+def _counts(report: Report) -> dict[str, Any]:
+    return {t: dict(c) for t, c in report.by_type.items()}
+
+
+async def _sweep(
+    session: ReconcileSession,
+    api: ConektaApi,
+    publisher: Publisher | None,
+    report: Report,
+    progress: Callable[[Report], None],
+) -> None:
+    seen: set[str] = set()
+    async for page in api.events():
+        report.pages += 1
+        window = []
+        for event in page.events:
+            created_at = datetime.fromtimestamp(event["created_at"], UTC)
+            if report.since <= created_at < report.until and event["id"] not in seen:
+                seen.add(event["id"])
+                window.append(event)
+        await _settle_page(session, publisher, report, window)
+        progress(report)
+        # Newest first: once a page reaches before the window, every later page is older.
+        if any(event["created_at"] < report.since.timestamp() for event in page.events):
+            return
+
+
+async def _settle_page(
+    session: ReconcileSession,
+    publisher: Publisher | None,
+    report: Report,
+    events: list[dict[str, Any]],
+) -> None:
+    known = await session.known([event["id"] for event in events])
+    published: list[Backfill] = []
+    try:
+        for event in events:
+            if report.livemode is None:
+                report.livemode = bool(event.get("livemode"))
+            category = _category(event, known)
+            if category == "missing":
+                backfill = _backfill(event)
+                if publisher is None:
+                    report.missing.append(backfill)
+                else:
+                    await _publish(publisher, event)
+                    published.append(backfill)
+                    category = "backfilled"
+            report.count(event["type"], category)
+    finally:  # what was published is recorded even when a later publish fails
+        await session.record_backfills(report.run_id, published)
+
+
+def _category(event: dict[str, Any], known: dict[str, str]) -> str:
+    if event["type"] == PING:
+        return "never_stored"
+    return {"archived": "archived", "backfilled": "in_flight"}.get(
+        known.get(event["id"], ""), "missing"
+    )
+
+
+def _backfill(event: dict[str, Any]) -> Backfill:
+    return Backfill(
+        event["id"],
+        event["type"],
+        bool(event.get("livemode")),
+        datetime.fromtimestamp(event["created_at"], UTC),
+    )
+
+
+async def _publish(publisher: Publisher, event: dict[str, Any]) -> None:
+    """As the receiver publishes a webhook, with the source named."""
+    await publisher.publish(
+        topology.EVENTS_EXCHANGE,
+        event["type"],
+        orjson.dumps(event),
+        message_id=event["id"],
+        message_type=event["type"],
+        headers={
+            "source": "reconcile",
+            "received_at": datetime.now(UTC).isoformat(),
+            "livemode": bool(event.get("livemode")),
+        },
+    )
+    log.info("event backfilled", event_id=event["id"], event_type=event["type"])
+
+
+# -- the worker's schedule ----------------------------------------------------------------------
+
+
+async def run_scheduled(
+    store: Store, publisher: Publisher, settings: Settings, stop: asyncio.Event
+) -> None:
+    """Reconcile every `reconcile_interval` while the worker runs; a failure is logged, counted
+    and retried with backoff. With several workers, one runs and the others skip."""
+    assert settings.conekta_api_key is not None
+    metrics.RECONCILE_ENABLED.set(1)
+    failures = 0
+    async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
+        while not stop.is_set():
+            failures = 0 if await _scheduled_run(store, api, publisher) else failures + 1
+            await _refresh_last_success(store)
+            pause = settings.reconcile_interval
+            if failures:
+                pause = min(pause, backoff.delay(failures, base=30.0, cap=pause))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+
+
+async def _scheduled_run(store: Store, api: ConektaApi, publisher: Publisher) -> bool:
+    """One scheduled run; False when it failed."""
+    try:
+        report = await reconcile(store, api, publisher, wait=False)
+    except ApiKeyRejected as exc:
+        log.error("reconcile failed: fix CONEKTA_API_KEY", error=str(exc))
+        metrics.RECONCILE_RUNS.labels("failed").inc()
+        return False
+    except Exception as exc:
+        log.warning("reconcile failed", error=f"{type(exc).__name__}: {exc}")
+        metrics.RECONCILE_RUNS.labels("failed").inc()
+        return False
+    if report is None:
+        metrics.RECONCILE_RUNS.labels("skipped").inc()
+        return True
+    metrics.RECONCILE_RUNS.labels("ok").inc()
+    metrics.RECONCILE_BACKFILLED.inc(report.total("backfilled"))
+    metrics.RECONCILE_DIFFERENCE.set(report.total("in_flight"))
+    log.info("reconciled", **{k: v for k, v in report.summary().items() if k != "missing"})
+    return True
+
+
+async def _refresh_last_success(store: Store) -> None:
+    """From the database: every worker reports the last success of any of them."""
+    try:
+        last = await store.last_reconcile()
+    except Exception as exc:
+        log.warning("reading the last reconcile failed", error=f"{type(exc).__name__}: {exc}")
+        return
+    if last is not None:
+        metrics.RECONCILE_LAST_SUCCESS.set(last["finished_at"].timestamp())
