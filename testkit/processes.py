@@ -12,14 +12,18 @@ from core.settings import Settings
 
 
 def worker_env(settings: Settings) -> dict[str, str]:
-    return {
+    env = {
         **os.environ,
         "DATABASE_URL": settings.database_url,
         "AMQP_URL": settings.amqp_url,
         "CONEKTA_INGEST_WORKER_METRICS_PORT": str(settings.worker_metrics_port),
         "CONEKTA_INGEST_BATCH_SIZE": "64",
         "CONEKTA_INGEST_LOG_LEVEL": "warning",
+        "CONEKTA_API_URL": settings.conekta_api_url,
     }
+    if settings.conekta_api_key:
+        env["CONEKTA_API_KEY"] = settings.conekta_api_key
+    return env
 
 
 @asynccontextmanager

@@ -86,7 +86,7 @@ class Report:
             "seen": self.total("seen"),
             **{category: self.total(category) for category in CATEGORIES},
             "by_type": {t: dict(c) for t, c in sorted(self.by_type.items())},
-            "missing": [
+            "missing_events": [
                 {"event_id": m.event_id, "type": m.type, "created_at": m.created_at.isoformat()}
                 for m in self.missing
             ],
