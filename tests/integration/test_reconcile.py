@@ -126,6 +126,16 @@ async def test_gaps_are_backfilled_and_applied_once(
     }
     assert await count(db, "SELECT count(*) FROM reconcile_backfills") == 3
     assert all(not rows for _, rows in await reports.verify(store))
+    code, output = await cli(api_settings, "stats", "--json")
+    assert code == 0, output
+    accounting = orjson.loads(output)
+    types = {t["type"]: t for t in accounting["last_reconcile"]["types"]}
+    assert (types["order.paid"]["conekta"], types["order.paid"]["difference"]) == (2, 0)
+    assert types["webhook_ping"]["never_stored"] == 1
+    assert all(t["unexplained"] == 0 for t in types.values())
+    assert sum(row.get("applied", 0) for row in accounting["days"]) == 3
+    code, output = await cli(api_settings, "stats")
+    assert "last reconcile" in output, output
 
 
 async def test_two_runs_at_once_publish_each_event_once(

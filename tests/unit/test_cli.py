@@ -24,6 +24,10 @@ COMMANDS = [
     ["dlq", "purge"],
     ["events", "show"],
     ["events", "replay"],
+    ["reconcile"],
+    ["orders", "verify"],
+    ["orders", "record"],
+    ["stats"],
 ]
 
 
