@@ -171,23 +171,40 @@ async def _settle_page(
     events: list[dict[str, Any]],
 ) -> None:
     known = await session.known([event["id"] for event in events])
-    published: list[Backfill] = []
-    try:
-        for event in events:
-            if report.livemode is None:
-                report.livemode = bool(event.get("livemode"))
-            category = _category(event, known)
-            if category == "missing":
-                backfill = _backfill(event)
-                if publisher is None:
-                    report.missing.append(backfill)
-                else:
-                    await _publish(publisher, event)
-                    published.append(backfill)
-                    category = "backfilled"
-            report.count(event["type"], category)
-    finally:  # what was published is recorded even when a later publish fails
-        await session.record_backfills(report.run_id, published)
+    to_publish = []
+    for event in events:
+        if report.livemode is None:
+            report.livemode = bool(event.get("livemode"))
+        category = _category(event, known)
+        if category == "missing" and publisher is not None:
+            to_publish.append(event)
+            continue
+        if category == "missing":
+            report.missing.append(_backfill(event))
+        report.count(event["type"], category)
+    if to_publish and publisher is not None:
+        await _publish_page(session, publisher, report, to_publish)
+
+
+async def _publish_page(
+    session: ReconcileSession, publisher: Publisher, report: Report, events: list[dict[str, Any]]
+) -> None:
+    """Publish a page's missing events at once (each confirmed), record those the broker
+    confirmed even when some failed, then raise the first failure."""
+    results = await asyncio.gather(
+        *(_publish(publisher, event) for event in events), return_exceptions=True
+    )
+    published = [
+        _backfill(event)
+        for event, result in zip(events, results, strict=True)
+        if not isinstance(result, BaseException)
+    ]
+    await session.record_backfills(report.run_id, published)
+    for backfill in published:
+        report.count(backfill.type, "backfilled")
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
 
 
 def _category(event: dict[str, Any], known: dict[str, str]) -> str:
