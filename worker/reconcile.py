@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -254,13 +254,32 @@ async def run_scheduled(
     failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
         while not stop.is_set():
-            failures = 0 if await _scheduled_run(store, api, publisher) else failures + 1
+            ok = await _unless_stopped(_scheduled_run(store, api, publisher), stop)
+            if ok is None:
+                return
+            failures = 0 if ok else failures + 1
             await _refresh_last_success(store)
             pause = settings.reconcile_interval
             if failures:
                 pause = min(pause, backoff.delay(failures, base=30.0, cap=pause))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
+
+
+async def _unless_stopped(work: Coroutine[Any, Any, bool], stop: asyncio.Event) -> bool | None:
+    """The run's result, or None when the worker stops first: a run can page for minutes, and
+    shutdown must not wait for it (a cancelled run leaves its row `running`; events it
+    published but had not recorded are published again next time: the archive dedupes them)."""
+    run = asyncio.ensure_future(work)
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if run.done():
+        return run.result()
+    run.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await run
+    return None
 
 
 async def _scheduled_run(store: Store, api: ConektaApi, publisher: Publisher) -> bool:
