@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test unit integration lint services migrate bench faults deploy-check deploy-files clean clean-test-leftovers help
+.PHONY: run test unit integration lint services migrate bench faults faults-cluster deploy-check deploy-files clean clean-test-leftovers help
 
 help:
 	@echo "make run    install, start PostgreSQL/RabbitMQ if needed, migrate, run receiver + worker"
@@ -48,6 +48,10 @@ bench: $(STAMP) services
 
 faults: $(STAMP) services
 	$(BIN)/pytest -m faults tests/faults -s -q
+
+# Its own 3-node RabbitMQ cluster and Postgres pair on other ports: safe beside the default ones.
+faults-cluster: $(STAMP)
+	$(BIN)/pytest -m cluster tests/cluster -s -q
 
 deploy-check: $(STAMP)
 	$(BIN)/pytest -m deploy tests/deploy

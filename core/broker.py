@@ -2,6 +2,11 @@
 
 Publishers and consumers use separate connections: a memory or disk alarm blocks publishing
 connections, and a consumer sharing one would stall with them.
+
+A cluster is reached through an AMQP URL per node, comma-separated
+(`amqp://u:p@rabbit-1:5672/,amqp://u:p@rabbit-2:5672/`): every connection attempt, the first one
+and each reconnection, takes the next node in turn, so losing the node a process is connected to
+costs one reconnect, not an outage.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import (
@@ -19,6 +23,8 @@ from aio_pika.abc import (
     DeliveryMode,
 )
 from aio_pika.exceptions import AMQPError
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
 
 from core import backoff, topology
 from core.errors import PublishFailed
@@ -26,22 +32,68 @@ from core.errors import PublishFailed
 log = structlog.get_logger(__name__)
 
 
+def node_urls(url: str) -> tuple[URL, ...]:
+    """The nodes of a comma-separated AMQP URL, in the order given."""
+    nodes = tuple(URL(part.strip()) for part in url.split(",") if part.strip())
+    if not nodes:
+        raise ValueError("no AMQP URL given")
+    return nodes
+
+
+class ClusterConnection(RobustConnection):
+    """A robust connection that takes the next node on every connection attempt.
+
+    aio-pika reads `self.url` once per attempt (`Connection.connect`), and otherwise only in
+    `__init__` (its query string, the same for every node here) and `__str__` (overridden
+    below): so a property that advances on each read rotates through the nodes, on the first
+    connect and on every reconnect alike. tests/integration/test_cluster_connection.py pins it.
+    """
+
+    def __init__(self, url: URL, *, nodes: tuple[URL, ...], **kwargs: Any) -> None:
+        self._nodes = nodes
+        self._turn = 0
+        super().__init__(url, **kwargs)
+        self._turn = 0  # __init__ read the URL once; the first attempt takes nodes[0]
+
+    @property
+    def url(self) -> URL:
+        node = self._nodes[self._turn % len(self._nodes)]
+        self._turn += 1
+        return node
+
+    @url.setter
+    def url(self, value: URL) -> None:
+        if value not in self._nodes:  # update_secret: a new password for every node
+            self._nodes = tuple(node.with_password(value.password) for node in self._nodes)
+
+    def __str__(self) -> str:
+        return ",".join(str(node.with_password("******")) for node in self._nodes)
+
+
 async def connect(
     url: str, name: str, *, attempts: int = 0, delay: float = 1.0
 ) -> AbstractRobustConnection:
-    """Connect, retrying with backoff (forever when attempts == 0); logs each failure."""
+    """Connect, retrying with backoff (forever when attempts == 0); logs each failure.
+
+    Each attempt starts at the next node, and backs off only once every node failed.
+    """
+    nodes = node_urls(url)
     attempt = 0
     while True:
         attempt += 1
+        turn = (attempt - 1) % len(nodes)
+        rotated = nodes[turn:] + nodes[:turn]
         try:
-            connection = await aio_pika.connect_robust(
-                url, client_properties={"connection_name": name}
+            connection = ClusterConnection(
+                rotated[0], nodes=rotated, client_properties={"connection_name": name}
             )
+            await connection.connect()
         except (TimeoutError, OSError, AMQPError) as exc:
             if attempts and attempt >= attempts:
                 raise
             log.warning("broker connect failed", connection=name, attempt=attempt, error=str(exc))
-            await asyncio.sleep(backoff.delay(attempt, base=delay, cap=10.0))
+            if attempt % len(nodes) == 0:  # every node tried: back off before the next round
+                await asyncio.sleep(backoff.delay(attempt // len(nodes), base=delay, cap=10.0))
             continue
         log.info("broker connected", connection=name)
         return connection

@@ -33,6 +33,10 @@ _UNAVAILABLE = (
     asyncpg.exceptions.CrashShutdownError,
     asyncpg.exceptions.InterfaceError,
     asyncpg.exceptions.ConnectionFailureError,
+    # A failover: no host of a multi-host URL is the primary yet (target_session_attrs), or a
+    # connection still talks to a server that is now a standby (25006).
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
+    asyncpg.exceptions.ReadOnlySQLTransactionError,
 )
 _TRANSIENT = (
     asyncpg.exceptions.DeadlockDetectedError,
@@ -74,6 +78,10 @@ async def transaction(pool: Pool) -> AsyncIterator[Connection]:
     try:
         async with pool.acquire() as connection, connection.transaction():
             yield connection
+    except asyncpg.exceptions.ReadOnlySQLTransactionError as exc:
+        # The server was demoted: reconnect every pooled connection (to the new primary).
+        await pool.expire_connections()
+        raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         ours = translate(exc)
         if ours is exc:

@@ -35,6 +35,7 @@ MARKERS = {
     "unit": pytest.mark.unit,
     "integration": pytest.mark.integration,
     "faults": pytest.mark.faults,
+    "cluster": pytest.mark.cluster,
     "deploy": pytest.mark.deploy,
 }
 

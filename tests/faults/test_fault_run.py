@@ -51,10 +51,10 @@ class Plan:
     payments: int = 0
 
 
-def make_plan(rng: random.Random) -> Plan:
+def make_plan(rng: random.Random, orders: int = ORDERS) -> Plan:
     plan = Plan()
     documents = []
-    for n in range(ORDERS):
+    for n in range(orders):
         order_id, amount, fee = f"ord_f{n}", 1000 + n % 500, 30 + n % 7
         customer = "cus_hot" if n % 3 == 0 else f"cus_f{n}"
         kind = n % 10
@@ -100,9 +100,31 @@ class Tally:
     accepted: int = 0
     refused: int = 0
     faults: list[str] = field(default_factory=list)
+    accepted_ids: set[str] = field(default_factory=set)
+    refusing_since: float | None = None  # first refusal since the last accepted delivery
+    longest_outage: float = 0.0  # seconds refused with nothing accepted
+
+    def answered(self, body: bytes, ok: bool) -> None:
+        now = time.monotonic()
+        if ok:
+            self.accepted += 1
+            self.accepted_ids.add(orjson.loads(body)["id"])
+            if self.refusing_since is not None:
+                self.longest_outage = max(self.longest_outage, now - self.refusing_since)
+                self.refusing_since = None
+        else:
+            self.refused += 1
+            self.refusing_since = self.refusing_since or now
 
 
-async def conekta(url: str, key: Path, plan: Plan, tally: Tally, rng: random.Random) -> None:
+async def conekta(
+    url: str,
+    key: Path,
+    plan: Plan,
+    tally: Tally,
+    rng: random.Random,
+    rate: float = SEND_RATE,
+) -> None:
     """Deliver every body until it is answered 200, resending refused ones with backoff."""
     private = signature.load_private_key(key)
     pending: asyncio.Queue[tuple[bytes, int]] = asyncio.Queue()
@@ -113,7 +135,7 @@ async def conekta(url: str, key: Path, plan: Plan, tally: Tally, rng: random.Ran
     async def deliver(session: aiohttp.ClientSession) -> None:
         while not pending.empty():
             body, tries = pending.get_nowait()
-            await asyncio.sleep(max(0.0, started + tally.sent / SEND_RATE - time.monotonic()))
+            await asyncio.sleep(max(0.0, started + tally.sent / rate - time.monotonic()))
             tally.sent += 1
             try:
                 async with session.post(
@@ -127,10 +149,9 @@ async def conekta(url: str, key: Path, plan: Plan, tally: Tally, rng: random.Ran
                     ok = response.status == 200
             except aiohttp.ClientError:
                 ok = False
+            tally.answered(body, ok)
             if ok:
-                tally.accepted += 1
                 continue
-            tally.refused += 1
             await asyncio.sleep(min(0.2 * 2**tries, 3.0) * rng.uniform(0.5, 1.0))
             pending.put_nowait((body, tries + 1))
 
@@ -177,8 +198,9 @@ async def restart_postgres() -> None:
 class Worker:
     """`conekta-ingest work` as a process that can be killed and started again."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log: Path | None = None) -> None:
         self.env = env
+        self.log = log
         self.health = f"http://127.0.0.1:{env['CONEKTA_INGEST_WORKER_METRICS_PORT']}/healthz"
         self.process: asyncio.subprocess.Process | None = None
 
@@ -190,7 +212,7 @@ class Worker:
             "work",
             env=self.env,
             stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
+            stderr=_log(self.log),
         )
 
     async def kill(self) -> None:
@@ -250,8 +272,15 @@ async def inject_faults(worker: Worker, proxies: dict[str, TcpProxy], tally: Tal
         tally.faults.append(name)
 
 
+def _log(path: Path | None) -> Any:
+    """Where a product process writes its log: a file (appended) or nowhere."""
+    return asyncio.subprocess.DEVNULL if path is None else path.open("ab")
+
+
 @asynccontextmanager
-async def receiver_process(env: dict[str, str], port: int) -> AsyncIterator[str]:
+async def receiver_process(
+    env: dict[str, str], port: int, log: Path | None = None
+) -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -261,7 +290,7 @@ async def receiver_process(env: dict[str, str], port: int) -> AsyncIterator[str]
         str(port),
         env=env,
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=_log(log),
     )
     base = f"http://127.0.0.1:{port}"
 
