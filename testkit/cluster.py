@@ -54,7 +54,9 @@ class RabbitNode:
         self.dir.mkdir()
         (self.dir / "rabbitmq.conf").write_text(
             f"listeners.tcp.1 = 127.0.0.1:{self.port}\n"
-            "cluster_partition_handling = pause_minority\n"
+            # A paused node never sees itself in a minority, so pause_minority would leave the
+            # partition recorded for good once it resumes; autoheal restarts the losing side.
+            "cluster_partition_handling = autoheal\n"
             "log.console = false\n"
         )
         (self.dir / "env.conf").write_text("")  # not /etc/rabbitmq/rabbitmq-env.conf

@@ -74,11 +74,20 @@ async def drain(channel: aio_pika.abc.AbstractChannel, queue_name: str) -> list[
 
 
 async def bind_probe(
-    connection: aio_pika.abc.AbstractRobustConnection, exchange: str, routing_key: str = "#"
+    connection: aio_pika.abc.AbstractRobustConnection,
+    exchange: str,
+    routing_key: str = "#",
+    *,
+    quorum: bool = False,
 ) -> str:
-    """A queue bound to `exchange`, to see what is published there."""
+    """A queue bound to `exchange`, to see what is published there (quorum: on a cluster, it
+    survives the loss of a node as a real consumer's queue would)."""
     channel = await connection.channel()
-    queue = await channel.declare_queue(f"probe.{exchange}.{uuid.uuid4().hex[:6]}", durable=True)
+    queue = await channel.declare_queue(
+        f"probe.{exchange}.{uuid.uuid4().hex[:6]}",
+        durable=True,
+        arguments={"x-queue-type": "quorum"} if quorum else None,
+    )
     await queue.bind(exchange, routing_key)
     await channel.close()
     return queue.name

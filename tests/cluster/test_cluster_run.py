@@ -166,7 +166,7 @@ async def _run(
     )
     assert await migrate.wait() == 0
     checker = await aio_pika.connect_robust(rabbit.nodes[0].url())
-    probe = await bind_probe(checker, topology.FULFILLMENT_EXCHANGE)
+    probe = await bind_probe(checker, topology.FULFILLMENT_EXCHANGE, quorum=True)
     await checker.close()
     workers = [
         Worker(
@@ -179,6 +179,25 @@ async def _run(
         )
         for n in (1, 2)
     ]
+    try:
+        await _drive(rabbit, postgres, key_pair, root, plan, env, probe, workers)
+    finally:  # on failure too: the workers are ours to stop
+        for worker in workers:
+            if worker.process is not None and worker.process.returncode is None:
+                await worker.kill()
+
+
+async def _drive(
+    rabbit: RabbitCluster,
+    postgres: PostgresPair,
+    key_pair: tuple[Path, Path],
+    root: Path,
+    plan: Plan,
+    env: dict[str, str],
+    probe: str,
+    workers: list[Worker],
+) -> None:
+    database_url = env["DATABASE_URL"]
     for worker in workers:
         await worker.start()
     tally, stalls, done = Tally(), Stalls(), asyncio.Event()
@@ -187,7 +206,7 @@ async def _run(
     async with receiver_process(receiver_env, free_port(), root / "receiver.log") as url:
         started = time.monotonic()
         await asyncio.gather(
-            conekta(url, key_pair[0], plan, tally, rng, rate=SEND_RATE),
+            conekta(url, key_pair[0], plan, tally, random.Random(7), rate=SEND_RATE),
             inject(rabbit, postgres, tally, started),
         )
         streamed = time.monotonic() - started
@@ -222,6 +241,9 @@ async def _verify(
     try:
         async with Store.open(database_url) as store:
             await _check(db, broker, plan, probe, tally, store)
+        channel = await broker.channel()
+        unrouted = await channel.declare_queue(topology.FULFILLMENT_UNROUTED, passive=True)
+        assert unrouted.declaration_result.message_count == 0  # every message reached its queue
     finally:
         await broker.close()
     applied = await db.fetchval("SELECT count(*) FROM events")
