@@ -84,6 +84,7 @@ class RabbitNode:
         return f"amqp://{user}:{password}@127.0.0.1:{self.port}/"
 
     def start(self) -> None:
+        (self.dir / "pid").unlink(missing_ok=True)  # a killed incarnation's: `wait` reads it
         with (self.dir / "server.log").open("ab") as log:
             self.process = subprocess.Popen(
                 [str(RABBIT_BIN / "rabbitmq-server")],
@@ -99,7 +100,8 @@ class RabbitNode:
         )
 
     async def await_startup(self) -> None:
-        await self.ctl("await_startup", "--timeout", "120", timeout=150)
+        # `wait` (unlike await_startup) also covers a node that is not yet reachable at all.
+        await self.ctl("wait", str(self.dir / "pid"), "--timeout", "150", timeout=180)
 
     def signal(self, signum: int) -> None:
         if self.process is not None and self.process.poll() is None:

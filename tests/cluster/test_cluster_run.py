@@ -137,8 +137,11 @@ async def test_cluster_run_loses_nothing(key_pair: tuple[Path, Path]) -> None:
         print(f"\ncluster up in {time.monotonic() - begun:.0f}s ({root})")
         await _run(rabbit, postgres, key_pair, root)
     except BaseException:
-        for log in sorted(root.glob("*.log")):
-            print(f"--- {log.name} (tail)\n" + "\n".join(log.read_text().splitlines()[-30:]))
+        for log in sorted([*root.glob("*.log"), *root.glob("c*/server.log")]):
+            print(
+                f"--- {log.relative_to(root)} (tail)\n"
+                + "\n".join(log.read_text().splitlines()[-30:])
+            )
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
