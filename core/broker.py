@@ -27,7 +27,7 @@ from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
 from core import backoff, topology
-from core.errors import PublishFailed
+from core.errors import ConfigError, PublishFailed
 
 log = structlog.get_logger(__name__)
 
@@ -36,7 +36,7 @@ def node_urls(url: str) -> tuple[URL, ...]:
     """The nodes of a comma-separated AMQP URL, in the order given."""
     nodes = tuple(URL(part.strip()) for part in url.split(",") if part.strip())
     if not nodes:
-        raise ValueError("no AMQP URL given")
+        raise ConfigError("AMQP_URL names no node")
     return nodes
 
 

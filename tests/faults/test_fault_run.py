@@ -102,7 +102,7 @@ class Tally:
     faults: list[str] = field(default_factory=list)
     accepted_ids: set[str] = field(default_factory=set)
     refusing_since: float | None = None  # first refusal since the last accepted delivery
-    longest_outage: float = 0.0  # seconds refused with nothing accepted
+    outages: list[tuple[float, float]] = field(default_factory=list)  # refused, none accepted
 
     def answered(self, body: bytes, ok: bool) -> None:
         now = time.monotonic()
@@ -110,7 +110,7 @@ class Tally:
             self.accepted += 1
             self.accepted_ids.add(orjson.loads(body)["id"])
             if self.refusing_since is not None:
-                self.longest_outage = max(self.longest_outage, now - self.refusing_since)
+                self.outages.append((self.refusing_since, now))
                 self.refusing_since = None
         else:
             self.refused += 1

@@ -7,7 +7,7 @@ import asyncpg
 import pytest
 
 from core import broker, database
-from core.errors import DatabaseUnavailable
+from core.errors import ConfigError, DatabaseUnavailable
 
 
 def test_amqp_url_lists_nodes_in_order() -> None:
@@ -16,7 +16,7 @@ def test_amqp_url_lists_nodes_in_order() -> None:
 
 
 def test_amqp_url_must_name_a_node() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match="names no node"):
         broker.node_urls(" , ")
 
 
