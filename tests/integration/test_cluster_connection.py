@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
 
+from aio_pika.abc import AbstractRobustConnection
+
 from core import broker
 from testkit.proxy import TcpProxy
 from testkit.services import free_port
@@ -53,8 +55,8 @@ async def _on(proxy: TcpProxy) -> bool:
     return bool(proxy._writers)
 
 
-async def _usable(connection: broker.AbstractRobustConnection) -> bool:
-    if not connection.connected.is_set():  # type: ignore[attr-defined]
+async def _usable(connection: AbstractRobustConnection) -> bool:
+    if not connection.connected.is_set():
         return False
     channel = await connection.channel()
     await channel.close()
