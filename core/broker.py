@@ -67,7 +67,9 @@ class ClusterConnection(RobustConnection):
             self._nodes = tuple(node.with_password(value.password) for node in self._nodes)
 
     def __str__(self) -> str:
-        return ",".join(str(node.with_password("******")) for node in self._nodes)
+        return ",".join(
+            str(node.with_password("******") if node.password else node) for node in self._nodes
+        )
 
 
 async def connect(
