@@ -4,6 +4,7 @@ live in ingest/ and worker/ (the console's API calls the same functions)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -13,10 +14,11 @@ from typing import Any, TypeVar
 
 import orjson
 
+from core import broker
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import archive, dlq, reports
+from worker import archive, audit, dlq, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -59,9 +61,14 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _selection(replay, with_type=True)
     replay.set_defaults(handler=cmd_dlq_replay)
-    purge = dlq_sub.add_parser("purge", parents=[common], help="delete dead letters for good")
+    purge = dlq_sub.add_parser(
+        "purge",
+        parents=[common],
+        help="never apply these dead letters (a tombstone in the archive keeps resends out)",
+    )
     _selection(purge, with_type=False)
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--reason", default="(no reason given)", help="why: kept with the purge")
     purge.set_defaults(handler=cmd_dlq_purge)
 
 
@@ -89,6 +96,11 @@ def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
     replay.add_argument("--type", dest="event_type", help="only this event type")
     replay.add_argument("--order", dest="order_id", help="only this order")
+    replay.add_argument(
+        "--include-purged",
+        action="store_true",
+        help="also apply events an operator purged from the dead letters (on purpose)",
+    )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_events_replay)
 
@@ -180,8 +192,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        rows = [dlq.describe(m).summary() for m in letters.messages]
+    rows = [dlq.summary(r) for r in await _read(settings, lambda store: store.dead_letters())]
     if args.json:
         _print_json(rows)
         return 0
@@ -190,17 +201,17 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
             f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
-            f"    {row['kind']}: {row['reason']}"
+            f"    {row['kind']} (from {row['source_queue']}): {row['reason']}"
         )
     return 0
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        found = [dlq.full_view(m) for m in letters.select(dlq.matcher([args.id]))]
-    if not found:
+    rows = await _read(settings, lambda store: store.dead_letter(args.id))
+    if not rows:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
+    found = [dlq.full_view(row) for row in rows]
     _print_json(found[0] if len(found) == 1 else found)
     return 0
 
@@ -216,18 +227,21 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
     if problem := _check_selection(args):
         print(problem, file=sys.stderr)
         return 2
-    match = dlq.matcher(args.ids, getattr(args, "event_type", None), args.all)
-    done: list[str] = []
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        selected = letters.select(match)
-        if verb == "purge" and selected and not args.yes and not _confirm(len(selected)):
-            print("nothing purged")
-            return 1
-        for n, message in enumerate(selected, 1):
-            await (letters.replay(message) if verb == "replay" else letters.purge(message))
-            done.append(message.message_id or "")
-            if n % 500 == 0:
-                print(f"... {n}/{len(selected)}", file=sys.stderr)
+    selection = dlq.Selection(tuple(args.ids), getattr(args, "event_type", None), args.all)
+    actor = audit.os_actor()
+    async with Store.open(settings.database_url) as store:
+        if verb == "purge":
+            if not args.yes and not await _confirm_purge(store, selection):
+                print("nothing purged")
+                return 1
+            done = await dlq.purge(store, selection, actor, args.reason)
+        else:
+            connection = await broker.connect(settings.amqp_url, "conekta-ingest dlq", attempts=3)
+            publisher = broker.Publisher(connection, settings.publish_timeout)
+            try:
+                done = await dlq.replay(store, publisher, selection, actor)
+            finally:
+                await publisher.close()
     missing = sorted(set(args.ids) - set(done))
     past = {"replay": "replayed", "purge": "purged"}[verb]
     if args.json:
@@ -240,8 +254,17 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
     return 1 if missing else 0
 
 
-def _confirm(count: int) -> bool:
-    answer = input(f"purge {count} dead letter(s) for good? [y/N] ")
+async def _confirm_purge(store: Store, selection: dlq.Selection) -> bool:
+    rows = await store.dead_letters()
+    count = sum(
+        selection.everything
+        or r["message_id"] in selection.ids
+        or r["type"] == selection.event_type
+        for r in rows
+    )
+    if not count:
+        return True  # nothing to purge: nothing to ask
+    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -263,13 +286,15 @@ async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
+    selection = archive.ReplayFilter(
+        args.since, args.until, args.event_type, args.order_id, args.include_purged
+    )
 
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(store, selection, progress)
+        totals = await archive.replay(store, selection, audit.os_actor(), progress)
     if args.json:
         _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:

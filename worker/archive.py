@@ -13,6 +13,7 @@ import orjson
 from core.errors import UnapplicableEvent
 from domain.order_event import STATUS_BY_TYPE, parse_order_event
 from domain.plan import Incoming
+from worker import audit
 from worker.store import Store
 
 PAGE = 256
@@ -25,6 +26,7 @@ class ReplayFilter:
     until: datetime | None = None
     event_type: str | None = None
     order_id: str | None = None
+    include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
 async def show(store: Store, event_id: str) -> dict[str, Any] | None:
@@ -39,10 +41,30 @@ async def show(store: Store, event_id: str) -> dict[str, Any] | None:
 
 
 async def replay(
-    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
+    store: Store,
+    selection: ReplayFilter,
+    actor: str,
+    progress: Callable[[Counter[str]], None] = print,
 ) -> Counter[str]:
-    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts."""
+    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
+    Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
     totals: Counter[str] = Counter()
+    try:
+        await _replay_pages(store, selection, totals, progress)
+    finally:
+        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
+        await audit.record(
+            store, actor, "events.replay", sum(totals.values()), {**details, **totals}
+        )
+    return totals
+
+
+async def _replay_pages(
+    store: Store,
+    selection: ReplayFilter,
+    totals: Counter[str],
+    progress: Callable[[Counter[str]], None],
+) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
         rows = await store.events_page(
@@ -53,9 +75,10 @@ async def replay(
             order_id=selection.order_id,
             after=cursor,
             limit=PAGE,
+            include_purged=selection.include_purged,
         )
         if not rows:
-            return totals
+            return
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
         items = []
         for row in rows:

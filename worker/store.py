@@ -56,6 +56,24 @@ BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 RECONCILE_LOCK = 0x7265636F6E63  # "reconc"
 POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+DEAD_LETTER_COLUMNS = (
+    "message_id",
+    "type",
+    "order_id",
+    "kind",
+    "reason",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "source_queue",
+    "exchange",
+    "routing_key",
+    "headers",
+    "body",
+)
+
+
+OUTBOX_RELAY_LOCK = 0x6F7574626F78  # "outbox": the advisory lock of the one active relay
 
 
 @dataclass(frozen=True)
@@ -166,13 +184,56 @@ class Store:
         async with database.transaction(self.pool) as connection:
             await _write_archive(connection, rows)
 
+    # -- dead letters and the audit trail --------------------------------------------------------
+
+    async def insert_dead_letters(self, rows: Sequence[object]) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "insert_dead_letters", **columns(rows, DEAD_LETTER_COLUMNS))
+
+    async def dead_letters(self) -> list[Record]:
+        return await self._read("list_dead_letters")
+
+    async def dead_letter(self, message_id: str) -> list[Record]:
+        return await self._read("get_dead_letters", message_id=message_id)
+
+    async def dead_letter_count(self) -> int:
+        rows = await self._read("dead_letter_count")
+        return int(rows[0][0])
+
+    @asynccontextmanager
+    async def settle_dead_letters(
+        self, ids: Sequence[str], event_type: str | None, everything: bool
+    ) -> AsyncIterator[DeadLetterClaim]:
+        """Open dead letters by selection, locked until the block ends (one transaction)."""
+        async with database.transaction(self.pool) as connection:
+            rows = await _fetch(
+                connection,
+                "select_dead_letters",
+                ids=list(ids),
+                event_type=event_type,
+                everything=everything,
+            )
+            yield DeadLetterClaim(connection, rows)
+
+    async def record_audit(
+        self, actor: str, action: str, count: int, details: dict[str, Any]
+    ) -> Record:
+        async with database.transaction(self.pool) as connection:
+            return await _record_audit(connection, actor, action, count, details)
+
+    async def audit_log(self, since: datetime | None) -> list[Record]:
+        return await self._read("list_audit", since=since)
+
     # -- the outbox -----------------------------------------------------------------------------
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
-        """Unsent messages, locked until the block ends (other relays skip them)."""
+        """Unsent messages, oldest first, locked until the block ends. Only one relay (of all
+        workers) holds a claim at a time: another gets no rows and tries again later."""
         async with database.transaction(self.pool) as connection:
-            rows = await _fetch(connection, "claim_outbox", limit=limit)
+            locked = await _fetchrow(connection, "lock_outbox_relay", key=OUTBOX_RELAY_LOCK)
+            held = locked is not None and locked[0]
+            rows = await _fetch(connection, "claim_outbox", limit=limit) if held else []
             yield OutboxClaim(connection, rows)
 
     # -- reconcile ------------------------------------------------------------------------------
@@ -242,6 +303,7 @@ class Store:
         order_id: str | None,
         after: tuple[datetime, str],
         limit: int,
+        include_purged: bool = False,
     ) -> list[Record]:
         """Archived events of handled types in Conekta's order, a page after the cursor."""
         return await self._read(
@@ -254,6 +316,7 @@ class Store:
             after_created_at=after[0],
             after_event_id=after[1],
             limit=limit,
+            include_purged=include_purged,
         )
 
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
@@ -331,6 +394,30 @@ class OutboxClaim:
         return int(row[0]) if row else 0
 
 
+class DeadLetterClaim:
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        self._connection = connection
+        self.rows = rows
+
+    async def settle(self, row_id: int, status: str, actor: str, reason: str | None) -> None:
+        await _execute(
+            self._connection,
+            "settle_dead_letter",
+            id=row_id,
+            status=status,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def tombstone(self, row: ArchiveRow, note: str) -> None:
+        """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
+        values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
+        await _execute(self._connection, "archive_tombstone", **values, note=note)
+
+    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> None:
+        await _record_audit(self._connection, actor, action, count, details)
+
+
 # -- statements ---------------------------------------------------------------------------------
 
 
@@ -352,6 +439,21 @@ async def _fetchval(connection: Connection, name: str, **params: Any) -> Any:
 async def _execute(connection: Connection, name: str, **params: Any) -> None:
     query = QUERIES[name]
     await connection.execute(query.sql, *query.args(params))
+
+
+async def _record_audit(
+    connection: Connection, actor: str, action: str, count: int, details: dict[str, Any]
+) -> Record:
+    row = await _fetchrow(
+        connection,
+        "record_audit",
+        actor=actor,
+        action=action,
+        count=count,
+        details=orjson.dumps(details, default=str).decode(),
+    )
+    assert row is not None
+    return row
 
 
 async def _write_orders(connection: Connection, plan: Plan) -> None:
