@@ -143,6 +143,7 @@ QUEUES: tuple[QueueSpec, ...] = (
         # drop-head, not reject-publish: a full queue must not stop the relay for everyone. The
         # dropped head is dead-lettered (at most once: RabbitMQ allows no more with drop-head).
         _quorum(
+            DEAD_LETTER_KEY,
             **{
                 "x-max-length": UNROUTED_MAX_LENGTH,
                 "x-overflow": "drop-head",
