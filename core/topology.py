@@ -20,6 +20,7 @@ RETIRED_QUEUES (its bindings are removed and the worker drains it into the dead-
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,8 +82,8 @@ class RetiredQueue:
     bindings: tuple[tuple[str, str], ...]
 
 
-def _quorum(dead_letter_key: str | None = DEAD_LETTER_KEY, **extra: Any) -> dict[str, Any]:
-    arguments: dict[str, Any] = {"x-queue-type": "quorum", "x-delivery-limit": DELIVERY_LIMIT}
+def _quorum(dead_letter_key: str | None, limit: int, **extra: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"x-queue-type": "quorum", "x-delivery-limit": limit}
     if dead_letter_key is not None:
         arguments |= {
             "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
@@ -114,46 +115,55 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
     ),
 )
 
-RETRY_QUEUES = tuple(
-    QueueSpec(
-        retry_queue_name(ORDERS_QUEUE, tier),
-        # Expired messages go back to work (the default exchange, by queue name).
-        _quorum(
-            None,
-            **{
-                "x-message-ttl": delay,
-                "x-dead-letter-exchange": "",
-                "x-dead-letter-routing-key": ORDERS_QUEUE,
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            },
-        ),
-    )
-    for tier, delay in enumerate(RETRY_DELAYS_MS)
-)
 
-QUEUES: tuple[QueueSpec, ...] = (
-    # Unchanged since v1 (it had its limit and target already): the name stays.
-    QueueSpec(ORDERS_QUEUE, _quorum(), tuple((EVENTS_EXCHANGE, k) for k in ORDER_EVENT_TYPES)),
-    QueueSpec(UNHANDLED_QUEUE, _quorum(), ((UNHANDLED_EXCHANGE, ""),)),
-    QueueSpec(DEAD_LETTER_QUEUE, _quorum(PARKED_KEY), ((DEAD_LETTER_EXCHANGE, DEAD_LETTER_KEY),)),
-    QueueSpec(PARKED_QUEUE, _quorum(None), ((DEAD_LETTER_EXCHANGE, PARKED_KEY),)),
-    QueueSpec(
-        FULFILLMENT_UNROUTED_QUEUE,
+def queues(limit: int = DELIVERY_LIMIT) -> tuple[QueueSpec, ...]:
+    """Every queue; `limit` is each one's delivery limit (tests use a small one)."""
+    key = DEAD_LETTER_KEY
+    retries = tuple(
+        QueueSpec(
+            retry_queue_name(ORDERS_QUEUE, tier),
+            # Expired messages go back to work (the default exchange, by queue name).
+            _quorum(
+                None,
+                limit,
+                **{
+                    "x-message-ttl": delay,
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": ORDERS_QUEUE,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            ),
+        )
+        for tier, delay in enumerate(RETRY_DELAYS_MS)
+    )
+    unrouted = _quorum(
+        key,
+        limit,
         # drop-head, not reject-publish: a full queue must not stop the relay for everyone. The
         # dropped head is dead-lettered (at most once: RabbitMQ allows no more with drop-head).
-        _quorum(
-            DEAD_LETTER_KEY,
-            **{
-                "x-max-length": UNROUTED_MAX_LENGTH,
-                "x-overflow": "drop-head",
-                "x-dead-letter-strategy": "at-most-once",
-            }
+        **{
+            "x-max-length": UNROUTED_MAX_LENGTH,
+            "x-overflow": "drop-head",
+            "x-dead-letter-strategy": "at-most-once",
+        },
+    )
+    return (
+        # Unchanged since v1 (it had its limit and target already): the name stays.
+        QueueSpec(
+            ORDERS_QUEUE,
+            _quorum(key, limit),
+            tuple((EVENTS_EXCHANGE, k) for k in ORDER_EVENT_TYPES),
         ),
-        ((FULFILLMENT_UNROUTED, ""),),
-    ),
-    *RETRY_QUEUES,
-)
+        QueueSpec(UNHANDLED_QUEUE, _quorum(key, limit), ((UNHANDLED_EXCHANGE, ""),)),
+        QueueSpec(DEAD_LETTER_QUEUE, _quorum(PARKED_KEY, limit), ((DEAD_LETTER_EXCHANGE, key),)),
+        QueueSpec(PARKED_QUEUE, _quorum(None, limit), ((DEAD_LETTER_EXCHANGE, PARKED_KEY),)),
+        QueueSpec(FULFILLMENT_UNROUTED_QUEUE, unrouted, ((FULFILLMENT_UNROUTED, ""),)),
+        *retries,
+    )
+
+
+QUEUES = queues()
 
 # v1 names whose arguments changed. Their retry tiers are not listed: nothing routes to them by
 # binding, and their messages expire back into conekta.orders within ten minutes.
@@ -164,22 +174,24 @@ RETIRED_QUEUES: tuple[RetiredQueue, ...] = (
 )
 
 
-async def declare(connection: AbstractConnection) -> None:
+async def declare(connection: AbstractConnection, specs: Sequence[QueueSpec] = QUEUES) -> None:
     """Declare everything, idempotently. Exchanges first: queues bind and dead-letter to them."""
     channel = await connection.channel()
     try:
-        await _declare(connection, channel)
+        await _declare(connection, channel, specs)
     finally:
         await channel.close()
 
 
-async def _declare(connection: AbstractConnection, channel: AbstractChannel) -> None:
+async def _declare(
+    connection: AbstractConnection, channel: AbstractChannel, specs: Sequence[QueueSpec]
+) -> None:
     exchanges = {}
     for spec in EXCHANGES:
         exchanges[spec.name] = await channel.declare_exchange(
             spec.name, spec.type, durable=True, arguments=spec.arguments
         )
-    for queue_spec in QUEUES:
+    for queue_spec in specs:
         queue = await channel.declare_queue(
             queue_spec.name, durable=True, arguments=queue_spec.arguments
         )

@@ -397,7 +397,8 @@ async def _check(
     stuck = {}
     for name in (
         topology.ORDERS_QUEUE,
-        topology.ORDERS_DLQ,
+        topology.DEAD_LETTER_QUEUE,
+        topology.PARKED_QUEUE,
         topology.UNHANDLED_QUEUE,
         *(
             topology.retry_queue_name(topology.ORDERS_QUEUE, t)

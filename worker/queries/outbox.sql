@@ -7,7 +7,7 @@ SELECT * FROM unnest(:message_id::text[], :routing_key::text[], :body::bytea[])
 ON CONFLICT (message_id) DO NOTHING;
 
 -- lock_outbox_relay: become the one relay publishing now (until the transaction ends), or not;
--- one at a time keeps each order's messages in the order of its changes across workers
+-- one at a time keeps the messages of each order in the order of its changes, across workers
 SELECT pg_try_advisory_xact_lock(:key);
 
 -- claim_outbox: unsent messages, oldest first
