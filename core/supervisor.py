@@ -55,7 +55,7 @@ class Supervisor:
         base_delay: float = 0.5,
         max_delay: float = 30.0,
     ) -> None:
-        self._stop = stop
+        self.stop = stop
         self._healthy_after = healthy_after
         self._give_up_after = give_up_after
         self._base_delay = base_delay
@@ -130,7 +130,7 @@ class Supervisor:
                     self._give_up(name)
                     return
             delay = backoff.delay(state.failures, base=self._base_delay, cap=self._max_delay)
-            if await _stopped_within(self._stop, delay):
+            if await _stopped_within(self.stop, delay):
                 return
 
     def _give_up(self, name: str) -> None:
@@ -140,7 +140,7 @@ class Supervisor:
             bound=self._give_up_after,
         )
         self.gave_up = name
-        self._stop.set()
+        self.stop.set()
 
 
 async def _stopped_within(stop: asyncio.Event, seconds: float) -> bool:

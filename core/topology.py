@@ -174,11 +174,11 @@ RETIRED_QUEUES: tuple[RetiredQueue, ...] = (
 )
 
 
-async def declare(connection: AbstractConnection, specs: Sequence[QueueSpec] = QUEUES) -> None:
+async def declare(connection: AbstractConnection) -> None:
     """Declare everything, idempotently. Exchanges first: queues bind and dead-letter to them."""
     channel = await connection.channel()
     try:
-        await _declare(connection, channel, specs)
+        await _declare(connection, channel, QUEUES)
     finally:
         await channel.close()
 

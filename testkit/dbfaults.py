@@ -6,7 +6,7 @@ own database only.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -16,12 +16,15 @@ import asyncpg
 TABLES = ("orders", "events", "outbox", "dead_letters")
 
 _CREATE = """
-CREATE TABLE IF NOT EXISTS injected_fault (sqlstate text NOT NULL);
+CREATE TABLE IF NOT EXISTS injected_fault (
+    sqlstate text NOT NULL, tables text[] NOT NULL, ops text[] NOT NULL
+);
 CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS $$
 DECLARE
     code text;
 BEGIN
-    SELECT sqlstate INTO code FROM injected_fault LIMIT 1;
+    SELECT sqlstate INTO code FROM injected_fault
+    WHERE TG_TABLE_NAME = ANY(tables) AND TG_OP = ANY(ops) LIMIT 1;
     IF code IS NOT NULL THEN
         RAISE EXCEPTION 'injected fault %', code USING ERRCODE = code;
     END IF;
@@ -30,8 +33,13 @@ END $$;
 """
 
 
-async def inject(db: asyncpg.Connection[Any], sqlstate: str) -> None:
-    """From now on every write to TABLES fails with `sqlstate`."""
+async def inject(
+    db: asyncpg.Connection[Any],
+    sqlstate: str,
+    tables: Sequence[str] = TABLES,
+    ops: Sequence[str] = ("INSERT", "UPDATE"),
+) -> None:
+    """From now on writes (`ops`) to `tables` fail with `sqlstate`."""
     await db.execute(_CREATE)
     for table in TABLES:
         await db.execute(f"DROP TRIGGER IF EXISTS injected_fault ON {table}")
@@ -40,7 +48,9 @@ async def inject(db: asyncpg.Connection[Any], sqlstate: str) -> None:
             "FOR EACH ROW EXECUTE FUNCTION injected_fault()"
         )
     await db.execute("DELETE FROM injected_fault")
-    await db.execute("INSERT INTO injected_fault VALUES ($1)", sqlstate)
+    await db.execute(
+        "INSERT INTO injected_fault VALUES ($1, $2, $3)", sqlstate, list(tables), list(ops)
+    )
 
 
 async def remove(db: asyncpg.Connection[Any]) -> None:
@@ -49,8 +59,10 @@ async def remove(db: asyncpg.Connection[Any]) -> None:
 
 
 @contextlib.asynccontextmanager
-async def failing_writes(db: asyncpg.Connection[Any], sqlstate: str) -> AsyncIterator[None]:
-    await inject(db, sqlstate)
+async def failing_writes(
+    db: asyncpg.Connection[Any], sqlstate: str, tables: Sequence[str] = TABLES
+) -> AsyncIterator[None]:
+    await inject(db, sqlstate, tables)
     try:
         yield
     finally:
