@@ -204,3 +204,41 @@ async def test_fulfillment_keeps_each_orders_order_under_concurrency(
     assert not paid_overtaken
     pairs = sum(list(m.values()) == ["pending_payment", "paid"] for m in first_seen.values())
     assert pairs > n // 2  # most orders had both changes applied (else the test proves little)
+
+
+async def test_retired_v1_queues_are_unbound_and_drained(
+    settings: Settings, amqp_url: str, db: Db
+) -> None:
+    """An upgrade on a broker with the v1 queues: their bindings go, their messages are kept."""
+    connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    unhandled = await channel.declare_exchange(
+        topology.UNHANDLED_EXCHANGE, aio_pika.ExchangeType.FANOUT, durable=True
+    )
+    old = await channel.declare_queue(
+        "conekta.unhandled", durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await old.bind(unhandled, "")
+    body = order_event("order.expired", "ord_old")
+    await unhandled.publish(
+        aio_pika.Message(body, message_id=orjson.loads(body)["id"], type="order.expired"), ""
+    )
+    async with running_worker(settings):
+
+        async def archived() -> bool:
+            return await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
+
+        await wait_for(archived, what="the v1 queue drained")
+        await publish_events(connection, [order_event("order.expired", "ord_new")])
+
+        async def archived_once_more() -> bool:
+            return await count(db, "SELECT count(*) FROM events") == 2
+
+        await wait_for(archived_once_more, what="a new unhandled event archived")
+    await publish_events(connection, [order_event("order.expired", "ord_later")])
+    depths = {}
+    for name in ("conekta.unhandled", topology.UNHANDLED_QUEUE):
+        queue = await channel.declare_queue(name, passive=True)
+        depths[name] = queue.declaration_result.message_count
+    assert depths == {"conekta.unhandled": 0, topology.UNHANDLED_QUEUE: 1}  # v1 is unbound
+    await connection.close()
