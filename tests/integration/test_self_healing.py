@@ -5,6 +5,7 @@ letters that looking cannot lose, purge tombstones, the audit trail, fulfillment
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 from dataclasses import replace
 from typing import Any, TypeAlias
@@ -16,13 +17,18 @@ import pytest
 from prometheus_client import REGISTRY
 
 from core import topology
+from core.errors import PublishFailed
 from core.settings import Settings
 from core.supervisor import for_settings
+from domain.order_event import parse_order_event
+from domain.plan import Incoming
 from testkit import dbfaults
 from testkit.events import order_event
 from testkit.processes import cli
 from testkit.services import bind_probe, count, drain, publish_events, running_worker
 from testkit.wait import wait_for
+from worker.outbox import OutboxRelay
+from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -242,3 +248,48 @@ async def test_retired_v1_queues_are_unbound_and_drained(
         depths[name] = queue.declaration_result.message_count
     assert depths == {"conekta.unhandled": 0, topology.UNHANDLED_QUEUE: 1}  # v1 is unbound
     await connection.close()
+
+
+class FlakyPublisher:
+    """Fails the first publish of each order's pending_payment message; records what went out."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str]] = []  # (order, routing key), in publish order
+        self._failed: set[str] = set()
+
+    async def publish(self, exchange: str, routing_key: str, body: bytes, **_: Any) -> None:
+        order = orjson.loads(body)["order_id"]
+        await asyncio.sleep(0.001 if routing_key == "order.pending_payment" else 0)
+        if routing_key == "order.pending_payment" and order not in self._failed:
+            self._failed.add(order)
+            raise PublishFailed("nack")
+        self.sent.append((order, routing_key))
+
+
+async def test_a_failed_publish_does_not_let_a_later_change_of_its_order_overtake(
+    store: Store,
+) -> None:
+    items = []
+    for i in range(100):
+        for event_type, at in (("order.pending_payment", 0), ("order.paid", 100)):
+            body = order_event(event_type, f"ord_f{i}", created_at=1_700_000_000 + at)
+            items.append(Incoming(parse_order_event(body), body, None))
+    await store.apply_batch(items)
+    publisher = FlakyPublisher()
+    relays = [OutboxRelay(store, publisher, 0.01) for _ in range(2)]  # type: ignore[arg-type]
+
+    async def drain_outbox(relay: OutboxRelay) -> None:
+        while await count_unsent(store):
+            with contextlib.suppress(PublishFailed):
+                await relay.flush_once()
+
+    await asyncio.gather(*(drain_outbox(r) for r in relays))
+    by_order: dict[str, list[str]] = {}
+    for order, routing_key in publisher.sent:
+        by_order.setdefault(order, []).append(routing_key)
+    assert len(by_order) == 100
+    assert all(keys == ["order.pending_payment", "order.paid"] for keys in by_order.values())
+
+
+async def count_unsent(store: Store) -> int:
+    return int(await store.pool.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
