@@ -196,6 +196,9 @@ class Store:
     async def dead_letter(self, message_id: str) -> list[Record]:
         return await self._read("get_dead_letters", message_id=message_id)
 
+    async def dead_letter_bodies(self) -> list[Record]:
+        return await self._read("dead_letter_bodies")
+
     async def dead_letter_count(self) -> int:
         rows = await self._read("dead_letter_count")
         return int(rows[0][0])

@@ -33,3 +33,6 @@ WHERE id = :id AND status = 'dead';
 
 -- dead_letter_count: open dead letters (the metric on-call alerts on)
 SELECT count(*) FROM dead_letters WHERE status = 'dead';
+
+-- dead_letter_bodies: open and purged dead letters with their bodies (stats count them per day)
+SELECT status, type, body FROM dead_letters WHERE status IN ('dead', 'purged');
