@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 
 from core.errors import UnapplicableEvent
-from domain.order_event import STATUS_BY_TYPE, parse_order_event
-from domain.plan import Incoming
+from domain.order_event import HANDLED_TYPES, parse_order_event
+from domain.plan import ALL_MODES, Incoming
 from worker import audit
 from worker.store import Store
 
@@ -45,6 +45,7 @@ async def replay(
     selection: ReplayFilter,
     actor: str,
     progress: Callable[[Counter[str]], None] = print,
+    modes: Collection[bool] = ALL_MODES,
 ) -> Counter[str]:
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
     Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
@@ -68,7 +69,7 @@ async def _replay_pages(
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
         rows = await store.events_page(
-            handled_types=list(STATUS_BY_TYPE),  # events with no handler stay archived `ignored`
+            handled_types=list(HANDLED_TYPES),  # events with no handler stay archived `ignored`
             since=selection.since,
             until=selection.until,
             event_type=selection.event_type,
@@ -88,5 +89,7 @@ async def _replay_pages(
                 )
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
-        totals.update(outcome.value for outcome in await store.apply_batch(items, replay=True))
+        totals.update(
+            outcome.value for outcome in await store.apply_batch(items, replay=True, modes=modes)
+        )
         progress(totals)

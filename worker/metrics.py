@@ -79,3 +79,8 @@ QUEUE_NONEMPTY_SECONDS = Gauge(
     " age, at most since this worker started).",
     ["queue"],
 )
+CONTRADICTIONS = Counter(
+    "conekta_worker_contradictions_total",
+    "Events where an unpaid order's ending (expired, canceled, voided) met a payment: for"
+    " reconciliation with Conekta.",
+)
