@@ -12,7 +12,7 @@ from domain.order_event import PaidCharge, Refund, parse_order_event
 from domain.order_state import OrderState
 from domain.outcome import Outcome
 from domain.plan import Booked, Incoming, Plan, plan_batch
-from testkit.events import chargeback_event, charge_refunded_event, order_event
+from testkit.events import charge_refunded_event, chargeback_event, order_event
 
 AT = datetime(2026, 1, 1, tzinfo=UTC)
 CHARGE = ledger.Charge("ch", "ord_a", 20000, "MXN", True, "cus_1")
