@@ -1,4 +1,4 @@
--- Chargebacks: their status beside their order's (the money is in the ledger).
+-- The chargebacks table: each status beside its order's (the money is in the ledger).
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
 -- chargeback_states: current status of these chargebacks (their orders are locked already)
