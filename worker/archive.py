@@ -10,8 +10,9 @@ from typing import Any
 
 import orjson
 
-from core.errors import UnapplicableEvent
+from core.errors import UnapplicableEvent, UnknownCharge
 from domain.order_event import HANDLED_TYPES, parse_order_event
+from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from worker import audit
 from worker.store import Store
@@ -89,7 +90,23 @@ async def _replay_pages(
                 )
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
-        totals.update(
-            outcome.value for outcome in await store.apply_batch(items, replay=True, modes=modes)
-        )
+        try:
+            outcomes = await store.apply_batch(items, replay=True, modes=modes)
+        except UnknownCharge:
+            outcomes = await _one_by_one(store, items, modes, totals)
+        totals.update(outcome.value for outcome in outcomes)
         progress(totals)
+
+
+async def _one_by_one(
+    store: Store, items: list[Incoming], modes: Collection[bool], totals: Counter[str]
+) -> list[Outcome]:
+    """A page with a refund or chargeback whose charge was never booked: apply the rest, and
+    count those (they stay archived as they were; replay them once their payment is in)."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes += await store.apply_batch([item], replay=True, modes=modes)
+        except UnknownCharge:
+            totals["unknown_charge"] += 1
+    return outcomes

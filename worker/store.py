@@ -612,8 +612,14 @@ async def _write_chargebacks(connection: Connection, plan: Plan) -> None:
 
 
 async def _write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> None:
-    if rows:
-        await _execute(connection, "archive_events", **columns(rows, ARCHIVE_COLUMNS))
+    # One row per id: an upsert may not touch the same row twice in one statement.
+    unique: dict[str, ArchiveRow] = {}
+    for row in rows:
+        unique.setdefault(row.event_id, row)
+    if unique:
+        await _execute(
+            connection, "archive_events", **columns(list(unique.values()), ARCHIVE_COLUMNS)
+        )
 
 
 async def _write_outbox(connection: Connection, plan: Plan) -> None:

@@ -184,3 +184,42 @@ async def test_an_unknown_charge_is_retried_then_dead_lettered(
     assert code == 0, output
     [letter] = orjson.loads(output)
     assert (letter["kind"], letter["attempts"]) == ("unknown_charge", 2)
+
+
+async def test_events_archived_before_this_handler_are_replayed_into_money(store: Store) -> None:
+    """Refunds and chargebacks archived `ignored` by an older version: `events replay` applies
+    them; a chargeback whose charge was never booked is counted and left as it was."""
+    from domain.archive import unhandled_row
+    from worker import archive
+
+    refund = order_event(
+        "order.partially_refunded", "ord_old", created_at=1_700_000_100, refunds=(R1,), **PAID
+    )
+    opened = chargeback_event(
+        "charge.chargeback.created", "chbk_old", charge_id="ch_1", created_at=1_700_000_200
+    )
+    orphan = chargeback_event(
+        "charge.chargeback.created", "chbk_orphan", charge_id="ch_gone", created_at=1_700_000_300
+    )
+    await store.archive([unhandled_row(body, None) for body in (refund, opened, orphan)])
+    totals = await archive.replay(store, archive.ReplayFilter(), progress=lambda _: None)
+    assert totals == {"applied": 2, "unknown_charge": 1}
+    order = await reports.order(store, "ord_old")
+    assert order is not None
+    assert [e["outcome"] for e in order["events"]] == ["applied", "applied"]  # was `ignored`
+    assert await mode_balances(store, False) == {
+        "conekta:fees": 1_000,
+        "conekta:receivable": 39_000 - 15_000 - 40_000,
+        "conekta:disputed": 40_000,
+        "customer:cus_1": 25_000,
+    }
+    await assert_verified(store)
+
+
+async def test_an_unhandled_event_twice_in_one_batch_is_archived_once(store: Store, db: Db) -> None:
+    from domain.archive import unhandled_row
+
+    body = order_event("order.updated", "ord_u")
+    await store.archive([unhandled_row(body, None), unhandled_row(body, None)])
+    await store.archive([unhandled_row(body, None)])
+    assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
