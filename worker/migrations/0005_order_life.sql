@@ -19,6 +19,25 @@ SET effective_at = t.recorded_at,
     livemode = coalesce(t.livemode, true),
     amount = (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e
               WHERE e.transaction_id = t.id AND e.amount > 0);
+-- Payments already booked moved their money at the charge's paid_at, read from the raw event
+-- that posted them (a body with \u0000 cannot become jsonb: it keeps its recorded time).
+WITH bodies AS MATERIALIZED (
+    SELECT t.id, t.charge_id, convert_from(e.body, 'UTF8') AS body
+    FROM ledger_transactions t JOIN events e ON e.event_id = t.event_id
+    WHERE t.kind = 'payment'
+), charges AS MATERIALIZED (
+    SELECT id, charge_id,
+           (CASE WHEN position('\u0000' IN body) = 0 THEN body::jsonb END)
+               #> '{data,object,charges,data}' AS charges
+    FROM bodies
+)
+UPDATE ledger_transactions t
+SET effective_at = to_timestamp((charge ->> 'paid_at')::double precision)
+FROM charges c,
+     jsonb_array_elements(CASE WHEN jsonb_typeof(c.charges) = 'array' THEN c.charges
+                               ELSE '[]'::jsonb END) AS charge
+WHERE t.id = c.id AND charge ->> 'id' = c.charge_id
+  AND jsonb_typeof(charge -> 'paid_at') = 'number';
 ALTER TABLE ledger_transactions
     ALTER COLUMN livemode SET NOT NULL,
     ALTER COLUMN effective_at SET NOT NULL,
