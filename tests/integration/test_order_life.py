@@ -223,3 +223,72 @@ async def test_an_unhandled_event_twice_in_one_batch_is_archived_once(store: Sto
     await store.archive([unhandled_row(body, None), unhandled_row(body, None)])
     await store.archive([unhandled_row(body, None)])
     assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
+
+
+async def test_migration_keeps_existing_money_valid_and_splits_modes() -> None:
+    """Rows written before 0005: each transaction gets its mode (from its event), its amount and
+    its effective date (the charge's paid_at), and mixed balances are split per mode."""
+    import uuid
+
+    from testkit.isolation import admin_execute, database_url_for, drop_database
+    from worker import migrations
+
+    name = f"conekta_test_mig5_{uuid.uuid4().hex[:8]}"
+    await admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        connection = await asyncpg.connect(database_url_for(name))
+        try:
+            for migration, sql in migrations.available():
+                if migration < "0005":
+                    await connection.execute(sql)
+            await connection.execute(BEFORE_0005)
+            [sql] = [
+                sql for migration, sql in migrations.available() if migration.startswith("0005")
+            ]
+            await connection.execute(sql)
+            rows = await connection.fetch(
+                "SELECT business_key, livemode, amount, effective_at FROM ledger_transactions"
+                " ORDER BY business_key"
+            )
+            assert [(r[0], r[1], r[2]) for r in rows] == [
+                ("payment:o1:ch1", True, 100),
+                ("payment:o2:ch2", False, 50),
+            ]
+            assert rows[0]["effective_at"] == datetime.fromtimestamp(1669233099, UTC)
+            balances = await connection.fetch(
+                "SELECT account, livemode, balance FROM balances ORDER BY 1, 2"
+            )
+            assert [tuple(r) for r in balances] == [
+                ("conekta:fees", True, 5),
+                ("conekta:receivable", False, 50),
+                ("conekta:receivable", True, 95),
+                ("customer:c1", False, -50),
+                ("customer:c1", True, -100),
+            ]
+        finally:
+            await connection.close()
+    finally:
+        await drop_database(name)
+
+
+BEFORE_0005 = """
+INSERT INTO events VALUES
+ ('e1', 'order.paid', 'o1', true, now(), now(), now(), 'applied',
+  convert_to('{"data":{"object":{"charges":{"data":[{"id":"ch1","paid_at":1669233099}]}}}}',
+             'UTF8')),
+ ('e2', 'order.paid', 'o2', false, now(), now(), now(), 'applied', convert_to('{}', 'UTF8'));
+INSERT INTO orders VALUES ('o1', 'paid', 100, 'MXN', 'c1', true, 'e1', now(), now()),
+                          ('o2', 'paid', 50, 'MXN', 'c1', false, 'e2', now(), now());
+INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, event_id)
+VALUES ('payment:o1:ch1', 'payment', 'o1', 'ch1', 'MXN', 'e1'),
+       ('payment:o2:ch2', 'payment', 'o2', 'ch2', 'MXN', 'e2');
+INSERT INTO ledger_entries (transaction_id, account, currency, amount)
+SELECT t.id, v.account, 'MXN', v.amount FROM ledger_transactions t
+JOIN (VALUES ('e1', 'conekta:receivable', 95), ('e1', 'conekta:fees', 5),
+             ('e1', 'customer:c1', -100), ('e2', 'conekta:receivable', 50),
+             ('e2', 'customer:c1', -50)) AS v (event_id, account, amount)
+  ON v.event_id = t.event_id;
+INSERT INTO balances VALUES ('conekta:receivable', 'MXN', 'debit', 145),
+                            ('conekta:fees', 'MXN', 'debit', 5),
+                            ('customer:c1', 'MXN', 'credit', -150);
+"""
