@@ -6,8 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed messages by outcome (applied, duplicate, stale, redelivered; ignored: no handler;"
-    " dead_letter: stored in the dead-letter table).",
+    "Consumed messages by outcome (applied, duplicate, stale, redelivered, other_mode; ignored:"
+    " no handler; dead_letter: stored in the dead-letter table).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(

@@ -196,3 +196,24 @@ def test_test_and_live_keys_never_meet() -> None:
         (True, "payment:ord_a:ch_ord_a"),
         (False, "payment:ord_a:ch_ord_a"),
     }
+
+
+@pytest.mark.parametrize(
+    ("sample", "expected"),
+    [
+        (
+            "order.pending_payment.json",
+            {"type": "oxxo", "reference": "93000262280678", "expires_at": 1680480000},
+        ),
+        ("order.expired.json", {"type": "spei", "clabe": "734180008033435128"}),
+    ],
+)
+def test_cash_and_spei_messages_carry_how_to_pay(sample: str, expected: dict[str, Any]) -> None:
+    from testkit.events import SAMPLES
+
+    plan = plan_batch([wrap((SAMPLES / sample).read_bytes())], Booked())
+    [message] = plan.messages
+    body = orjson.loads(message.body)
+    assert expected.items() <= body["payment"].items()
+    assert body["livemode"] is True
+    assert (body["refunded_amount"], body["chargeback"]) == (0, None)
