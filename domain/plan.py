@@ -165,7 +165,8 @@ def _order_event_postings(batch: _Batch, event: OrderEvent) -> list[ledger.Posti
         charge = ledger.Charge(
             paid.id, event.order_id, paid.amount, event.currency, event.livemode, event.customer_key
         )
-        batch.charges.setdefault((event.livemode, paid.id), charge)
+        # Once booked, a charge's customer is fixed: its refunds return money to that account.
+        charge = batch.charges.setdefault((event.livemode, paid.id), charge)
         postings.append(ledger.payment(paid, charge, event.event_id, event.created_at))
         postings += [ledger.refund(r, charge, event.event_id) for r in paid.refunds]
     return postings

@@ -514,7 +514,12 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
     """Lock the batch's orders and read what the plan needs; charges are resolved first, so the
     orders of chargebacks (which name only a charge) are locked too."""
     events = [item.event for item in items]
-    charge_ids = sorted({e.charge_id for e in events if e.charge_id})
+    # Charges named by charge events, and refunded ones (a refund goes back to the customer the
+    # payment was booked for); plain payments need no lookup.
+    charge_ids = sorted(
+        {e.charge_id for e in events if e.charge_id}
+        | {c.id for e in events for c in e.paid_charges if c.refunds}
+    )
     charges = {}
     for row in await _fetch(connection, "booked_charges", charge_ids=charge_ids):
         charges[(row["livemode"], row["charge_id"])] = ledger.Charge(

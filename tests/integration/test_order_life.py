@@ -292,3 +292,20 @@ INSERT INTO balances VALUES ('conekta:receivable', 'MXN', 'debit', 145),
                             ('conekta:fees', 'MXN', 'debit', 5),
                             ('customer:c1', 'MXN', 'credit', -150);
 """
+
+
+async def test_a_refund_returns_money_to_the_customer_the_payment_was_booked_for(
+    store: Store,
+) -> None:
+    """Conekta may add a customer id after the payment (e-mail only then): the refund still
+    returns the money to the account the payment credited."""
+    money = {"amount": 1_000, "fee": 0, "charge_id": "ch_k"}
+    await store.apply_batch(
+        items(order_event("order.paid", "ord_k", customer_id=None, email="A@B.mx", **money))
+    )
+    refund = order_event(
+        "order.refunded", "ord_k", customer_id="cus_later", refunds=(("re_k", 1_000, 5),), **money
+    )
+    assert await store.apply_batch(items(refund)) == ["applied"]
+    assert await mode_balances(store, False) == {}  # the customer a@b.mx is back to zero
+    await assert_verified(store)
