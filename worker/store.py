@@ -538,7 +538,11 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
     if not replay:
         rows = await _fetch(connection, "archived_event_ids", ids=[e.event_id for e in events])
         archived = [row["event_id"] for row in rows]
-    keys = await _fetch(connection, "booked_keys", keys=sorted(_candidate_keys(items)))
+    known = {r["id"] for r in orders}
+    candidates = _candidate_keys(
+        [i for i in items if i.event.order_id in known or i.event.chargeback]
+    )
+    keys = await _fetch(connection, "booked_keys", keys=sorted(candidates))
     chargeback_ids = sorted({e.chargeback.id for e in events if e.chargeback})
     chargebacks = await _fetch(connection, "chargeback_states", ids=chargeback_ids)
     return Booked(
@@ -561,7 +565,8 @@ def _state(row: Record) -> OrderState:
 
 
 def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
-    """Every business key the batch could post (payments, refunds, chargeback steps)."""
+    """Every business key these events could post (payments, refunds, chargeback steps); the
+    caller leaves out events of orders not in the database yet: nothing of theirs is posted."""
     keys: set[str] = set()
     for item in items:
         event = item.event

@@ -27,7 +27,11 @@ GROUP BY i.account, i.currency, t.livemode ORDER BY 1, 2, 3
 ON CONFLICT (account, currency, livemode) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
 
 -- booked_keys: which of these business keys are posted already, in which mode
-SELECT livemode, business_key FROM ledger_transactions WHERE business_key = ANY(:keys::text[]);
+-- One index lookup per key (as lock_orders: `= ANY(...)` turns into a seq scan on young stats).
+SELECT t.livemode, t.business_key
+FROM unnest(:keys::text[]) AS wanted (key)
+CROSS JOIN LATERAL (SELECT livemode, business_key FROM ledger_transactions
+                    WHERE business_key = wanted.key) AS t;
 
 -- booked_charges: paid charges already booked (a refund or chargeback event names only the charge)
 SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key
