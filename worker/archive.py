@@ -52,7 +52,7 @@ async def replay(
     Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
     totals: Counter[str] = Counter()
     try:
-        await _replay_pages(store, selection, totals, progress)
+        await _replay_pages(store, selection, totals, progress, modes)
     finally:
         details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
         await audit.record(
@@ -66,6 +66,7 @@ async def _replay_pages(
     selection: ReplayFilter,
     totals: Counter[str],
     progress: Callable[[Counter[str]], None],
+    modes: Collection[bool],
 ) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:

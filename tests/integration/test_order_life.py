@@ -11,7 +11,6 @@ import asyncpg
 import orjson
 import pytest
 
-from core import topology
 from core.errors import UnknownCharge
 from core.settings import Settings
 from domain.order_event import parse_order_event
@@ -174,10 +173,7 @@ async def test_an_unknown_charge_is_retried_then_dead_lettered(
         await publish_events(broker, [orphan])
 
         async def dead_lettered() -> bool:
-            channel = await broker.channel()
-            queue = await channel.declare_queue(topology.ORDERS_DLQ, passive=True)
-            await channel.close()
-            return bool(queue.declaration_result.message_count)
+            return await count(db, "SELECT count(*) FROM dead_letters WHERE status = 'dead'") > 0
 
         await wait_for(dead_lettered, timeout=30, what="orphan chargeback dead-lettered")
     code, output = await cli(settings, "dlq", "list", "--json")
@@ -202,7 +198,7 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
         "charge.chargeback.created", "chbk_orphan", charge_id="ch_gone", created_at=1_700_000_300
     )
     await store.archive([unhandled_row(body, None) for body in (refund, opened, orphan)])
-    totals = await archive.replay(store, archive.ReplayFilter(), progress=lambda _: None)
+    totals = await archive.replay(store, archive.ReplayFilter(), "test", progress=lambda _: None)
     assert totals == {"applied": 2, "unknown_charge": 1}
     order = await reports.order(store, "ord_old")
     assert order is not None
