@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import audit, ledger, reconcile, service, tools
+from cli import audit, ledger, reconcile, retention, service, tools
 from core import lifecycle
 from core.errors import ApiKeyRejected, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -94,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
     audit.add_commands(sub, common)
     ledger.add_commands(sub, common)
+    retention.add_commands(sub, common)
     return parser
 
 

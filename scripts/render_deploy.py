@@ -125,9 +125,7 @@ def user_resources(cluster: str, namespace: str) -> list[dict[str, Any]]:
     keys `username` and `password`) and its Permission on the vhost, per component."""
     resources = []
     for user in topology.USERS:
-        resources.append(
-            _operator_resource("User", user.name, {"tags": []}, cluster, namespace)
-        )
+        resources.append(_operator_resource("User", user.name, {"tags": []}, cluster, namespace))
         permissions = {"configure": user.configure, "write": user.write, "read": user.read}
         spec = {"vhost": "/", "userReference": {"name": user.name}, "permissions": permissions}
         resources.append(_operator_resource("Permission", user.name, spec, cluster, namespace))

@@ -15,7 +15,8 @@ import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -380,6 +381,41 @@ class Store:
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             return [await _fetch(connection, check) for check in checks]
+
+    # -- retention (as the owner of the tables) ------------------------------------------------
+
+    async def ensure_partitions(self) -> None:
+        """Month partitions of the archive and outbox from now through a year ahead."""
+        await self._read("ensure_partitions")
+
+    async def months(self, table: str) -> list[date]:
+        return [row["month"] for row in await self._read("list_months", parent=table)]
+
+    async def month_summary(self, table: str, month: date) -> tuple[int, Decimal]:
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(connection, "month_summary", parent=table, month=month)
+        assert row is not None
+        return int(row["rows"]), Decimal(row["checksum"])
+
+    async def month_lines(self, table: str, month: date) -> AsyncIterator[str]:
+        """A month's rows as JSON lines, streamed through a cursor."""
+        query = QUERIES["month_rows"]
+        async with database.transaction(self.pool) as connection:
+            args = query.args({"parent": table, "month": month})
+            async for row in connection.cursor(query.sql, *args, prefetch=1000):
+                yield row["line"]
+
+    async def unsent_in_month(self, month: date) -> int:
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(connection, "unsent_in_month", month=month)
+        return int(row[0]) if row else 0
+
+    async def drop_month(self, table: str, month: date, rows: int, checksum: Decimal) -> None:
+        """Drop the month's partition if it still holds exactly `rows` rows with `checksum`."""
+        async with database.transaction(self.pool) as connection:
+            await _execute(
+                connection, "drop_month", parent=table, month=month, rows=rows, checksum=checksum
+            )
 
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:

@@ -76,3 +76,51 @@ ALTER SEQUENCE outbox_id_seq OWNED BY outbox.id;
 ALTER TABLE outbox ADD PRIMARY KEY (id, created_at);
 CREATE INDEX outbox_message_id_idx ON outbox (message_id);
 CREATE INDEX outbox_unsent_idx ON outbox (id) WHERE sent_at IS NULL;
+
+-- The partition of `parent` holding `month`, by name (create_month_partitions names them).
+CREATE FUNCTION month_partition(parent text, month date) RETURNS text LANGUAGE sql AS $$
+    SELECT format('%s_%s', parent, to_char(month, 'YYYY_MM'))
+$$;
+
+-- A month's rows as JSON lines (bytea as "\x…" hex): the export format of `archive prune`.
+CREATE FUNCTION month_rows(parent text, month date) RETURNS SETOF text LANGUAGE plpgsql AS $$
+BEGIN
+    RETURN QUERY EXECUTE format('SELECT row_to_json(t)::text FROM %I t',
+                                month_partition(parent, month));
+END $$;
+
+-- Rows and an order-independent checksum of a month's JSON lines (sum of the first 60 bits of
+-- each line's md5): what an export must match before its month is dropped.
+CREATE FUNCTION month_summary(parent text, month date, OUT rows bigint, OUT checksum numeric)
+LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SELECT count(*), coalesce(sum((''x'' || substr(md5(row_to_json(t)::text), 1, 15))'
+                   '::bit(60)::bigint), 0) FROM %I t', month_partition(parent, month))
+        INTO rows, checksum;
+END $$;
+
+-- Drop a month's partition, provided it still holds exactly what was exported and verified
+-- (checked under an exclusive lock, so nothing changes in between).
+CREATE FUNCTION drop_month_partition(parent text, month date, expected_rows bigint,
+                                     expected_checksum numeric) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    part text := month_partition(parent, month);
+    now_rows bigint;
+    now_checksum numeric;
+BEGIN
+    EXECUTE format('LOCK TABLE %I IN ACCESS EXCLUSIVE MODE', part);
+    SELECT * INTO now_rows, now_checksum FROM month_summary(parent, month);
+    IF now_rows <> expected_rows OR now_checksum <> expected_checksum THEN
+        RAISE EXCEPTION '% changed since it was exported (% rows, expected %)',
+            part, now_rows, expected_rows USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, part);
+    EXECUTE format('DROP TABLE %I', part);
+END $$;
+
+-- Maintenance runs as the owner only (the runtime role could not drop anyway; say so).
+REVOKE EXECUTE ON FUNCTION create_month_partitions(text, text, date, date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION month_rows(text, date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION month_summary(text, date) FROM PUBLIC;
+REVOKE EXECUTE ON FUNCTION drop_month_partition(text, date, bigint, numeric) FROM PUBLIC;
