@@ -1,12 +1,12 @@
-"""`archive prune`: drop whole months of the archive and the outbox, exported and verified first.
+"""`archive prune`: drop whole months of the archive and the outbox, exported and verified first;
+`archive restore`: load such an export back.
 
-Run it with the owner's DATABASE_URL (like `migrate`); the action lives in worker.retention.
+Run them with the owner's DATABASE_URL (like `migrate`); the actions live in worker.retention.
 """
 
 from __future__ import annotations
 
 import argparse
-from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="first write each month to DIR as <table>-YYYY-MM.jsonl.gz + .sha256 and verify it",
     )
     prune.set_defaults(handler=cmd_archive_prune)
+    restore = archive_sub.add_parser(
+        "restore", parents=[common], help="load an export of `archive prune` back (as the owner)"
+    )
+    restore.add_argument("files", nargs="+", type=Path, metavar="FILE.jsonl.gz")
+    restore.set_defaults(handler=cmd_archive_restore)
 
 
 def _month(text: str) -> Any:
@@ -47,7 +52,9 @@ def _month(text: str) -> Any:
 
 
 async def cmd_archive_prune(args: argparse.Namespace, settings: Settings) -> int:
-    before = args.before or retention.months_before(date.today(), settings.retention_months)
+    before = args.before or retention.months_before(
+        retention.utc_today(), settings.retention_months
+    )
     async with Store.open(settings.database_url) as store:
         results = await retention.prune(store, before, args.export)
     kept = 0
@@ -59,3 +66,10 @@ async def cmd_archive_prune(args: argparse.Namespace, settings: Settings) -> int
     if not results:
         print(f"nothing before {before:%Y-%m} to prune")
     return 1 if kept else 0
+
+
+async def cmd_archive_restore(args: argparse.Namespace, settings: Settings) -> int:
+    async with Store.open(settings.database_url) as store:
+        for path in args.files:
+            print(f"{path}: {await retention.restore(store, path)} rows restored")
+    return 0

@@ -15,7 +15,7 @@ from core.errors import TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
 from ingest import receiver
-from worker import migrations
+from worker import migrations, retention
 from worker.runner import run_worker
 from worker.store import Store
 
@@ -81,7 +81,7 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     applied = await migrations.migrate(settings.database_url)
     print(f"database migrated ({len(applied)} migration(s) applied: {', '.join(applied) or '-'})")
     async with Store.open(settings.database_url) as store:
-        await store.ensure_partitions()  # a year ahead; `archive prune` keeps it so
+        await retention.ensure_partitions(store)  # a year ahead; `archive prune` keeps it so
     print("runtime grants applied, month partitions ready")
     return 0
 

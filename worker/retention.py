@@ -16,7 +16,7 @@ import gzip
 import hashlib
 import os
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -27,7 +27,9 @@ from worker.store import Store
 
 log = structlog.get_logger(__name__)
 
-TABLES = ("events", "outbox")
+# The partitioned tables and the column each is partitioned by (the database's clock at insert).
+TABLES = {"events": "applied_at", "outbox": "created_at"}
+AHEAD_MONTHS = 12
 
 
 @dataclass(frozen=True)
@@ -48,9 +50,19 @@ def parse_month(text: str) -> date:
         raise ValueError(f"not a month: {text!r} (expected YYYY-MM)") from None
 
 
+def utc_today() -> date:
+    """Months are UTC months, like the partitions."""
+    return datetime.now(UTC).date()
+
+
 def months_before(today: date, keep: int) -> date:
     """The first month to keep when keeping `keep` whole months before the current one."""
-    index = today.year * 12 + today.month - 1 - keep
+    return add_months(today, -keep)
+
+
+def add_months(day: date, months: int) -> date:
+    """The first day of the month `months` after (or before) the month of `day`."""
+    index = day.year * 12 + day.month - 1 + months
     return date(index // 12, index % 12 + 1, 1)
 
 
@@ -58,16 +70,22 @@ async def prune(
     store: Store, before: date, export_dir: Path | None, *, today: date | None = None
 ) -> list[MonthResult]:
     """Prune every month before `before` of both tables (exported first when `export_dir`)."""
-    today = today or date.today()
+    today = today or utc_today()
     if before > today.replace(day=1):
         raise RetentionRefused(f"{before:%Y-%m} is not in the past: the current month stays")
-    await store.ensure_partitions()
+    await ensure_partitions(store, today)
     results = []
     for table in TABLES:
         for month in await store.months(table):
             if month < before:
                 results.append(await _prune_month(store, table, month, export_dir))
     return results
+
+
+async def ensure_partitions(store: Store, today: date | None = None) -> None:
+    """Partitions from this month through a year ahead (`migrate` and every prune call it)."""
+    first = (today or utc_today()).replace(day=1)
+    await store.create_partitions(TABLES, first, add_months(first, AHEAD_MONTHS))
 
 
 async def _prune_month(
@@ -112,6 +130,28 @@ def _publish(partial: Path, path: Path) -> None:
     digest = _sha256(partial)
     os.replace(partial, path)
     _checksum_file(path).write_text(f"{digest}  {path.name}\n")
+
+
+async def restore(store: Store, path: Path, batch: int = 1000) -> int:
+    """Load a verified export back (its month partition is made again); returns rows restored.
+
+    The file's name says its table; its sha256 must match. Rows already present are skipped."""
+    table = path.name.split("-", 1)[0]
+    if table not in TABLES or not path.name.endswith(".jsonl.gz"):
+        raise RetentionRefused(f"{path.name}: not an export (<table>-YYYY-MM.jsonl.gz)")
+    if _sha256(path) != _checksum_file(path).read_text().split()[0]:
+        raise RetentionRefused(f"{path}: sha256 differs from {_checksum_file(path).name}")
+    month = parse_month(path.name.removeprefix(f"{table}-").removesuffix(".jsonl.gz"))
+    await store.create_partitions({table: TABLES[table]}, month, month)
+    restored, lines = 0, []
+    with gzip.open(path, "rt", encoding="utf-8") as file:
+        for line in file:
+            lines.append(line.rstrip("\n"))
+            if len(lines) == batch:
+                await store.restore(table, lines)
+                restored, lines = restored + len(lines), []
+    await store.restore(table, lines)
+    return restored + len(lines)
 
 
 def verify_export(path: Path, rows: int, checksum: Decimal) -> None:

@@ -384,9 +384,17 @@ class Store:
 
     # -- retention (as the owner of the tables) ------------------------------------------------
 
-    async def ensure_partitions(self) -> None:
-        """Month partitions of the archive and outbox from now through a year ahead."""
-        await self._read("ensure_partitions")
+    async def create_partitions(
+        self, keys: dict[str, str], first_month: date, last_month: date
+    ) -> None:
+        """Month partitions of each table (name -> partition key column), where missing."""
+        await self._read(
+            "create_partitions",
+            parents=list(keys),
+            keys=list(keys.values()),
+            first_month=first_month,
+            last_month=last_month,
+        )
 
     async def months(self, table: str) -> list[date]:
         return [row["month"] for row in await self._read("list_months", parent=table)]
@@ -416,6 +424,11 @@ class Store:
             await _execute(
                 connection, "drop_month", parent=table, month=month, rows=rows, checksum=checksum
             )
+
+    async def restore(self, table: str, lines: Sequence[str]) -> None:
+        """Exported rows back into their table (and month partition), in one transaction."""
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, f"restore_{table}", lines=list(lines))
 
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:

@@ -1,9 +1,9 @@
 -- Retention of the monthly partitions of the archive (events) and the outbox; run as the owner.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- ensure_partitions: month partitions from this month through a year ahead, for both tables
-SELECT create_month_partitions(parent, key, now()::date, (now() + interval '12 months')::date)
-FROM (VALUES ('events', 'applied_at'), ('outbox', 'created_at')) AS t (parent, key);
+-- create_partitions: month partitions first_month..last_month of each table (by its key column)
+SELECT create_month_partitions(parent, key, :first_month, :last_month)
+FROM unnest(:parents::text[], :keys::text[]) AS t (parent, key);
 
 -- list_months: the months that have a partition of this table (the default one aside)
 SELECT to_date(substr(c.relname, length(:parent::text) + 2), 'YYYY_MM') AS month
@@ -25,3 +25,13 @@ SELECT count(*) FROM outbox
 WHERE created_at >= :month::date::timestamp AT TIME ZONE 'UTC'
   AND created_at < (:month::date + interval '1 month')::timestamp AT TIME ZONE 'UTC'
   AND sent_at IS NULL;
+
+-- restore_events: put exported archive rows back (JSON lines of an export); rows present are kept
+INSERT INTO events SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
+    LATERAL jsonb_populate_record(NULL::events, l) AS r
+ON CONFLICT DO NOTHING;
+
+-- restore_outbox: put exported outbox rows back (JSON lines of an export)
+INSERT INTO outbox SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
+    LATERAL jsonb_populate_record(NULL::outbox, l) AS r
+ON CONFLICT DO NOTHING;
