@@ -37,6 +37,7 @@ def test_worker_reads_its_queues_and_writes_fulfillment_retries_dead_letters() -
     user = topology.WORKER_USER
     assert allowed(user.read, QUEUES) == {topology.ORDERS_QUEUE, topology.UNHANDLED_QUEUE}
     assert allowed(user.write, EXCHANGES) == {
+        topology.EVENTS_EXCHANGE,  # reconcile's backfills
         topology.FULFILLMENT_EXCHANGE,
         topology.RETRY_EXCHANGE,
         topology.DEAD_LETTER_EXCHANGE,

@@ -41,3 +41,6 @@ GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_entries      TO conekta_runtime;  -- append-only
 GRANT SELECT, INSERT, UPDATE (balance) ON balances  TO conekta_runtime;
 GRANT SELECT, INSERT, UPDATE (sent_at) ON outbox    TO conekta_runtime;
+GRANT SELECT, INSERT, UPDATE (finished_at, status, livemode, counts, error)
+                             ON reconcile_runs      TO conekta_runtime;
+GRANT SELECT, INSERT         ON reconcile_backfills TO conekta_runtime;
