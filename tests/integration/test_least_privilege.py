@@ -3,6 +3,7 @@ own vhost) and the database's runtime role can do their work and nothing more.""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from core.errors import PublishFailed
 from core.settings import Settings
 from ingest import signature
 from testkit.events import order_event
-from testkit.isolation import database_url_for, rabbitmqctl
+from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
 from worker import migrations
@@ -262,3 +263,17 @@ async def test_every_table_has_a_line_in_grants_sql(db: Db) -> None:
     named = migrations.grants()
     missing = sorted(t for t in tables if f" ON {t} " not in named)
     assert not missing, f"add a line to worker/migrations/grants.sql for {missing}"
+
+
+async def test_services_wait_for_the_topology_migrate_declares() -> None:
+    vhost = f"conekta-test-bare-{uuid.uuid4().hex[:8]}"
+    url = await create_vhost(vhost)  # no topology yet
+    try:
+        connection = await core_broker.connect(url, "test waits", attempts=1)
+        missing = await core_broker._missing_topology(connection)
+        assert missing == f"exchange {topology.EXCHANGES[0].name}"
+        await core_broker.declare_topology(connection)  # what `migrate` does
+        await asyncio.wait_for(core_broker.wait_for_topology(connection), timeout=30)
+        await connection.close()
+    finally:
+        await delete_vhost(vhost)
