@@ -84,6 +84,7 @@ CHARGEBACK_COLUMNS = (
     "last_event_created_at",
 )
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+_RESTORE = {"events": "restore_events", "outbox": "restore_outbox"}  # exported table -> query
 DEAD_LETTER_COLUMNS = (
     "message_id",
     "type",
@@ -428,7 +429,7 @@ class Store:
     async def restore(self, table: str, lines: Sequence[str]) -> None:
         """Exported rows back into their table (and month partition), in one transaction."""
         async with database.transaction(self.pool) as connection:
-            await _execute(connection, f"restore_{table}", lines=list(lines))
+            await _execute(connection, _RESTORE[table], lines=list(lines))
 
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:
