@@ -26,8 +26,8 @@ write access to the default exchange (which reaches every queue by name).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 

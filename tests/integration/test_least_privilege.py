@@ -184,8 +184,16 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
 
         await wait_for(applied, what="paid order applied and its fulfillment published")
         await wait_for(
-            lambda: _depth(broker_users[topology.MONITOR_USER.name], topology.ORDERS_DLQ, 1),
-            what="the EUR order dead-lettered (worker user may publish to conekta.dlx)",
+            lambda: _depth(broker_users[topology.MONITOR_USER.name], topology.ORDERS_QUEUE, 0),
+            what="the queue drained (the monitor user's passive declare)",
+        )
+
+        async def dead_lettered() -> bool:
+            return await count(db, "SELECT count(*) FROM dead_letters WHERE status = 'dead'") == 1
+
+        await wait_for(
+            dead_lettered,
+            what="the EUR order dead-lettered via conekta.dlx and moved into Postgres",
         )
     assert await balances(db) == {
         "conekta:receivable": 1940,

@@ -35,7 +35,13 @@ def test_receiver_may_only_publish_to_the_events_exchange() -> None:
 
 def test_worker_reads_its_queues_and_writes_fulfillment_retries_dead_letters() -> None:
     user = topology.WORKER_USER
-    assert allowed(user.read, QUEUES) == {topology.ORDERS_QUEUE, topology.UNHANDLED_QUEUE}
+    assert allowed(user.read, QUEUES) == {
+        topology.ORDERS_QUEUE,
+        topology.UNHANDLED_QUEUE,
+        topology.DEAD_LETTER_QUEUE,  # moved into Postgres
+    }
+    retired = [q.name for q in topology.RETIRED_QUEUES]
+    assert allowed(user.read, retired) == set(retired)  # drained
     assert allowed(user.write, EXCHANGES) == {
         topology.EVENTS_EXCHANGE,  # reconcile's backfills
         topology.FULFILLMENT_EXCHANGE,
@@ -53,10 +59,14 @@ def test_only_migrate_may_configure_and_the_monitor_nothing() -> None:
     assert not allowed(monitor.read + monitor.write + monitor.configure, everything)
 
 
-def test_console_reads_dead_letters_and_replays_into_the_events_exchange() -> None:
+def test_console_replays_dead_letters_where_they_first_went_and_reads_no_queue() -> None:
     user = topology.CONSOLE_USER
-    assert allowed(user.read, QUEUES) == {topology.ORDERS_DLQ}
-    assert allowed(user.write, EXCHANGES) == {topology.EVENTS_EXCHANGE}
+    assert allowed(user.read, QUEUES) == set()  # dead letters are read in Postgres
+    assert allowed(user.write, EXCHANGES) == {
+        topology.EVENTS_EXCHANGE,
+        topology.FULFILLMENT_EXCHANGE,
+        topology.RETRY_EXCHANGE,
+    }
 
 
 def test_retry_queues_are_reached_through_the_retry_exchange() -> None:

@@ -113,7 +113,7 @@ BEGIN
     SELECT * INTO now_rows, now_checksum FROM month_summary(parent, month);
     IF now_rows <> expected_rows OR now_checksum <> expected_checksum THEN
         RAISE EXCEPTION '% changed since it was exported (% rows, expected %)',
-            part, now_rows, expected_rows USING ERRCODE = 'object_not_in_prerequisite_state';
+            part, now_rows, expected_rows USING ERRCODE = 'check_violation';
     END IF;
     EXECUTE format('ALTER TABLE %I DETACH PARTITION %I', parent, part);
     EXECUTE format('DROP TABLE %I', part);

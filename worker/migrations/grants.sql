@@ -34,7 +34,9 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO conekta_runtime;
 -- table                    privileges
 GRANT SELECT                 ON schema_migrations   TO conekta_runtime;  -- workers wait for them
 GRANT SELECT                 ON event_outcomes      TO conekta_runtime;
-GRANT SELECT, INSERT         ON events              TO conekta_runtime;  -- bodies: insert-only
+-- bodies insert-only; a replay turns a purge tombstone back into an outcome (outcome, applied_at)
+GRANT SELECT, INSERT, UPDATE (outcome, applied_at)
+                             ON events              TO conekta_runtime;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe, kept forever
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
@@ -44,3 +46,7 @@ GRANT SELECT, INSERT, UPDATE (sent_at) ON outbox    TO conekta_runtime;
 GRANT SELECT, INSERT, UPDATE (finished_at, status, livemode, counts, error)
                              ON reconcile_runs      TO conekta_runtime;
 GRANT SELECT, INSERT         ON reconcile_backfills TO conekta_runtime;
+GRANT SELECT, INSERT, UPDATE (kind, reason, attempts, last_failed_at, headers, dead_at, status,
+                              settled_at, settled_by, settle_reason)
+                             ON dead_letters        TO conekta_runtime;  -- bodies kept as they came
+GRANT SELECT, INSERT         ON audit_log           TO conekta_runtime;  -- append-only
