@@ -27,7 +27,8 @@ from testkit.events import order_event
 from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import migrations
+from worker import dlq, migrations
+from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 REFUSED = (aiormq.exceptions.ChannelAccessRefused, aio_pika.exceptions.ChannelClosed)
@@ -200,6 +201,23 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
         "conekta:fees": 60,
         "customer:cus_lp": 2000,
     }
+    # On-call, as the console user and the runtime role: replay the dead letter (it goes back
+    # where it first went), then purge it (a tombstone in the archive, an audit line).
+    console = core_broker.Publisher(
+        await core_broker.connect(
+            broker_users[topology.CONSOLE_USER.name], "test console", attempts=1
+        ),
+        timeout=5,
+    )
+    try:
+        async with Store.open(runtime_url) as store:
+            assert len(await dlq.replay(store, console, dlq.Selection(everything=True), "t")) == 1
+            async with running_worker(worker):
+                await wait_for(dead_lettered, what="the replayed EUR order dead-lettered again")
+            assert len(await dlq.purge(store, dlq.Selection(everything=True), "t", "test")) == 1
+    finally:
+        await console.close()
+    assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'purged'") == 1
     # The worker's retry tier: its exchange routes to the retry queue (mandatory: no return).
     connection = await core_broker.connect(worker.amqp_url, "test worker", attempts=1)
     publisher = core_broker.Publisher(connection, timeout=5)
