@@ -242,7 +242,8 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
 ) -> None:
     await db.execute(
         "INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency,"
-        " event_id) VALUES ('payment:o:c', 'payment', 'o', 'c', 'MXN', 'e')"
+        " event_id, livemode, effective_at, amount)"
+        " VALUES ('payment:o:c', 'payment', 'o', 'c', 'MXN', 'e', false, now(), 5)"
     )
     await db.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount)"

@@ -34,11 +34,13 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO conekta_runtime;
 -- table                    privileges
 GRANT SELECT                 ON schema_migrations   TO conekta_runtime;  -- workers wait for them
 GRANT SELECT                 ON event_outcomes      TO conekta_runtime;
--- bodies insert-only; a replay turns a purge tombstone back into an outcome (outcome, applied_at)
-GRANT SELECT, INSERT, UPDATE (outcome, applied_at)
+-- bodies insert-only; a replay turns a purge tombstone or an `ignored` event into an outcome
+GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at)
                              ON events              TO conekta_runtime;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe, kept forever
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_runtime;
+GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at)
+                             ON chargebacks         TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_entries      TO conekta_runtime;  -- append-only
 GRANT SELECT, INSERT, UPDATE (balance) ON balances  TO conekta_runtime;
