@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import reconcile, service, tools
+from cli import console, reconcile, service, tools
 from core import lifecycle
-from core.errors import ApiKeyRejected, ConfigError, KeyFileError
+from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.set_defaults(handler=service.cmd_work)
     tools.add_commands(sub, common)
     reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
+    console.add_commands(sub, common)
     return parser
 
 
@@ -113,7 +114,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     """Services log at the configured level; one-shot tools only warnings unless asked."""
     asked = args.__dict__.get("log_level") or os.environ.get("CONEKTA_INGEST_LOG_LEVEL")
-    if asked or args.handler in service.SERVICES:
+    if asked or args.handler in service.SERVICES or args.handler is console.cmd_console:
         return settings.log_level
     return "warning"
 
@@ -129,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return lifecycle.run(handler(args, settings))
-    except (KeyFileError, ConfigError, ApiKeyRejected) as exc:
+    except (KeyFileError, ConfigError, ApiKeyRejected, BadRequest) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

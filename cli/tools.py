@@ -7,16 +7,17 @@ import argparse
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from core.errors import BadRequest
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import archive, dlq, reports
+from worker import archive, audit, dlq, explore, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -61,6 +62,9 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.set_defaults(handler=cmd_dlq_replay)
     purge = dlq_sub.add_parser("purge", parents=[common], help="delete dead letters for good")
     _selection(purge, with_type=False)
+    purge.add_argument(
+        "--reason", default="", help="why (kept in the audit trail; required unless --dry-run)"
+    )
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(handler=cmd_dlq_purge)
 
@@ -70,6 +74,7 @@ def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
     parser.add_argument("--all", action="store_true", help="every dead letter")
     if with_type:
         parser.add_argument("--type", dest="event_type", help="every dead letter of this type")
+    parser.add_argument("--dry-run", action="store_true", help="only show what would be done")
     parser.add_argument("--json", action="store_true")
 
 
@@ -95,13 +100,10 @@ def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def parse_time(value: str) -> datetime:
     """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return explore.parse_time(value)
+    except BadRequest as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -180,8 +182,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        rows = [dlq.describe(m).summary() for m in letters.messages]
+    rows = await dlq.list_letters(settings.amqp_url)
     if args.json:
         _print_json(rows)
         return 0
@@ -196,61 +197,78 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        found = [dlq.full_view(m) for m in letters.select(dlq.matcher([args.id]))]
-    if not found:
+    found = await dlq.show_letter(settings.amqp_url, args.id)
+    if found is None:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    _print_json(found[0] if len(found) == 1 else found)
+    _print_json(found)
     return 0
 
 
-def _check_selection(args: argparse.Namespace) -> str | None:
-    chosen = bool(args.ids) + bool(args.all) + bool(getattr(args, "event_type", None))
-    if chosen != 1:
-        return "say which: ID..., --all" + (" or --type T" if hasattr(args, "event_type") else "")
-    return None
+def _dlq_selection(args: argparse.Namespace) -> dlq.Selection:
+    return dlq.Selection(
+        ids=tuple(args.ids), event_type=getattr(args, "event_type", None), everything=args.all
+    )
 
 
-async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, verb: str) -> int:
-    if problem := _check_selection(args):
-        print(problem, file=sys.stderr)
-        return 2
-    match = dlq.matcher(args.ids, getattr(args, "event_type", None), args.all)
-    done: list[str] = []
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        selected = letters.select(match)
-        if verb == "purge" and selected and not args.yes and not _confirm(len(selected)):
+def _progress(n: int, total: int) -> None:
+    if n % 500 == 0:
+        print(f"... {n}/{total}", file=sys.stderr)
+
+
+async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    async with Store.open(settings.database_url, max_size=1) as store:
+        result = await dlq.replay(
+            settings.amqp_url,
+            store,
+            _dlq_selection(args),
+            audit.cli_actor(),
+            dry_run=args.dry_run,
+            progress=_progress,
+        )
+    return _report_dlq(args, result)
+
+
+async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
+    selection = _dlq_selection(args)
+    async with Store.open(settings.database_url, max_size=1) as store:
+        preview = await dlq.purge(settings.amqp_url, store, selection, "", reason="", dry_run=True)
+        if args.dry_run or not preview.matched:
+            return _report_dlq(args, preview)
+        if not args.yes and not _confirm(len(preview.matched)):
             print("nothing purged")
             return 1
-        for n, message in enumerate(selected, 1):
-            await (letters.replay(message) if verb == "replay" else letters.purge(message))
-            done.append(message.message_id or "")
-            if n % 500 == 0:
-                print(f"... {n}/{len(selected)}", file=sys.stderr)
-    missing = sorted(set(args.ids) - set(done))
-    past = {"replay": "replayed", "purge": "purged"}[verb]
+        result = await dlq.purge(
+            settings.amqp_url,
+            store,
+            selection,
+            audit.cli_actor(),
+            reason=args.reason,
+            progress=_progress,
+        )
+    return _report_dlq(args, result)
+
+
+def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
+    past = {"replay": "replayed", "purge": "purged"}[result.action]
     if args.json:
-        _print_json({past: done, "not_found": missing})
+        _print_json(result.summary())
+    elif result.dry_run:
+        print(f"would {result.action} {len(result.matched)} dead letter(s):")
+        for row in result.matched:
+            print(f"  {row['id']}  {row['type']:22} {row['kind']}: {row['reason']}")
     else:
+        missing = result.not_found
         print(
-            f"{past} {len(done)} dead letter(s)"
+            f"{past} {len(result.done)} dead letter(s)"
             + (f"; not found: {' '.join(missing)}" if missing else "")
         )
-    return 1 if missing else 0
+    return 1 if result.not_found else 0
 
 
 def _confirm(count: int) -> bool:
     answer = input(f"purge {count} dead letter(s) for good? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
-
-
-async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    return await _act_on_dead_letters(args, settings, "replay")
-
-
-async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
-    return await _act_on_dead_letters(args, settings, "purge")
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -269,7 +287,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(store, selection, progress)
+        totals = await archive.replay(store, selection, audit.cli_actor(), progress)
     if args.json:
         _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:

@@ -21,7 +21,11 @@ class FulfillmentMessage:
 
 def message_id(event: OrderEvent) -> str:
     """Stable per applied change: an event applies at most one change to one order."""
-    return f"ful_{event.order_id}_{event.event_id}"
+    return message_id_for(event.order_id, event.event_id)
+
+
+def message_id_for(order_id: str, event_id: str) -> str:
+    return f"ful_{order_id}_{event_id}"
 
 
 def build(event: OrderEvent) -> FulfillmentMessage:

@@ -13,6 +13,7 @@ import orjson
 from core.errors import UnapplicableEvent
 from domain.order_event import STATUS_BY_TYPE, parse_order_event
 from domain.plan import Incoming
+from worker import audit
 from worker.store import Store
 
 PAGE = 256
@@ -39,9 +40,27 @@ async def show(store: Store, event_id: str) -> dict[str, Any] | None:
 
 
 async def replay(
-    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
+    store: Store,
+    selection: ReplayFilter,
+    actor: str,
+    progress: Callable[[Counter[str]], None] = print,
 ) -> Counter[str]:
-    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts."""
+    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
+    Audited once it is done, with the filter and the counts."""
+    totals = await _replay(store, selection, progress)
+    await audit.record(
+        store,
+        actor,
+        "events.replay",
+        " ".join(f"{k}={v}" for k, v in selection.__dict__.items() if v is not None) or "all",
+        outcomes=dict(totals),
+    )
+    return totals
+
+
+async def _replay(
+    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None]
+) -> Counter[str]:
     totals: Counter[str] = Counter()
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:

@@ -7,15 +7,17 @@ when the channel closes. Replay publishes with confirms before it acks the dead 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 
 from core import broker, topology
-from worker import failures
+from core.errors import BadRequest
+from worker import audit, failures
+from worker.store import Store
 
 FAILURE_HEADERS = (
     failures.ATTEMPTS,
@@ -145,16 +147,133 @@ async def open_dead_letters(
         await connection.close()  # what was not acked returns to the queue
 
 
-def matcher(
-    ids: Iterable[str] = (), event_type: str | None = None, everything: bool = False
-) -> Callable[[DeadLetter], bool]:
-    wanted = set(ids)
+@dataclass(frozen=True)
+class Selection:
+    """Which dead letters: these ids, every one, or all matching every filter given."""
 
-    def match(letter: DeadLetter) -> bool:
+    ids: tuple[str, ...] = ()
+    event_type: str | None = None
+    kind: str | None = None
+    order_id: str | None = None
+    everything: bool = False
+
+    def check(self) -> None:
+        filters = any((self.event_type, self.kind, self.order_id))
+        if sum((bool(self.ids), self.everything, filters)) != 1:
+            raise BadRequest("say which: ids, all, or filters (type, kind, order)")
+
+    def matches(self, letter: DeadLetter) -> bool:
+        if self.everything:
+            return True
+        if self.ids:
+            return letter.id in self.ids
         return (
-            everything
-            or letter.id in wanted
-            or (event_type is not None and letter.type == event_type)
+            (self.event_type is None or letter.type == self.event_type)
+            and (self.kind is None or letter.kind == self.kind)
+            and (self.order_id is None or letter.order_id == self.order_id)
         )
 
-    return match
+
+@dataclass
+class ActionResult:
+    action: str  # replay | purge
+    dry_run: bool
+    matched: list[dict[str, Any]]  # what the action is (or would be) applied to
+    done: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    audit_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+Progress = Callable[[int, int], None]
+
+
+async def list_letters(amqp_url: str, selection: Selection | None = None) -> list[dict[str, Any]]:
+    async with open_dead_letters(amqp_url) as letters:
+        return [
+            describe(m).summary()
+            for m in letters.messages
+            if selection is None or selection.matches(describe(m))
+        ]
+
+
+async def show_letter(amqp_url: str, letter_id: str) -> dict[str, Any] | None:
+    async with open_dead_letters(amqp_url) as letters:
+        found = letters.select(Selection(ids=(letter_id,)).matches)
+        return full_view(found[0]) if found else None
+
+
+async def replay(
+    amqp_url: str,
+    store: Store,
+    selection: Selection,
+    actor: str,
+    *,
+    dry_run: bool = False,
+    reason: str = "",
+    progress: Progress | None = None,
+) -> ActionResult:
+    """Put the selected dead letters back into processing (fresh attempts); audited."""
+    return await _act(amqp_url, store, "replay", selection, actor, dry_run, reason, progress)
+
+
+async def purge(
+    amqp_url: str,
+    store: Store,
+    selection: Selection,
+    actor: str,
+    *,
+    reason: str,
+    dry_run: bool = False,
+    progress: Progress | None = None,
+) -> ActionResult:
+    """Delete the selected dead letters for good; needs a reason; audited."""
+    if not dry_run and not reason.strip():
+        raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
+    return await _act(amqp_url, store, "purge", selection, actor, dry_run, reason, progress)
+
+
+async def _act(
+    amqp_url: str,
+    store: Store,
+    action: str,
+    selection: Selection,
+    actor: str,
+    dry_run: bool,
+    reason: str,
+    progress: Progress | None,
+) -> ActionResult:
+    selection.check()
+    async with open_dead_letters(amqp_url) as letters:
+        selected = letters.select(selection.matches)
+        result = ActionResult(action, dry_run, [describe(m).summary() for m in selected])
+        result.not_found = sorted(set(selection.ids) - {m.message_id for m in selected})
+        if dry_run:
+            return result
+        for n, message in enumerate(selected, 1):
+            await (letters.replay(message) if action == "replay" else letters.purge(message))
+            result.done.append(message.message_id or "")
+            if progress:
+                progress(n, len(selected))
+    if result.done:
+        result.audit_id = await audit.record(
+            store,
+            actor,
+            f"dlq.{action}",
+            _describe_selection(selection),
+            reason,
+            count=len(result.done),
+            ids=result.done[:1000],
+        )
+    return result
+
+
+def _describe_selection(selection: Selection) -> str:
+    if selection.everything:
+        return "all dead letters"
+    if selection.ids:
+        return " ".join(selection.ids[:20]) + (" ..." if len(selection.ids) > 20 else "")
+    filters = {"type": selection.event_type, "kind": selection.kind, "order": selection.order_id}
+    return " ".join(f"{k}={v}" for k, v in filters.items() if v)

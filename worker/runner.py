@@ -129,13 +129,11 @@ async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Even
     """Queue depths and consumer counts as metrics (consumer lag, dead letters)."""
     while not stop.is_set():
         try:
-            channel = await connection.channel()
-            for name in WATCHED_QUEUES:
-                declared = await channel.declare_queue(name, passive=True)
-                result = declared.declaration_result
-                metrics.QUEUE_DEPTH.labels(name).set(result.message_count or 0)
-                metrics.QUEUE_CONSUMERS.labels(name).set(result.consumer_count or 0)
-            await channel.close()
+            for name, (depth, consumers) in (
+                await broker.queue_stats(connection, WATCHED_QUEUES)
+            ).items():
+                metrics.QUEUE_DEPTH.labels(name).set(depth)
+                metrics.QUEUE_CONSUMERS.labels(name).set(consumers)
         except Exception as exc:
             log.warning("queue watch failed", error=str(exc))
         with contextlib.suppress(TimeoutError):

@@ -264,6 +264,116 @@ class Store:
         ):
             return [await _fetch(connection, check) for check in checks]
 
+    # -- what on-call looks at (worker/explore.py) -----------------------------------------------
+
+    async def search_events(self, **filters: Any) -> list[Record]:
+        """Filters: event_id, order_id, customer, event_type, outcome, since, until, the cursor
+        after_created_at/after_event_id, limit (see explore.sql: search_events)."""
+        return await self._read("search_events", **filters)
+
+    async def outcome_counts(self, since: datetime) -> list[Record]:
+        return await self._read("outcome_counts", since=since)
+
+    async def outcome_descriptions(self) -> list[Record]:
+        return await self._read("outcome_descriptions")
+
+    async def search_orders(self, **filters: Any) -> list[Record]:
+        return await self._read("search_orders", **filters)
+
+    async def order_postings(self, order_id: str) -> list[Record]:
+        return await self._read("order_postings", order_id=order_id)
+
+    async def outbox_messages(self, message_ids: Sequence[str]) -> list[Record]:
+        return await self._read("outbox_messages", message_ids=list(message_ids))
+
+    async def outbox_backlog(self) -> int:
+        rows = await self._read("outbox_backlog")
+        return int(rows[0][0])
+
+    async def balances_as_of(self, as_of: datetime | None) -> list[Record]:
+        return await self._read("balances_as_of", as_of=as_of)
+
+    async def ledger_entries(self, **filters: Any) -> list[Record]:
+        return await self._read("ledger_entries_page", **filters)
+
+    # -- the console's people and the audit trail -----------------------------------------------
+
+    async def upsert_user(self, name: str, role: str, password_hash: str) -> bool:
+        """True when the user is new (else its role and password were replaced)."""
+        async with database.transaction(self.pool) as connection:
+            row = await _fetchrow(
+                connection, "upsert_user", user_name=name, role=role, password_hash=password_hash
+            )
+            return bool(row and row["created"])
+
+    async def user(self, name: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_user", user_name=name)
+
+    async def create_session(
+        self, token_hash: bytes, user_name: str, csrf_token: str, ttl: float
+    ) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "delete_expired_sessions")
+            await _execute(
+                connection,
+                "insert_session",
+                token_hash=token_hash,
+                user_name=user_name,
+                csrf_token=csrf_token,
+                ttl=ttl,
+            )
+
+    async def session(self, token_hash: bytes) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_session", token_hash=token_hash)
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "delete_session", token_hash=token_hash)
+
+    async def login_failures(self, user_name: str, remote: str, window: float) -> tuple[int, int]:
+        """Recent failed logins (for this user name, from this address)."""
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(
+                connection,
+                "count_login_failures",
+                user_name=user_name,
+                remote=remote,
+                window=window,
+            )
+        return (int(row["by_user"]), int(row["by_remote"])) if row else (0, 0)
+
+    async def record_login(self, user_name: str, remote: str, *, ok: bool) -> None:
+        async with database.transaction(self.pool) as connection:
+            if ok:
+                await _execute(connection, "clear_login_failures", user_name=user_name)
+            else:
+                await _execute(connection, "prune_login_failures")
+                await _execute(
+                    connection, "insert_login_failure", user_name=user_name, remote=remote
+                )
+
+    async def add_audit(
+        self, actor: str, action: str, target: str, reason: str, details: str
+    ) -> int:
+        """`details` is JSON text. Returns the entry's id."""
+        async with database.transaction(self.pool) as connection:
+            row = await _fetchrow(
+                connection,
+                "insert_audit",
+                actor=actor,
+                action=action,
+                target=target,
+                reason=reason,
+                details=details,
+            )
+            assert row is not None
+            return int(row["id"])
+
+    async def audit_page(self, **filters: Any) -> list[Record]:
+        return await self._read("list_audit", **filters)
+
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:
             return await _fetch(connection, name, **params)

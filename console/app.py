@@ -1,0 +1,77 @@
+"""The console's aiohttp application: pages, the API, static files, health, and the middlewares
+that turn errors into answers (JSON under /api, a page elsewhere) and add security headers."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from console import api, jobs, pages
+from console.auth import Handler, authenticate
+from console.state import SETTINGS
+from console.state import resources as app_resources
+from core import health
+from core.errors import BadRequest, DatabaseUnavailable
+from core.settings import Settings
+
+log = structlog.get_logger(__name__)
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+@web.middleware
+async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response = await handler(request)
+    except BadRequest as exc:
+        response = _error(request, 400, str(exc))
+    except DatabaseUnavailable:
+        log.warning("console: database unavailable", path=request.path)
+        response = _error(request, 503, "the database is unreachable; try again shortly")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = _error(request, exc.status, exc.text or exc.reason, exc.headers)
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    return response
+
+
+def _error(request: web.Request, status: int, message: str, headers: object = None) -> web.Response:
+    kept = {
+        k: v
+        for k, v in dict(headers or {}).items()  # type: ignore[call-overload]
+        if k in {"WWW-Authenticate", "Retry-After"}
+    }
+    if request.path.startswith("/api/"):
+        response = web.json_response({"error": message}, status=status, headers=kept)
+    else:
+        message = message.removeprefix(f"{status}: ")
+        response = pages.render(request, "error.html", status=status, message=message)
+        response.headers.update(kept)
+    return response
+
+
+def create_app(settings: Settings) -> web.Application:
+    app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
+    app[SETTINGS] = settings
+    app.cleanup_ctx.append(app_resources)
+    app.cleanup_ctx.append(jobs.lifecycle)
+    pages.add_routes(app)
+    api.add_routes(app)
+    static = Path(str(resources.files("console").joinpath("static")))
+    app.router.add_static("/static/", static)
+    app.router.add_get("/healthz", health.healthz)
+    return app
