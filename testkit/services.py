@@ -16,10 +16,12 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from core import topology
+from console.app import create_app as create_console
+from core import lifecycle, topology
 from core.settings import Settings
 from ingest import receiver
 from testkit.wait import wait_for
+from worker import failures
 from worker.runner import run_worker
 
 
@@ -115,6 +117,50 @@ async def publish_events(
         )
     )
     await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def running_console(settings: Settings) -> AsyncIterator[str]:
+    """The ops console in this process on a free port; yields its base URL."""
+    port = free_port()
+    runner = await lifecycle.start_site(create_console(settings), "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def put_dead_letter(
+    connection: aio_pika.abc.AbstractRobustConnection,
+    body: bytes,
+    kind: str = "transient",
+    reason: str = "simulated: the database refused it",
+) -> str:
+    """Put an event straight into the dead-letter queue, as the worker's failure router would
+    have after its last attempt. Returns its id."""
+    document = orjson.loads(body)
+    channel = await connection.channel(publisher_confirms=True)
+    now = "2026-11-27T00:00:00+00:00"
+    await channel.default_exchange.publish(
+        aio_pika.Message(
+            body,
+            message_id=document["id"],
+            type=document["type"],
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            content_type="application/json",
+            headers={
+                failures.ERROR_KIND: kind,
+                failures.ERROR_MESSAGE: reason,
+                failures.ATTEMPTS: 8,
+                failures.FIRST_FAILED_AT: now,
+                failures.LAST_FAILED_AT: now,
+                failures.ORIGINAL_ROUTING_KEY: document["type"],
+            },
+        ),
+        topology.ORDERS_DLQ,
+    )
+    await channel.close()
+    return str(document["id"])
 
 
 async def count(connection: asyncpg.Connection[Any], sql: str, *args: Any) -> int:

@@ -83,6 +83,9 @@ def compile_query(text: str) -> Query:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
+    # Whole-line comments go first: an apostrophe in one ("the account's") would flip the
+    # quote tracking below and hide every parameter after it.
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     pieces = text.split("'")
     pieces[::2] = [_PARAM.sub(number, piece) for piece in pieces[::2]]  # even: outside quotes
     return Query("'".join(pieces), tuple(names))

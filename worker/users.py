@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -116,12 +117,30 @@ async def authenticate(store: Store, name: str, password: str, remote: str) -> U
         raise TooManyFailures("too many failed logins; wait 15 minutes")
     row = await store.user(name)
     stored = row["password_hash"] if row else _DUMMY_HASH
-    ok = await asyncio.to_thread(check_password, password, stored) and row is not None
+    ok = await _check(password, stored) and row is not None
     await store.record_login(name, remote, ok=ok)
     return User(row["name"], Role(row["role"])) if ok and row else None
 
 
 _DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+# Scripts using HTTP Basic send the password with every call: a right password is remembered
+# for a few minutes (keyed by a hash of the stored hash and the password, so a changed password
+# is checked again), instead of spending a second of scrypt on each request.
+VERIFIED_TTL = 300.0
+_verified: dict[bytes, float] = {}
+
+
+async def _check(password: str, stored: str) -> bool:
+    key = hashlib.sha256(f"{stored}\0{password}".encode()).digest()
+    now = time.monotonic()
+    if _verified.get(key, 0.0) > now:
+        return True
+    ok = await asyncio.to_thread(check_password, password, stored)
+    if ok:
+        if len(_verified) > 1000:
+            _verified.clear()
+        _verified[key] = now + VERIFIED_TTL
+    return ok
 
 
 async def open_session(store: Store, user: User) -> Session:

@@ -43,7 +43,7 @@ SELECT message_id, routing_key, created_at, sent_at FROM outbox
 WHERE message_id = ANY(:message_ids::text[]) ORDER BY id;
 
 -- balances_as_of: per mode, account and currency, the sum of entries posted before a time,
--- positive on the account's normal side
+-- positive on the normal side of each account
 SELECT coalesce(o.livemode, false) AS livemode, e.account, e.currency,
        CASE WHEN e.account LIKE 'customer:%' THEN -sum(e.amount) ELSE sum(e.amount) END::bigint
            AS balance
