@@ -168,15 +168,22 @@ SCHEMAS: dict[str, Schema] = {
 
 
 def _param(
-    name: str, description: str, where: str = "query", schema: Schema | None = None
+    name: str,
+    description: str,
+    where: str = "query",
+    schema: Schema | None = None,
+    example: str | None = None,
 ) -> Schema:
-    return {
+    param = {
         "name": name,
         "in": where,
         "required": where == "path",
         "description": description,
         "schema": schema or {"type": "string", "maxLength": 200},
     }
+    if example:
+        param["example"] = example  # a sample event's: the contract test archives the samples
+    return param
 
 
 def _json(schema: Schema) -> Schema:
@@ -242,7 +249,7 @@ PATHS: dict[str, Schema] = {
     "/api/v1/events/{event_id}": _get(
         "one event whole, with its order, timeline, postings and messages",
         _ref("Event"),
-        [_param("event_id", "the event id", "path")],
+        [_param("event_id", "the event id", "path", example="637e79cb70d06300013ea169")],
         NOT_FOUND,
     ),
     "/api/v1/events/replay": _post(
@@ -271,7 +278,7 @@ PATHS: dict[str, Schema] = {
     "/api/v1/orders/{order_id}": _get(
         "one order: status, timeline, postings (refunds, chargebacks), messages",
         _ref("Order"),
-        [_param("order_id", "the order id", "path")],
+        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N")],
         NOT_FOUND,
     ),
     "/api/v1/ledger/balances": _get(
@@ -291,6 +298,24 @@ PATHS: dict[str, Schema] = {
             _param("limit", "page size", schema=LIMIT),
         ],
     ),
+    "/api/v1/ledger/entries.csv": {
+        "get": {
+            "summary": "the same entries, every page, as CSV",
+            "parameters": [
+                _param("account", "an account"),
+                _param("currency", "a currency"),
+                _param("since", "posted at or after", schema=TIME),
+                _param("until", "posted before", schema=TIME),
+            ],
+            "responses": {
+                "200": {
+                    "description": "CSV, header first",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                **ERRORS,
+            },
+        }
+    },
     "/api/v1/ledger/verify": _get(
         "check every ledger invariant",
         _obj({"ok": BOOL, "checks": {"type": "array", "items": ANY_OBJECT}}),
