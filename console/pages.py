@@ -218,7 +218,9 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
     amqp_url, store = request.app[SETTINGS].amqp_url, request.app[STORE]
     preview = await dlq.replay(amqp_url, store, selection, user.name, dry_run=True)
     if form.get("step") != "run":
-        return render(request, "dlq_preview.html", action=action, preview=preview, form=form)
+        return render(
+            request, "dlq_preview.html", action=action, preview=preview, form=form, error=""
+        )
     reason = str(form.get("reason", "")).strip()
     if action == "purge":
         expected = f"purge {len(preview.matched)}"
