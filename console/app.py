@@ -3,6 +3,7 @@ that turn errors into answers (JSON under /api, a page elsewhere) and add securi
 
 from __future__ import annotations
 
+import asyncio
 from importlib import resources
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import structlog
 from aiohttp import web
 
 from console import api, jobs, pages
-from console.auth import Handler, authenticate
+from console.auth import STORE, Handler, authenticate
 from console.state import SETTINGS
 from console.state import resources as app_resources
 from core import health
@@ -64,6 +65,17 @@ def _error(request: web.Request, status: int, message: str, headers: object = No
     return response
 
 
+async def readyz(request: web.Request) -> web.Response:
+    """Ready when the database answers: without it the console can show nothing."""
+    try:
+        async with asyncio.timeout(2):
+            await request.app[STORE].ping()
+    except Exception as exc:
+        log.warning("console not ready", error=str(exc))
+        return web.json_response({"status": "unavailable", "database": False}, status=503)
+    return web.json_response({"status": "ok", "database": True})
+
+
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
@@ -74,4 +86,5 @@ def create_app(settings: Settings) -> web.Application:
     static = Path(str(resources.files("console").joinpath("static")))
     app.router.add_static("/static/", static)
     app.router.add_get("/healthz", health.healthz)
+    app.router.add_get("/readyz", readyz)
     return app

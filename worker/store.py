@@ -301,6 +301,9 @@ class Store:
 
     # -- the console's people and the audit trail -----------------------------------------------
 
+    async def ping(self) -> None:
+        await self._read("ping")
+
     async def upsert_user(self, name: str, role: str, password_hash: str) -> bool:
         """True when the user is new (else its role and password were replaced)."""
         async with database.transaction(self.pool) as connection:

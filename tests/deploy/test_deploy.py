@@ -45,7 +45,7 @@ def test_dockerfile_lints_clean() -> None:
 
 
 def test_image_commands_exist() -> None:
-    for command in ("serve", "work", "migrate"):
+    for command in ("serve", "work", "migrate", "console"):
         assert "usage: conekta-ingest" in run(BIN / "conekta-ingest", command, "--help")
 
 
@@ -215,3 +215,12 @@ def test_scaled_worker_has_one_autoscaler_and_the_queue_exists() -> None:
     assert [s["spec"]["scaleTargetRef"]["name"] for s in scaled] == ["conekta-worker"]
     assert all(h["spec"]["scaleTargetRef"]["name"] != "conekta-worker" for h in hpas)
     assert scaled[0]["spec"]["triggers"][0]["metadata"]["queueName"] == topology.ORDERS_QUEUE
+
+
+def test_the_console_is_not_exposed_publicly() -> None:
+    services = [d for _, d in k8s_documents() if d["kind"] == "Service"]
+    [console] = [s for s in services if s["metadata"]["name"] == "conekta-console"]
+    assert console["spec"]["type"] == "ClusterIP"
+    assert not [d for _, d in k8s_documents() if d["kind"] == "Ingress"]
+    compose = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())
+    assert compose["services"]["console"]["ports"] == ["127.0.0.1:8081:8081"]

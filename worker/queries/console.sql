@@ -40,3 +40,6 @@ WHERE at > now() - make_interval(secs => :window::float8)
 
 -- clear_login_failures: a successful login forgives the user name's failures
 DELETE FROM console_login_failures WHERE user_name = :user_name;
+
+-- ping: the database answers (the console's /readyz)
+SELECT 1;
