@@ -216,7 +216,8 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
     form = await request.post()
     selection = _form_selection(form)
     amqp_url, store = request.app[SETTINGS].amqp_url, request.app[STORE]
-    preview = await dlq.replay(amqp_url, store, selection, user.name, dry_run=True)
+    act = dlq.replay if action == "replay" else dlq.purge
+    preview = await act(amqp_url, store, selection, user.name, reason="", dry_run=True)
     if form.get("step") != "run":
         return render(
             request, "dlq_preview.html", action=action, preview=preview, form=form, error=""
@@ -231,7 +232,6 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
             )
 
     async def work(job: jobs.Job) -> dict[str, Any]:
-        act = dlq.replay if action == "replay" else dlq.purge
         result = await act(
             amqp_url, store, selection, user.name, reason=reason, progress=job.progress
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import re
@@ -116,13 +117,17 @@ async def authenticate(store: Store, name: str, password: str, remote: str) -> U
     if by_user >= MAX_FAILURES_PER_USER or by_remote >= MAX_FAILURES_PER_REMOTE:
         raise TooManyFailures("too many failed logins; wait 15 minutes")
     row = await store.user(name)
-    stored = row["password_hash"] if row else _DUMMY_HASH
+    stored = row["password_hash"] if row else await asyncio.to_thread(_dummy_hash)
     ok = await _check(password, stored) and row is not None
     await store.record_login(name, remote, ok=ok)
     return User(row["name"], Role(row["role"])) if ok and row else None
 
 
-_DUMMY_HASH = hash_password(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_urlsafe(16))
+
+
 # Scripts using HTTP Basic send the password with every call: a right password is remembered
 # for a few minutes (keyed by a hash of the stored hash and the password, so a changed password
 # is checked again), instead of spending a second of scrypt on each request.
