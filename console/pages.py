@@ -67,7 +67,8 @@ def _login_form(request: web.Request, error: str, status: int = 200) -> web.Resp
 
 def _safe_next(target: str) -> str:
     """Only a path on this console (never //elsewhere): no open redirect after login."""
-    return target if target.startswith("/") and not target.startswith("//") else "/"
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\n" not in target and "\r" not in target else "/"
 
 
 async def login(request: web.Request) -> web.Response:

@@ -213,16 +213,16 @@ ENTRY_COLUMNS = (
 
 async def entries_csv(store: Store, selection: EntryFilter) -> AsyncIterator[str]:
     """Every matching entry as CSV (header first), read and yielded a page at a time."""
-    yield _csv_line(ENTRY_COLUMNS)
+    yield _csv_lines([ENTRY_COLUMNS])
     after_id = 0
     while rows := await _entries(store, selection, after_id, CSV_PAGE):
-        yield "".join(_csv_line([_cell(row[c]) for c in ENTRY_COLUMNS]) for row in rows)
+        yield _csv_lines([[_cell(row[c]) for c in ENTRY_COLUMNS] for row in rows])
         after_id = rows[-1]["id"]
 
 
-def _csv_line(cells: Sequence[object]) -> str:
+def _csv_lines(rows: Sequence[Sequence[object]]) -> str:
     out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerow(cells)
+    csv.writer(out, lineterminator="\n").writerows(rows)
     return out.getvalue()
 
 

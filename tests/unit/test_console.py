@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from aiohttp import web
 
-from console import api
+from console import api, pages
 from console.openapi import document
 from core.errors import BadRequest
 from worker import dlq, explore, users
@@ -106,3 +106,17 @@ def test_the_openapi_document_names_exactly_the_api_routes() -> None:
     documented = {(m, p) for p, ops in doc["paths"].items() for m in ops}
     assert documented == routes
     assert doc["openapi"] == "3.1.0"
+
+
+@pytest.mark.parametrize(
+    ("target", "safe"),
+    [
+        ("/events?x=1", "/events?x=1"),
+        ("//evil.example", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example", "/"),
+        ("/a\r\nSet-Cookie: x", "/"),
+    ],
+)
+def test_after_login_only_paths_of_this_console(target: str, safe: str) -> None:
+    assert pages._safe_next(target) == safe
