@@ -3,10 +3,13 @@ an OpenAPI document that names exactly the API's routes."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, datetime
 
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 from console import api, pages
 from console.openapi import document
@@ -34,6 +37,20 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
     for bad in ("garbage", explore.encode_cursor("x"), explore.encode_cursor(1, 2, 3)):
         with pytest.raises(BadRequest):
             explore.decode_cursor(bad, datetime, str)
+
+
+@given(
+    st.datetimes(timezones=st.just(UTC)),
+    st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t),
+)
+def test_any_cursor_key_round_trips(when: datetime, key: str) -> None:
+    assert explore.decode_cursor(explore.encode_cursor(when, key), datetime, str) == (when, key)
+
+
+@given(st.text(max_size=60))
+def test_no_text_makes_decoding_a_cursor_crash(text: str) -> None:
+    with contextlib.suppress(BadRequest):  # a clear 400, never another error
+        explore.decode_cursor(text, datetime, str)
 
 
 def test_times_are_iso_or_unix_and_anything_else_is_a_clear_error() -> None:
