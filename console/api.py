@@ -76,9 +76,12 @@ def dlq_selection(body: dict[str, Any]) -> dlq.Selection:
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if b"\\u0000" in raw or b"\x00" in raw:
+        raise BadRequest("text may not contain NUL characters")
     try:
-        body = await request.json()
-    except ValueError:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("the body must be a JSON object")

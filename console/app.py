@@ -35,6 +35,7 @@ SECURITY_HEADERS = {
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
+        refuse_nul(request.path, *request.query.values())
         response = await handler(request)
     except BadRequest as exc:
         response = _error(request, 400, str(exc))
@@ -48,6 +49,12 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     for name, value in SECURITY_HEADERS.items():
         response.headers.setdefault(name, value)
     return response
+
+
+def refuse_nul(*texts: str) -> None:
+    """PostgreSQL text cannot hold NUL: refuse it here, as a 400, before anything is done."""
+    if any("\x00" in text for text in texts):
+        raise BadRequest("text may not contain NUL characters")
 
 
 def _error(request: web.Request, status: int, message: str, headers: object = None) -> web.Response:

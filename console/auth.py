@@ -95,6 +95,8 @@ async def _page_user(request: web.Request) -> None:
     request["user"], request["session"] = session.user, session
     if request.method in UNSAFE:
         form = await request.post()
+        if any("\x00" in str(v) for v in form.values()):
+            raise web.HTTPBadRequest(text="text may not contain NUL characters")
         if not _same(str(form.get("csrf_token", "")), session.csrf_token):
             raise web.HTTPForbidden(text="the form is stale or forged (CSRF token): reload it")
 
@@ -110,7 +112,7 @@ def _basic(header: str) -> tuple[str, str]:
     except (binascii.Error, UnicodeDecodeError, IndexError):
         raise _unauthorized("malformed Basic credentials") from None
     name, sep, password = decoded.partition(":")
-    if not sep:
+    if not sep or "\x00" in decoded:
         raise _unauthorized("malformed Basic credentials")
     return name, password
 

@@ -77,6 +77,8 @@ async def login(request: web.Request) -> web.Response:
         return _login_form(request, "The form expired: try again.", 403)
     store = request.app[STORE]
     name, password = str(form.get("user", "")), str(form.get("password", ""))
+    if "\x00" in name or len(name) > 64:
+        return _login_form(request, "Wrong user name or password.", 401)
     try:
         user = await users.authenticate(store, name, password, remote_of(request))
     except users.TooManyFailures as exc:

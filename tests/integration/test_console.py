@@ -149,6 +149,8 @@ async def test_find_an_event_by_customer_and_see_everything_that_came_of_it(
             assert "not a time" in (await r.json())["error"]
         async with http.get(f"{console}/api/v1/events", params={"cursor": "garbage"}) as r:
             assert r.status == 400
+        async with http.get(f"{console}/api/v1/events", params={"customer": "a\x00b"}) as r:
+            assert r.status == 400  # found by the contract test: PostgreSQL text has no NUL
         async with http.get(f"{console}/api/v1/events/nope") as r:
             assert r.status == 404
 
