@@ -43,6 +43,22 @@ SCHEMAS: dict[str, Schema] = {
             "outcomes_24h": {"type": "object", "additionalProperties": INT},
             "queues": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
             "outbox_backlog": INT,
+            "last_reconcile": {
+                "oneOf": [
+                    _obj(
+                        {
+                            "id": INT,
+                            "started_at": _str(),
+                            "finished_at": _str(True),
+                            "since": _str(),
+                            "until": _str(),
+                            "livemode": {"type": ["boolean", "null"]},
+                            "counts": ANY_OBJECT,
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
         }
     ),
     "EventSummary": _obj(

@@ -256,3 +256,23 @@ async def test_add_user_reads_the_password_from_stdin(settings: Settings, store:
     assert await users.authenticate(store, "maria", "a long passphrase", "test") is not None
     code, output = await add("maria", "--role", "viewer", password="short")
     assert code == 2 and "at least 12 characters" in output
+
+
+async def test_overview_counts_the_day_and_shows_the_last_reconcile(
+    console: str, store: Store, db: Any
+) -> None:
+    await apply(store, order_event("order.paid", "ord_o1"), order_event("order.declined", "ord_o2"))
+    async with aiohttp.ClientSession(headers=basic(VIEWER)) as http:
+        async with http.get(f"{console}/api/v1/overview") as r:
+            before = await r.json()
+        await db.execute(
+            "INSERT INTO reconcile_runs (since, until, dry_run, status, finished_at, counts)"
+            " VALUES (now() - interval '1 day', now(), false, 'ok', now(),"
+            ' \'{"order.paid": {"seen": 2, "backfilled": 1}}\')'
+        )
+        async with http.get(f"{console}/api/v1/overview") as r:
+            after = await r.json()
+    assert before["outcomes_24h"] == {"applied": 2}
+    assert before["last_reconcile"] is None
+    assert after["last_reconcile"]["counts"]["order.paid"]["backfilled"] == 1
+    assert set(before["queues"]) >= {"conekta.orders", "conekta.orders.dlq"}
