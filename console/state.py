@@ -29,7 +29,8 @@ SHOWN_QUEUES = (
 
 async def resources(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the store's pool for the app's life, and the broker connection if opened."""
-    async with Store.open(app[SETTINGS].database_url, max_size=4) as store:
+    # Custom plans: every console search has optional filters (core.database.create_pool).
+    async with Store.open(app[SETTINGS].database_url, max_size=4, custom_plans=True) as store:
         app[STORE] = store
         app[BROKER] = {}
         yield

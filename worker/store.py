@@ -126,9 +126,11 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, *, max_size: int = 2) -> AsyncIterator[Store]:
-        """A store on a small pool of its own (one-shot commands)."""
-        pool = await database.create_pool(url, max_size=max_size)
+    async def open(
+        cls, url: str, *, max_size: int = 2, custom_plans: bool = False
+    ) -> AsyncIterator[Store]:
+        """A store on a small pool of its own (one-shot commands, the console)."""
+        pool = await database.create_pool(url, max_size=max_size, custom_plans=custom_plans)
         try:
             yield cls(pool)
         finally:
