@@ -8,9 +8,11 @@ from typing import Any
 
 import structlog
 
+from cli import service
 from console.app import create_app
 from core import lifecycle
 from core.settings import Settings
+from core.supervisor import for_settings
 from worker import audit, users
 from worker.store import Store
 
@@ -46,18 +48,20 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
     stop = lifecycle.stop_on_signals()
-    runner = await lifecycle.start_site(create_app(settings), args.console_host, args.console_port)
+    supervisor = for_settings(settings, stop)
+    app = create_app(settings, supervisor)
+    runner = await lifecycle.start_site(app, args.console_host, args.console_port)
     log.info("console listening", url=f"http://{args.console_host}:{args.console_port}/")
     try:
-        await stop.wait()
+        await stop.wait()  # a signal, or a supervised task that kept failing
     finally:
         await runner.cleanup()
-    return 0
+    return service.exit_code(supervisor)
 
 
 async def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
     password = sys.stdin.readline().rstrip("\r\n")
     async with Store.open(settings.database_url, max_size=1) as store:
-        created = await users.add_user(store, args.name, args.role, password, audit.cli_actor())
+        created = await users.add_user(store, args.name, args.role, password, audit.os_actor())
     print(f"{'created' if created else 'updated'} {args.role} {args.name}")
     return 0

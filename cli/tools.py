@@ -4,6 +4,7 @@ live in ingest/ and worker/ (the console's API calls the same functions)."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -13,6 +14,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from core import broker
 from core.errors import BadRequest
 from core.settings import Settings
 from ingest import signature
@@ -49,6 +51,7 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     listing = dlq_sub.add_parser("list", parents=[common], help="every dead letter, one line each")
+    _filter_options(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_dlq_list)
     show = dlq_sub.add_parser("show", parents=[common], help="one dead letter whole")
@@ -58,10 +61,14 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay = dlq_sub.add_parser(
         "replay", parents=[common], help="put dead letters back into processing (idempotent)"
     )
-    _selection(replay, with_type=True)
+    _selection(replay)
     replay.set_defaults(handler=cmd_dlq_replay)
-    purge = dlq_sub.add_parser("purge", parents=[common], help="delete dead letters for good")
-    _selection(purge, with_type=False)
+    purge = dlq_sub.add_parser(
+        "purge",
+        parents=[common],
+        help="never apply these dead letters (a tombstone in the archive keeps resends out)",
+    )
+    _selection(purge)
     purge.add_argument(
         "--reason", default="", help="why (kept in the audit trail; required unless --dry-run)"
     )
@@ -69,11 +76,17 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     purge.set_defaults(handler=cmd_dlq_purge)
 
 
-def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", dest="event_type", help="only dead letters of this event type")
+    parser.add_argument("--kind", help="only this kind (permanent, transient, delivery_limit, ...)")
+    parser.add_argument("--order", dest="order_id", help="only dead letters of this order")
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    """Which dead letters: ID..., --all, or filters (every one given must match)."""
     parser.add_argument("ids", nargs="*", metavar="ID", help="event ids")
     parser.add_argument("--all", action="store_true", help="every dead letter")
-    if with_type:
-        parser.add_argument("--type", dest="event_type", help="every dead letter of this type")
+    _filter_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="only show what would be done")
     parser.add_argument("--json", action="store_true")
 
@@ -94,6 +107,11 @@ def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
     replay.add_argument("--type", dest="event_type", help="only this event type")
     replay.add_argument("--order", dest="order_id", help="only this order")
+    replay.add_argument(
+        "--include-purged",
+        action="store_true",
+        help="also apply events an operator purged from the dead letters (on purpose)",
+    )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_events_replay)
 
@@ -182,7 +200,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
 
 
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await dlq.list_letters(settings.amqp_url)
+    rows = await _read(settings, lambda store: dlq.list_letters(store, _filters(args)))
     if args.json:
         _print_json(rows)
         return 0
@@ -191,23 +209,33 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
             f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
-            f"    {row['kind']}: {row['reason']}"
+            f"    {row['kind']} (from {row['source_queue']}): {row['reason']}"
         )
     return 0
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    found = await dlq.show_letter(settings.amqp_url, args.id)
-    if found is None:
+    found = await _read(settings, lambda store: dlq.show(store, args.id))
+    if not found:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    _print_json(found)
+    _print_json(found[0] if len(found) == 1 else found)
     return 0
+
+
+def _filters(args: argparse.Namespace) -> dlq.Selection | None:
+    """`dlq list`'s filters, if any were given."""
+    selection = dlq.Selection(event_type=args.event_type, kind=args.kind, order_id=args.order_id)
+    return selection if any((args.event_type, args.kind, args.order_id)) else None
 
 
 def _dlq_selection(args: argparse.Namespace) -> dlq.Selection:
     return dlq.Selection(
-        ids=tuple(args.ids), event_type=getattr(args, "event_type", None), everything=args.all
+        ids=tuple(args.ids),
+        event_type=args.event_type,
+        kind=args.kind,
+        order_id=args.order_id,
+        everything=args.all,
     )
 
 
@@ -217,34 +245,34 @@ def _progress(n: int, total: int) -> None:
 
 
 async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
+    selection = _dlq_selection(args)
     async with Store.open(settings.database_url, max_size=1) as store:
-        result = await dlq.replay(
-            settings.amqp_url,
-            store,
-            _dlq_selection(args),
-            audit.cli_actor(),
-            dry_run=args.dry_run,
-            progress=_progress,
-        )
+        if args.dry_run:
+            return _report_dlq(args, await dlq.preview(store, "replay", selection))
+        connection = await broker.connect(settings.amqp_url, "conekta-ingest dlq", attempts=3)
+        publisher = broker.Publisher(connection, settings.publish_timeout)
+        try:
+            result = await dlq.replay(
+                store, publisher, selection, audit.os_actor(), progress=_progress
+            )
+        finally:
+            await publisher.close()
     return _report_dlq(args, result)
 
 
 async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     selection = _dlq_selection(args)
+    if not args.dry_run and not args.reason.strip():
+        raise BadRequest("a purge needs a reason: --reason (it is kept in the audit trail)")
     async with Store.open(settings.database_url, max_size=1) as store:
-        preview = await dlq.purge(settings.amqp_url, store, selection, "", reason="", dry_run=True)
+        preview = await dlq.preview(store, "purge", selection)
         if args.dry_run or not preview.matched:
             return _report_dlq(args, preview)
-        if not args.yes and not _confirm(len(preview.matched)):
+        if not args.yes and not await _confirm(len(preview.matched)):
             print("nothing purged")
             return 1
         result = await dlq.purge(
-            settings.amqp_url,
-            store,
-            selection,
-            audit.cli_actor(),
-            reason=args.reason,
-            progress=_progress,
+            store, selection, audit.os_actor(), reason=args.reason, progress=_progress
         )
     return _report_dlq(args, result)
 
@@ -252,7 +280,7 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
     past = {"replay": "replayed", "purge": "purged"}[result.action]
     if args.json:
-        _print_json(result.summary())
+        _print_json({**result.summary(), past: result.done})
     elif result.dry_run:
         print(f"would {result.action} {len(result.matched)} dead letter(s):")
         for row in result.matched:
@@ -266,8 +294,8 @@ def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
     return 1 if result.not_found else 0
 
 
-def _confirm(count: int) -> bool:
-    answer = input(f"purge {count} dead letter(s) for good? [y/N] ")
+async def _confirm(count: int) -> bool:
+    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
 
 
@@ -281,13 +309,15 @@ async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
+    selection = archive.ReplayFilter(
+        args.since, args.until, args.event_type, args.order_id, args.include_purged
+    )
 
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(store, selection, audit.cli_actor(), progress)
+        totals = await archive.replay(store, selection, audit.os_actor(), progress)
     if args.json:
         _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:

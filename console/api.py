@@ -12,7 +12,7 @@ from aiohttp import web
 
 from console.auth import STORE, require_operator, user_of
 from console.openapi import document
-from console.state import SETTINGS, queue_depths
+from console.state import publisher, queue_depths
 from core.errors import BadRequest
 from worker import archive, audit, dlq, explore, reports
 
@@ -125,7 +125,7 @@ async def replay_events(request: web.Request) -> web.Response:
         event_type=_body_text(body, "type"),
         order_id=_body_text(body, "order_id"),
     )
-    totals = await archive.replay(request.app[STORE], selection, user.name, lambda _: None)
+    totals = await archive.replay(request.app[STORE], selection, user.actor, lambda _: None)
     return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
 
 
@@ -210,33 +210,31 @@ def _dumps(value: object) -> str:
 
 async def dead_letters(request: web.Request) -> web.Response:
     filters = {k: query_text(request, k) for k in ("type", "kind", "order_id")}
-    selection = (
-        dlq.Selection(
-            event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
-        )
-        if any(filters.values())
-        else None
+    selection = dlq.Selection(
+        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
     )
-    rows = await dlq.list_letters(request.app[SETTINGS].amqp_url, selection)
+    rows = await dlq.list_letters(request.app[STORE], selection)
     return web.json_response({"items": rows})
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dlq.show_letter(request.app[SETTINGS].amqp_url, request.match_info["id"])
-    if found is None:
+    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    if not found:
         raise web.HTTPNotFound(text="no dead letter with that id")
-    return web.json_response(found, dumps=_dumps)
+    return web.json_response(found[0], dumps=_dumps)
 
 
 async def replay_dead_letters(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
+    selection, store = dlq_selection(body), request.app[STORE]
+    if body.get("dry_run") is True:
+        return web.json_response((await dlq.preview(store, "replay", selection)).summary())
     result = await dlq.replay(
-        request.app[SETTINGS].amqp_url,
-        request.app[STORE],
-        dlq_selection(body),
-        user.name,
-        dry_run=body.get("dry_run") is True,
+        store,
+        await publisher(request.app),
+        selection,
+        user.actor,
         reason=_body_text(body, "reason") or "",
     )
     return web.json_response(result.summary())
@@ -246,17 +244,14 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     """A purge must say why, and confirm the count it saw in the dry run ("purge N")."""
     user = require_operator(request)
     body = await json_body(request)
-    selection = dlq_selection(body)
-    amqp_url, store = request.app[SETTINGS].amqp_url, request.app[STORE]
-    preview = await dlq.purge(amqp_url, store, selection, user.name, reason="", dry_run=True)
+    selection, store = dlq_selection(body), request.app[STORE]
+    preview = await dlq.preview(store, "purge", selection)
     if body.get("dry_run") is True:
         return web.json_response(preview.summary())
     expected = f"purge {len(preview.matched)}"
     if _body_text(body, "confirm") != expected:
         raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
-    result = await dlq.purge(
-        amqp_url, store, selection, user.name, reason=_body_text(body, "reason") or ""
-    )
+    result = await dlq.purge(store, selection, user.actor, reason=_body_text(body, "reason") or "")
     return web.json_response(result.summary())
 
 

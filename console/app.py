@@ -4,6 +4,7 @@ that turn errors into answers (JSON under /api, a page elsewhere) and add securi
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from console.state import resources as app_resources
 from core import health
 from core.errors import BadRequest, DatabaseUnavailable
 from core.settings import Settings
+from core.supervisor import Supervisor, for_settings
 
 log = structlog.get_logger(__name__)
 
@@ -72,26 +74,48 @@ def _error(request: web.Request, status: int, message: str, headers: object = No
     return response
 
 
-async def readyz(request: web.Request) -> web.Response:
-    """Ready when the database answers: without it the console can show nothing."""
-    try:
-        async with asyncio.timeout(2):
-            await request.app[STORE].ping()
-    except Exception as exc:
-        log.warning("console not ready", error=str(exc))
-        return web.json_response({"status": "unavailable", "database": False}, status=503)
-    return web.json_response({"status": "ok", "database": True})
+PING_EVERY = 5.0  # seconds between the database checks behind /readyz
+DATABASE_OK = web.AppKey("database_ok", dict[str, bool])
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 
-def create_app(settings: Settings) -> web.Application:
+async def watch_database(app: web.Application) -> None:
+    """Ping the database every few seconds for /readyz; a failed ping raises, so the supervisor
+    logs and counts it, retries with backoff, and holds readiness down until it recovers."""
+    state = app[DATABASE_OK]
+    while True:
+        try:
+            async with asyncio.timeout(2):
+                await app[STORE].ping()
+        except Exception as exc:
+            state["ok"] = False
+            raise DatabaseUnavailable(f"console database ping failed: {exc}") from exc
+        state["ok"] = True
+        await asyncio.sleep(PING_EVERY)
+
+
+async def supervised(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx (after the store): the console's long-running tasks, under the supervisor."""
+    app[DATABASE_OK] = {"ok": True}
+    task = app[SUPERVISOR].run("console-database", lambda: watch_database(app))
+    yield
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.Application:
+    """The console; its background work runs under `supervisor` (the process's, when served)."""
     app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
+    app[SUPERVISOR] = supervisor or for_settings(settings, asyncio.Event())
     app.cleanup_ctx.append(app_resources)
+    app.cleanup_ctx.append(supervised)
     app.cleanup_ctx.append(jobs.lifecycle)
     pages.add_routes(app)
     api.add_routes(app)
     static = Path(str(resources.files("console").joinpath("static")))
     app.router.add_static("/static/", static)
-    app.router.add_get("/healthz", health.healthz)
-    app.router.add_get("/readyz", readyz)
+    health.add_routes(
+        app, {"database": lambda: app[DATABASE_OK]["ok"], "tasks": app[SUPERVISOR].ready}
+    )
     return app

@@ -24,7 +24,7 @@ from worker.store import Store
 COOKIE = "conekta_console"
 LOGIN_COOKIE = "conekta_console_login"  # the login form's own CSRF token (double submit)
 STORE = web.AppKey("store", Store)
-PUBLIC = ("/login", "/static/", "/healthz", "/readyz")
+PUBLIC = ("/login", "/static/", "/healthz", "/readyz", "/metrics")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

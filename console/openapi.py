@@ -43,6 +43,7 @@ SCHEMAS: dict[str, Schema] = {
             "outcomes_24h": {"type": "object", "additionalProperties": INT},
             "queues": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
             "outbox_backlog": INT,
+            "dead_letters_open": INT,
             "last_reconcile": {
                 "oneOf": [
                     _obj(
@@ -142,7 +143,8 @@ SCHEMAS: dict[str, Schema] = {
             "attempts": INT,
             "first_failed_at": _str(True),
             "last_failed_at": _str(True),
-            "routing_key": _str(),
+            "source_queue": _str(),
+            "dead_at": _str(True),
         }
     ),
     "Selection": {
@@ -175,6 +177,7 @@ SCHEMAS: dict[str, Schema] = {
             "at": _str(),
             "actor": _str(),
             "action": _str(),
+            "count": INT,
             "target": _str(),
             "reason": _str(),
             "details": ANY_OBJECT,

@@ -23,7 +23,7 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import SETTINGS, queue_depths
+from console.state import publisher, queue_depths
 from domain.outcome import Outcome
 from worker import audit, dlq, explore, users
 
@@ -182,22 +182,18 @@ def _with(request: web.Request, **changes: object) -> str:
 
 async def dead_letters(request: web.Request) -> web.Response:
     filters = {k: api.query_text(request, k) for k in ("type", "kind", "order_id")}
-    selection = (
-        dlq.Selection(
-            event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
-        )
-        if any(filters.values())
-        else None
+    selection = dlq.Selection(
+        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
     )
-    rows = await dlq.list_letters(request.app[SETTINGS].amqp_url, selection)
+    rows = await dlq.list_letters(request.app[STORE], selection)
     return render(request, "dead_letters.html", letters=rows, q=request.query)
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dlq.show_letter(request.app[SETTINGS].amqp_url, request.match_info["id"])
-    if found is None:
-        raise web.HTTPNotFound(text="no dead letter with that id (replayed or purged?)")
-    return render(request, "dead_letter.html", letter=found)
+    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    if not found:
+        raise web.HTTPNotFound(text="no dead letter with that id")
+    return render(request, "dead_letter.html", letter=found[0])
 
 
 def _form_selection(form: Any) -> dlq.Selection:
@@ -218,9 +214,8 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
     action = request.match_info["action"]
     form = await request.post()
     selection = _form_selection(form)
-    amqp_url, store = request.app[SETTINGS].amqp_url, request.app[STORE]
-    act = dlq.replay if action == "replay" else dlq.purge
-    preview = await act(amqp_url, store, selection, user.name, reason="", dry_run=True)
+    store = request.app[STORE]
+    preview = await dlq.preview(store, action, selection)
     if form.get("step") != "run":
         return render(
             request, "dlq_preview.html", action=action, preview=preview, form=form, error=""
@@ -233,15 +228,26 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
             return render(
                 request, "dlq_preview.html", action=action, preview=preview, form=form, error=error
             )
+    replay_publisher = await publisher(request.app) if action == "replay" else None
 
     async def work(job: jobs.Job) -> dict[str, Any]:
-        result = await act(
-            amqp_url, store, selection, user.name, reason=reason, progress=job.progress
-        )
+        if replay_publisher is None:
+            result = await dlq.purge(
+                store, selection, user.actor, reason=reason, progress=job.progress
+            )
+        else:
+            result = await dlq.replay(
+                store,
+                replay_publisher,
+                selection,
+                user.actor,
+                reason=reason,
+                progress=job.progress,
+            )
         return result.summary()
 
     job = jobs.start(
-        request.app, f"{action} {len(preview.matched)} dead letter(s)", user.name, work
+        request.app, action, f"{action} {len(preview.matched)} dead letter(s)", user.actor, work
     )
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 

@@ -1,5 +1,6 @@
-"""What the console process holds: its settings, a store, and one broker connection for queue
-depths (opened lazily: the console works, with depths unknown, while RabbitMQ is away)."""
+"""What the console process holds: its settings, a store, one broker connection for queue depths
+and a confirmed publisher for dead-letter replays (both opened lazily: the console works, with
+depths unknown and replay refused, while RabbitMQ is away)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,14 @@ log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 BROKER = web.AppKey("broker", dict[str, AbstractRobustConnection])
+PUBLISHER = web.AppKey("publisher", dict[str, broker.Publisher])
+_PUBLISHER_LOCK = web.AppKey("publisher_lock", asyncio.Lock)
 SHOWN_QUEUES = (
     topology.ORDERS_QUEUE,
-    topology.ORDERS_DLQ,
     topology.UNHANDLED_QUEUE,
-    topology.FULFILLMENT_UNROUTED,
+    topology.DEAD_LETTER_QUEUE,  # on their way into the dead_letters table
+    topology.PARKED_QUEUE,  # dead letters that could not be stored (alerted)
+    topology.FULFILLMENT_UNROUTED_QUEUE,
 )
 
 
@@ -32,10 +36,24 @@ async def resources(app: web.Application) -> AsyncIterator[None]:
     # Custom plans: every console search has optional filters (core.database.create_pool).
     async with Store.open(app[SETTINGS].database_url, max_size=4, custom_plans=True) as store:
         app[STORE] = store
-        app[BROKER] = {}
+        app[BROKER], app[PUBLISHER], app[_PUBLISHER_LOCK] = {}, {}, asyncio.Lock()
         yield
         for connection in app[BROKER].values():
             await connection.close()
+        for publisher in app[PUBLISHER].values():
+            await publisher.close()
+
+
+async def publisher(app: web.Application) -> broker.Publisher:
+    """The console's confirmed publisher (replays publish where the dead letter first went)."""
+    async with app[_PUBLISHER_LOCK]:
+        if "replay" not in app[PUBLISHER]:
+            settings = app[SETTINGS]
+            connection = await broker.connect(
+                settings.amqp_url, "conekta-ingest console publish", attempts=3
+            )
+            app[PUBLISHER]["replay"] = broker.Publisher(connection, settings.publish_timeout)
+        return app[PUBLISHER]["replay"]
 
 
 async def queue_depths(app: web.Application) -> Mapping[str, int | None]:

@@ -185,8 +185,4 @@ async def queue_stats(
 
 
 async def declare_topology(connection: AbstractRobustConnection) -> None:
-    channel = await connection.channel()
-    try:
-        await topology.declare(channel)
-    finally:
-        await channel.close()
+    await topology.declare(connection)

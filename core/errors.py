@@ -64,6 +64,10 @@ class StopRequested(ConektaIngestError):
     """Asked to stop while waiting for the database: leave the work to be redelivered."""
 
 
+class TaskFailing(ConektaIngestError):
+    """A supervised task kept failing past its bound: the process exits non-zero."""
+
+
 def is_permanent(exc: BaseException) -> bool:
     return isinstance(exc, PermanentError)
 

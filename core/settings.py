@@ -37,6 +37,9 @@ class Settings:
     conekta_api_url: str = DEFAULT_CONEKTA_API_URL
     conekta_api_key: str | None = field(default=None, repr=False)
     reconcile_interval: float = 900.0
+    # supervision (core.supervisor), receiver and worker
+    task_healthy_after: float = 10.0
+    task_give_up_after: float = 300.0
 
 
 # env var -> (field, parser)
@@ -73,6 +76,8 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_API_URL": ("conekta_api_url", str),
     "CONEKTA_API_KEY": ("conekta_api_key", lambda v: v.strip() or None),
     "CONEKTA_RECONCILE_INTERVAL": ("reconcile_interval", float),
+    "CONEKTA_INGEST_TASK_HEALTHY_AFTER": ("task_healthy_after", float),
+    "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
 }
 
 

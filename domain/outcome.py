@@ -11,3 +11,4 @@ class Outcome(StrEnum):
     STALE = "stale"  # older than, or overruled by, what the order already shows
     REDELIVERED = "redelivered"  # the event id is archived already (a redelivery or a resend)
     IGNORED = "ignored"  # no handler for this type yet: archived, replayable later
+    PURGED = "purged"  # a dead letter an operator purged: a resend is not applied (tombstone)

@@ -8,6 +8,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -19,10 +20,12 @@ from aiohttp import web
 from console.app import create_app as create_console
 from core import lifecycle, topology
 from core.settings import Settings
+from core.supervisor import Supervisor
 from ingest import receiver
 from testkit.wait import wait_for
-from worker import failures
+from worker import dlq, failures
 from worker.runner import run_worker
+from worker.store import Store
 
 
 def free_port() -> int:
@@ -54,10 +57,15 @@ async def running_receiver(settings: Settings, *, wait_ready: bool = True) -> As
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[asyncio.Event]:
-    """The worker in this process until the block ends (SIGTERM-like stop)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop, serve_metrics=False))
+async def running_worker(
+    settings: Settings, supervisor: Supervisor | None = None
+) -> AsyncIterator[asyncio.Event]:
+    """The worker in this process until the block ends (SIGTERM-like stop); `supervisor` (made
+    on the yielded stop event) lets a test watch its tasks."""
+    stop = supervisor.stop if supervisor else asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(settings, stop, serve_metrics=False, supervisor=supervisor)
+    )
     try:
         yield stop
     finally:
@@ -131,35 +139,40 @@ async def running_console(settings: Settings) -> AsyncIterator[str]:
 
 
 async def put_dead_letter(
-    connection: aio_pika.abc.AbstractRobustConnection,
+    store: Store,
     body: bytes,
     kind: str = "transient",
     reason: str = "simulated: the database refused it",
 ) -> str:
-    """Put an event straight into the dead-letter queue, as the worker's failure router would
-    have after its last attempt. Returns its id."""
+    """Put an event into the dead-letter table, as the worker does after its last attempt (the
+    failure router dead-letters it, the dead-letter consumer stores it). Returns its id."""
     document = orjson.loads(body)
-    channel = await connection.channel(publisher_confirms=True)
-    now = "2026-11-27T00:00:00+00:00"
-    await channel.default_exchange.publish(
-        aio_pika.Message(
-            body,
-            message_id=document["id"],
-            type=document["type"],
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            content_type="application/json",
-            headers={
-                failures.ERROR_KIND: kind,
-                failures.ERROR_MESSAGE: reason,
-                failures.ATTEMPTS: 8,
-                failures.FIRST_FAILED_AT: now,
-                failures.LAST_FAILED_AT: now,
-                failures.ORIGINAL_ROUTING_KEY: document["type"],
-            },
-        ),
-        topology.ORDERS_DLQ,
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    headers = {
+        failures.ERROR_KIND: kind,
+        failures.ERROR_MESSAGE: reason,
+        failures.ATTEMPTS: 8,
+        failures.FIRST_FAILED_AT: now.isoformat(),
+        failures.LAST_FAILED_AT: now.isoformat(),
+        failures.ORIGINAL_ROUTING_KEY: document["type"],
+        failures.ORIGINAL_QUEUE: topology.ORDERS_QUEUE,
+    }
+    row = dlq.DeadLetterRow(
+        message_id=document["id"],
+        type=document["type"],
+        order_id=dlq.order_id(body),
+        kind=kind,
+        reason=reason,
+        attempts=8,
+        first_failed_at=now,
+        last_failed_at=now,
+        source_queue=topology.ORDERS_QUEUE,
+        exchange=topology.EVENTS_EXCHANGE,
+        routing_key=document["type"],
+        headers=orjson.dumps(headers).decode(),
+        body=body,
     )
-    await channel.close()
+    await store.insert_dead_letters([row])
     return str(document["id"])
 
 

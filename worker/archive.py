@@ -26,6 +26,7 @@ class ReplayFilter:
     until: datetime | None = None
     event_type: str | None = None
     order_id: str | None = None
+    include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
 async def show(store: Store, event_id: str) -> dict[str, Any] | None:
@@ -46,22 +47,24 @@ async def replay(
     progress: Callable[[Counter[str]], None] = print,
 ) -> Counter[str]:
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
-    Audited once it is done, with the filter and the counts."""
-    totals = await _replay(store, selection, progress)
-    await audit.record(
-        store,
-        actor,
-        "events.replay",
-        " ".join(f"{k}={v}" for k, v in selection.__dict__.items() if v is not None) or "all",
-        outcomes=dict(totals),
-    )
+    Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
+    totals: Counter[str] = Counter()
+    try:
+        await _replay_pages(store, selection, totals, progress)
+    finally:
+        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
+        await audit.record(
+            store, actor, "events.replay", sum(totals.values()), {**details, **totals}
+        )
     return totals
 
 
-async def _replay(
-    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None]
-) -> Counter[str]:
-    totals: Counter[str] = Counter()
+async def _replay_pages(
+    store: Store,
+    selection: ReplayFilter,
+    totals: Counter[str],
+    progress: Callable[[Counter[str]], None],
+) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
         rows = await store.events_page(
@@ -72,9 +75,10 @@ async def _replay(
             order_id=selection.order_id,
             after=cursor,
             limit=PAGE,
+            include_purged=selection.include_purged,
         )
         if not rows:
-            return totals
+            return
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
         items = []
         for row in rows:

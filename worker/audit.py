@@ -1,32 +1,50 @@
-"""The audit trail: every operator action (console, API or CLI) with the person's name.
+"""The audit trail of operator actions: who did what, when, to how many.
 
-Written in its own transaction right after the action; the table refuses updates and deletes.
+One function records an action; every on-call action that changes what the service does
+(dead-letter replay and purge, events replay, reconcile, console users) calls it, or writes
+through the store in the same transaction as the action itself. The table is append-only
+(a trigger refuses updates and deletes). Actors: `os:<user>` for the CLI, `console:<name>` for
+the console and the admin API. What an action touched (`target`) and why (`reason`) are kept in
+`details` when the action has them.
 """
 
 from __future__ import annotations
 
 import getpass
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from worker.store import Store
 
-PAGE = 100
+PAGE = 100  # entries per console page
 
 
-def cli_actor() -> str:
-    """Who runs a CLI command: the operating system's user (the shell on a production box)."""
+def os_actor() -> str:
+    """The actor of a CLI command: the operating-system user running it."""
     try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli:unknown"
+        return f"os:{getpass.getuser()}"
+    except (KeyError, OSError):  # no passwd entry (some containers) and no USER variable
+        return "os:unknown"
+
+
+def console_actor(name: str) -> str:
+    """The actor of a console page or admin API call: the signed-in person."""
+    return f"console:{name}"
 
 
 async def record(
-    store: Store, actor: str, action: str, target: str, reason: str = "", **details: Any
+    store: Store, actor: str, action: str, count: int, details: dict[str, Any] | None = None
 ) -> int:
-    return await store.add_audit(actor, action, target, reason, orjson.dumps(details).decode())
+    """Append one operator action to the trail; its id."""
+    row = await store.record_audit(actor, action, count, details or {})
+    return int(row["id"])
+
+
+async def entries(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
+    """The trail since a time, oldest first, as plain values."""
+    return [_plain(row) for row in await store.audit_log(since)]
 
 
 async def page(
@@ -39,15 +57,22 @@ async def page(
 ) -> list[dict[str, Any]]:
     """Newest first; pass the last id as `before_id` for the next page."""
     rows = await store.audit_page(before_id=before_id, actor=actor, action=action, limit=limit)
-    return [
-        {
-            "id": r["id"],
-            "at": r["at"].isoformat(),
-            "actor": r["actor"],
-            "action": r["action"],
-            "target": r["target"],
-            "reason": r["reason"],
-            "details": orjson.loads(r["details"]),
-        }
-        for r in rows
-    ]
+    return [_plain(row) for row in rows]
+
+
+def _plain(row: Any) -> dict[str, Any]:
+    details = _json(row["details"])
+    return {
+        "id": row["id"],
+        "at": row["at"].isoformat(),
+        "actor": row["actor"],
+        "action": row["action"],
+        "count": row["count"],
+        "target": str(details.get("target", "")) if isinstance(details, dict) else "",
+        "reason": str(details.get("reason", "")) if isinstance(details, dict) else "",
+        "details": details,
+    }
+
+
+def _json(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str) else value

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from core import backoff
 from core.errors import DatabaseUnavailable, StopRequested, TransientDatabaseError
-from domain.outcome import Outcome
 from worker import metrics
-from worker.failures import FailureRouter
 
 log = structlog.get_logger(__name__)
 
@@ -48,14 +47,27 @@ class Decoded(Protocol):
 Item = TypeVar("Item", bound=Decoded)
 
 
+class Failures(Protocol):
+    """Where a message goes when it fails (worker.failures.FailureRouter: retry or dead letter)."""
+
+    async def failed(self, message: AbstractIncomingMessage, exc: BaseException) -> None: ...
+
+
 class Consumer(ABC, Generic[Item]):
-    def __init__(self, failures: FailureRouter, *, batch_size: int, batch_wait: float) -> None:
+    def __init__(self, failures: Failures, *, batch_size: int, batch_wait: float) -> None:
         self._failures = failures
         self._batch_size = batch_size
         self._batch_wait = batch_wait
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._stop = asyncio.Event()
         self.database_ok = True
+
+    def fresh(self) -> Self:
+        """Another consumer like this one, with its own inbox: for a second queue."""
+        twin = copy.copy(self)
+        twin._inbox = asyncio.Queue()
+        twin.database_ok = True
+        return twin
 
     # -- what a concrete consumer says ----------------------------------------------------------
 
@@ -64,10 +76,11 @@ class Consumer(ABC, Generic[Item]):
         """The message's content; raising sends it to retry or dead letter (core.errors)."""
 
     @abstractmethod
-    async def apply(self, items: list[Item]) -> list[Outcome]:
-        """Do the batch's work in one transaction; the outcome of each item, in order."""
+    async def apply(self, items: list[Item]) -> Sequence[str]:
+        """Do the batch's work in one transaction; the outcome of each item, in order (an
+        archive `Outcome` for events)."""
 
-    def committed(self, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
+    def committed(self, items: Sequence[Item], outcomes: Sequence[str]) -> None:
         """Called after a batch committed, before it is acknowledged."""
 
     # -- the loop -------------------------------------------------------------------------------

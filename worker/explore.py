@@ -254,7 +254,8 @@ async def _entries(
 
 async def overview(store: Store, queues: Mapping[str, int | None], now: datetime) -> dict[str, Any]:
     """The first page: the last 24 h per outcome, queue depths (None: unknown), the outbox
-    backlog, and the last successful reconcile with Conekta's API (None: never)."""
+    backlog, the open dead letters (the table), and the last successful reconcile with
+    Conekta's API (None: never)."""
     counts = {r["outcome"]: r["events"] for r in await store.outcome_counts(now - timedelta(1))}
     last = await store.last_reconcile()
     return {
@@ -262,6 +263,7 @@ async def overview(store: Store, queues: Mapping[str, int | None], now: datetime
         "outcomes_24h": counts,
         "queues": dict(queues),
         "outbox_backlog": await store.outbox_backlog(),
+        "dead_letters_open": await store.dead_letter_count(),
         "last_reconcile": None
         if last is None
         else {**jsonable(last), "counts": orjson.loads(last["counts"])},

@@ -95,10 +95,7 @@ class FailureRouter:
         )
         if kind is FailureKind.PERMANENT or attempts >= self._max_attempts:
             await self._publish(
-                message,
-                headers,
-                topology.DEAD_LETTER_EXCHANGE,
-                topology.dead_letter_queue_name(self._queue),
+                message, headers, topology.DEAD_LETTER_EXCHANGE, topology.DEAD_LETTER_KEY
             )
             metrics.DEAD_LETTERS.labels(kind).inc()
             bound.error("event dead-lettered")

@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed events by outcome (applied, duplicate, stale, redelivered; ignored: no handler).",
+    "Consumed messages by outcome (applied, duplicate, stale, redelivered; ignored: no handler;"
+    " dead_letter: stored in the dead-letter table).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(
@@ -31,6 +32,14 @@ DEAD_LETTERS = Counter(
     "conekta_worker_dead_letters_total",
     "Messages dead-lettered by the worker, by error kind.",
     ["kind"],
+)
+DEAD_LETTERS_STORED = Counter(
+    "conekta_worker_dead_letters_stored_total",
+    "Dead letters moved from conekta.dead-letters into the dead_letters table.",
+)
+DEAD_LETTERS_OPEN = Gauge(
+    "conekta_worker_dead_letters_open",
+    "Dead letters in the dead_letters table not yet replayed or purged.",
 )
 DATABASE_DOWN = Gauge("conekta_worker_database_unavailable", "1 while the database is unreachable.")
 OUTBOX_BACKLOG = Gauge("conekta_worker_outbox_backlog", "Fulfillment messages not yet published.")
@@ -63,4 +72,10 @@ RECONCILE_DIFFERENCE = Gauge(
     "conekta_reconcile_difference",
     "After the last reconcile: events Conekta lists that are still not archived although an "
     "earlier reconcile published them (queued, retrying, dead-lettered or purged).",
+)
+QUEUE_NONEMPTY_SECONDS = Gauge(
+    "conekta_worker_queue_nonempty_seconds",
+    "Seconds since a queue was last seen empty (for a queue nobody consumes: its oldest message's"
+    " age, at most since this worker started).",
+    ["queue"],
 )

@@ -36,7 +36,7 @@ class OrderConsumer(Consumer[Incoming]):
     async def apply(self, items: list[Incoming]) -> list[Outcome]:
         return await self._store.apply_batch(items)
 
-    def committed(self, items: Sequence[Incoming], outcomes: Sequence[Outcome]) -> None:
+    def committed(self, items: Sequence[Incoming], outcomes: Sequence[str]) -> None:
         self._on_commit()
         now = datetime.now(UTC)
         for item in items:

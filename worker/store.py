@@ -56,6 +56,24 @@ BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 RECONCILE_LOCK = 0x7265636F6E63  # "reconc"
 POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+DEAD_LETTER_COLUMNS = (
+    "message_id",
+    "type",
+    "order_id",
+    "kind",
+    "reason",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "source_queue",
+    "exchange",
+    "routing_key",
+    "headers",
+    "body",
+)
+
+
+OUTBOX_RELAY_LOCK = 0x6F7574626F78  # "outbox": the advisory lock of the one active relay
 
 
 @dataclass(frozen=True)
@@ -171,13 +189,69 @@ class Store:
         async with database.transaction(self.pool) as connection:
             await _write_archive(connection, rows)
 
+    # -- dead letters and the audit trail --------------------------------------------------------
+
+    async def insert_dead_letters(self, rows: Sequence[object]) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "insert_dead_letters", **columns(rows, DEAD_LETTER_COLUMNS))
+
+    async def dead_letters(self, **filters: str | None) -> list[Record]:
+        """Open dead letters, oldest first; filters (event_type, kind, order_id) may be None."""
+        params = {"event_type": None, "kind": None, "order_id": None, **filters}
+        return await self._read("list_dead_letters", **params)
+
+    async def dead_letter(self, message_id: str) -> list[Record]:
+        return await self._read("get_dead_letters", message_id=message_id)
+
+    async def dead_letter_bodies(self) -> list[Record]:
+        return await self._read("dead_letter_bodies")
+
+    async def dead_letter_count(self) -> int:
+        rows = await self._read("dead_letter_count")
+        return int(rows[0][0])
+
+    @asynccontextmanager
+    async def settle_dead_letters(
+        self,
+        ids: Sequence[str],
+        everything: bool,
+        event_type: str | None = None,
+        kind: str | None = None,
+        order_id: str | None = None,
+    ) -> AsyncIterator[DeadLetterClaim]:
+        """Open dead letters by selection (ids, every one, or all matching every filter given),
+        locked until the block ends (one transaction)."""
+        async with database.transaction(self.pool) as connection:
+            rows = await _fetch(
+                connection,
+                "select_dead_letters",
+                ids=list(ids),
+                everything=everything,
+                event_type=event_type,
+                kind=kind,
+                order_id=order_id,
+            )
+            yield DeadLetterClaim(connection, rows)
+
+    async def record_audit(
+        self, actor: str, action: str, count: int, details: dict[str, Any]
+    ) -> Record:
+        async with database.transaction(self.pool) as connection:
+            return await _record_audit(connection, actor, action, count, details)
+
+    async def audit_log(self, since: datetime | None) -> list[Record]:
+        return await self._read("list_audit", since=since)
+
     # -- the outbox -----------------------------------------------------------------------------
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
-        """Unsent messages, locked until the block ends (other relays skip them)."""
+        """Unsent messages, oldest first, locked until the block ends. Only one relay (of all
+        workers) holds a claim at a time: another gets no rows and tries again later."""
         async with database.transaction(self.pool) as connection:
-            rows = await _fetch(connection, "claim_outbox", limit=limit)
+            locked = await _fetchrow(connection, "lock_outbox_relay", key=OUTBOX_RELAY_LOCK)
+            held = locked is not None and locked[0]
+            rows = await _fetch(connection, "claim_outbox", limit=limit) if held else []
             yield OutboxClaim(connection, rows)
 
     # -- reconcile ------------------------------------------------------------------------------
@@ -247,6 +321,7 @@ class Store:
         order_id: str | None,
         after: tuple[datetime, str],
         limit: int,
+        include_purged: bool = False,
     ) -> list[Record]:
         """Archived events of handled types in Conekta's order, a page after the cursor."""
         return await self._read(
@@ -259,6 +334,7 @@ class Store:
             after_created_at=after[0],
             after_event_id=after[1],
             limit=limit,
+            include_purged=include_purged,
         )
 
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
@@ -301,7 +377,7 @@ class Store:
     async def ledger_entries(self, **filters: Any) -> list[Record]:
         return await self._read("ledger_entries_page", **filters)
 
-    # -- the console's people and the audit trail -----------------------------------------------
+    # -- the console's people -----------------------------------------------------
 
     async def ping(self) -> None:
         await self._read("ping")
@@ -362,25 +438,8 @@ class Store:
                     connection, "insert_login_failure", user_name=user_name, remote=remote
                 )
 
-    async def add_audit(
-        self, actor: str, action: str, target: str, reason: str, details: str
-    ) -> int:
-        """`details` is JSON text. Returns the entry's id."""
-        async with database.transaction(self.pool) as connection:
-            row = await _fetchrow(
-                connection,
-                "insert_audit",
-                actor=actor,
-                action=action,
-                target=target,
-                reason=reason,
-                details=details,
-            )
-            assert row is not None
-            return int(row["id"])
-
     async def audit_page(self, **filters: Any) -> list[Record]:
-        return await self._read("list_audit", **filters)
+        return await self._read("page_audit", **filters)
 
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:
@@ -449,6 +508,32 @@ class OutboxClaim:
         return int(row[0]) if row else 0
 
 
+class DeadLetterClaim:
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        self._connection = connection
+        self.rows = rows
+
+    async def settle(self, row_id: int, status: str, actor: str, reason: str | None) -> None:
+        await _execute(
+            self._connection,
+            "settle_dead_letter",
+            id=row_id,
+            status=status,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def tombstone(self, row: ArchiveRow, note: str) -> None:
+        """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
+        values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
+        await _execute(self._connection, "archive_tombstone", **values, note=note)
+
+    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> int:
+        """Record the action in the same transaction as its changes; the entry's id."""
+        row = await _record_audit(self._connection, actor, action, count, details)
+        return int(row["id"])
+
+
 # -- statements ---------------------------------------------------------------------------------
 
 
@@ -470,6 +555,21 @@ async def _fetchval(connection: Connection, name: str, **params: Any) -> Any:
 async def _execute(connection: Connection, name: str, **params: Any) -> None:
     query = QUERIES[name]
     await connection.execute(query.sql, *query.args(params))
+
+
+async def _record_audit(
+    connection: Connection, actor: str, action: str, count: int, details: dict[str, Any]
+) -> Record:
+    row = await _fetchrow(
+        connection,
+        "record_audit",
+        actor=actor,
+        action=action,
+        count=count,
+        details=orjson.dumps(details, default=str).decode(),
+    )
+    assert row is not None
+    return row
 
 
 async def _write_orders(connection: Connection, plan: Plan) -> None:

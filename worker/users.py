@@ -45,6 +45,11 @@ class User:
     def can_operate(self) -> bool:
         return self.role is Role.OPERATOR
 
+    @property
+    def actor(self) -> str:
+        """Who this person is in the audit trail."""
+        return audit.console_actor(self.name)
+
 
 @dataclass(frozen=True)
 class Session:
@@ -104,7 +109,8 @@ async def add_user(store: Store, name: str, role: str, password: str, actor: str
         raise BadRequest(f"a password has at least {MIN_PASSWORD} characters")
     hashed = await asyncio.to_thread(hash_password, password)
     created = await store.upsert_user(name, role, hashed)
-    await audit.record(store, actor, "user.add" if created else "user.update", name, "", role=role)
+    action = "user.add" if created else "user.update"
+    await audit.record(store, actor, action, 1, {"target": name, "role": role})
     return created
 
 

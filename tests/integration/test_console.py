@@ -8,9 +8,10 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeAlias
 
 import aiohttp
+import asyncpg
 import orjson
 import pytest
 
@@ -23,6 +24,8 @@ from testkit.processes import worker_env
 from testkit.services import put_dead_letter, running_console
 from worker import users
 from worker.store import Store
+
+Db: TypeAlias = "asyncpg.Connection[Any]"
 
 VIEWER = ("vera", "viewer-password-1")
 OPERATOR = ("oscar", "operator-password-1")
@@ -193,9 +196,9 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
 
 
 async def test_dead_letters_dry_run_replay_purge_audited(
-    console: str, settings: Settings, broker: Any
+    console: str, settings: Settings, broker: Any, store: Store, db: Db
 ) -> None:
-    ids = [await put_dead_letter(broker, order_event("order.paid", f"ord_d{i}")) for i in range(3)]
+    ids = [await put_dead_letter(store, order_event("order.paid", f"ord_d{i}")) for i in range(3)]
     async with aiohttp.ClientSession(headers=basic(OPERATOR)) as http:
         async with http.get(f"{console}/api/v1/dead-letters") as r:
             assert sorted(d["id"] for d in (await r.json())["items"]) == sorted(ids)
@@ -216,16 +219,23 @@ async def test_dead_letters_dry_run_replay_purge_audited(
             assert sorted((await r.json())["done"]) == sorted(ids[1:])
         async with http.get(f"{console}/api/v1/audit") as r:
             trail = (await r.json())["items"]
-    assert [(a["actor"], a["action"]) for a in trail[:2]] == [
-        ("oscar", "dlq.purge"),
-        ("oscar", "dlq.replay"),
+    assert [(a["actor"], a["action"], a["count"]) for a in trail[:2]] == [
+        ("console:oscar", "dlq.purge", 2),
+        ("console:oscar", "dlq.replay", 1),
     ]
     assert trail[0]["reason"] == "test data"
     channel = await broker.channel()
     replayed = await channel.declare_queue(topology.ORDERS_QUEUE, passive=True)
     assert replayed.declaration_result.message_count == 1
-    dead = await channel.declare_queue(topology.ORDERS_DLQ, passive=True)
-    assert dead.declaration_result.message_count == 0
+    statuses = await db.fetch("SELECT message_id, status FROM dead_letters ORDER BY id")
+    assert {r["message_id"]: r["status"] for r in statuses} == {
+        ids[0]: "replayed",
+        ids[1]: "purged",
+        ids[2]: "purged",
+    }
+    # The purged events left tombstones: a resend is not applied behind the operator's back.
+    tombs = await db.fetchval("SELECT count(*) FROM events WHERE outcome = 'purged'")
+    assert tombs == 2
 
 
 async def test_add_user_reads_the_password_from_stdin(settings: Settings, store: Store) -> None:

@@ -227,7 +227,7 @@ async def test_the_console_in_a_browser(settings: Settings, store: Store, broker
         fee=796,
         created_at=1_764_203_000,
     )
-    dead_id = await put_dead_letter(broker, paid, reason="simulated: deadlock on balances")
+    dead_id = await put_dead_letter(store, paid, reason="simulated: deadlock on balances")
     async with running_console(settings) as url, running_worker(settings):
 
         def operator() -> None:

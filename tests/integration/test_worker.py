@@ -240,16 +240,17 @@ async def test_permanent_failure_is_dead_lettered_and_touches_nothing(
         await wait_archived(db, 1)
 
         async def dead_lettered() -> bool:
-            channel = await broker.channel()
-            queue = await channel.declare_queue(topology.ORDERS_DLQ, passive=True)
-            return bool(queue.declaration_result.message_count == 1)
+            return await count(db, "SELECT count(*) FROM dead_letters") == 1
 
         await wait_for(dead_lettered, what="dead letter")
-    [letter] = await drain(await broker.channel(), topology.ORDERS_DLQ)
-    assert letter.body == bad
-    assert letter.message_id == orjson.loads(bad)["id"]
-    assert letter.headers["x-error-kind"] == "permanent"
-    assert "unknown currency EUR" in letter.headers["x-error-message"]
+    [letter] = await db.fetch("SELECT * FROM dead_letters")
+    assert letter["body"] == bad
+    assert letter["message_id"] == orjson.loads(bad)["id"]
+    assert letter["kind"] == "permanent"
+    assert letter["source_queue"] == topology.ORDERS_QUEUE
+    assert (letter["exchange"], letter["routing_key"]) == (topology.EVENTS_EXCHANGE, "order.paid")
+    assert "unknown currency EUR" in letter["reason"]
+    assert orjson.loads(letter["headers"])["x-error-kind"] == "permanent"
     assert await count(db, "SELECT count(*) FROM orders WHERE id = 'ord_eur'") == 0
 
 

@@ -1,5 +1,5 @@
--- The ops console: its users, their sessions, failed logins (for the rate limit), and the audit
--- trail of every operator action (console, API or CLI), with the person's name.
+-- The ops console: its users, their sessions, failed logins (for the rate limit). Its actions go
+-- to the one audit trail, audit_log (0004), with the actor console:<name>.
 
 CREATE TABLE console_users (
     name           text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.@-]{1,64}$'),
@@ -28,27 +28,6 @@ CREATE TABLE console_login_failures (
 );
 CREATE INDEX console_login_failures_user_idx ON console_login_failures (user_name, at);
 CREATE INDEX console_login_failures_remote_idx ON console_login_failures (remote, at);
-
--- Append-only, like the ledger: who did what to which thing, when and why.
-CREATE TABLE audit_log (
-    id       bigserial PRIMARY KEY,
-    at       timestamptz NOT NULL DEFAULT now(),
-    actor    text NOT NULL,                       -- console user, or cli:<os user>
-    action   text NOT NULL,                       -- dlq.replay, dlq.purge, events.replay, user.add
-    target   text NOT NULL DEFAULT '',
-    reason   text NOT NULL DEFAULT '',
-    details  jsonb NOT NULL DEFAULT '{}'
-);
-CREATE INDEX audit_log_at_idx ON audit_log (at);
-
-CREATE FUNCTION audit_log_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    RAISE EXCEPTION 'the audit log is append-only' USING ERRCODE = 'insufficient_privilege';
-END $$;
-
-CREATE TRIGGER audit_log_immutable
-    BEFORE UPDATE OR DELETE ON audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_log_immutable();
 
 -- The console's searches: by customer (through orders) and by time received.
 CREATE INDEX orders_customer_key_idx ON orders (customer_key);
