@@ -20,9 +20,9 @@ from core.settings import Settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit.events import order_event
-from testkit.processes import worker_env
+from testkit.processes import cli, worker_env
 from testkit.services import put_dead_letter, running_console
-from worker import users
+from worker import audit, users
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -285,4 +285,44 @@ async def test_overview_counts_the_day_and_shows_the_last_reconcile(
     assert before["outcomes_24h"] == {"applied": 2}
     assert before["last_reconcile"] is None
     assert after["last_reconcile"]["counts"]["order.paid"]["backfilled"] == 1
-    assert set(before["queues"]) >= {"conekta.orders", "conekta.orders.dlq"}
+    assert set(before["queues"]) >= {"conekta.orders", "conekta.dead-letters"}
+    assert before["dead_letters_open"] == 0
+
+
+async def test_cli_selects_dead_letters_by_filters_with_a_dry_run(
+    settings: Settings, broker: Any, store: Store, db: Db
+) -> None:
+    """The CLI and the console share the selection: type, kind and order must all match."""
+    first = await put_dead_letter(store, order_event("order.paid", "ord_f1"), kind="permanent")
+    await put_dead_letter(store, order_event("order.paid", "ord_f2"), kind="transient")
+    await put_dead_letter(store, order_event("order.declined", "ord_f1"), kind="permanent")
+    code, output = await cli(settings, "dlq", "list", "--order", "ord_f1", "--json")
+    assert code == 0, output
+    assert len(orjson.loads(output)) == 2
+    selection = ("--type", "order.paid", "--kind", "permanent", "--order", "ord_f1")
+    code, output = await cli(settings, "dlq", "purge", *selection, "--dry-run", "--json")
+    assert code == 0, output
+    preview = orjson.loads(output)
+    assert [m["id"] for m in preview["matched"]] == [first] and preview["done"] == []
+    assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE status = 'dead'") == 3
+    code, output = await cli(settings, "dlq", "replay", *selection, "--json")
+    assert code == 0, output
+    assert orjson.loads(output)["replayed"] == [first]
+    [entry] = await audit.entries(store)
+    assert entry["action"] == "dlq.replay" and entry["count"] == 1
+    assert entry["actor"].startswith("os:")
+    assert entry["details"]["selection"]["kind"] == "permanent"
+    code, output = await cli(settings, "dlq", "replay", "--type", "order.paid", "--all")
+    assert code == 2  # one way of saying which
+
+
+async def test_readiness_and_metrics_come_from_core_health(console: str) -> None:
+    async with aiohttp.ClientSession() as http:  # no login: probes and Prometheus
+        async with http.get(f"{console}/readyz") as r:
+            assert (r.status, await r.json()) == (
+                200,
+                {"status": "ok", "database": True, "tasks": True},
+            )
+        async with http.get(f"{console}/metrics") as r:
+            assert r.status == 200
+            assert "conekta_console_jobs_running" in await r.text()
