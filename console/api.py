@@ -66,13 +66,15 @@ def dlq_selection(body: dict[str, Any]) -> dlq.Selection:
     texts = {k: body.get(k) for k in ("type", "kind", "order_id")}
     if any(v is not None and not isinstance(v, str) for v in texts.values()):
         raise BadRequest("type, kind and order_id are strings")
-    return dlq.Selection(
+    selection = dlq.Selection(
         ids=tuple(ids),
         event_type=texts["type"] or None,
         kind=texts["kind"] or None,
         order_id=texts["order_id"] or None,
         everything=body.get("all") is True,
     )
+    selection.check()  # before anything is opened or done
+    return selection
 
 
 async def json_body(request: web.Request) -> dict[str, Any]:
