@@ -1,5 +1,5 @@
-"""The one-shot commands: keys, send, orders, ledger, dlq, events. Printing only; the actions
-live in ingest/ and worker/ (the console's API calls the same functions)."""
+"""The one-shot commands: keys, send, orders, dlq, events (ledger: cli/ledger.py). Printing
+only; the actions live in ingest/ and worker/ (the console's API calls the same functions)."""
 
 from __future__ import annotations
 
@@ -33,16 +33,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_orders_show)
 
-    ledger = sub.add_parser("ledger", help="read and check the ledger")
-    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="COMMAND")
-    balances = ledger_sub.add_parser("balances", parents=[common], help="every account balance")
-    balances.add_argument("--json", action="store_true", help="machine-readable output")
-    balances.set_defaults(handler=cmd_ledger_balances)
-    verify = ledger_sub.add_parser(
-        "verify", parents=[common], help="check every ledger invariant; non-zero exit on failure"
-    )
-    verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.set_defaults(handler=cmd_ledger_verify)
     _add_dlq_commands(sub, common)
     _add_events_commands(sub, common)
 
@@ -137,23 +127,23 @@ async def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
-async def _read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
+async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
     """Run one read against the database on a store of its own."""
     async with Store.open(settings.database_url, max_size=1) as store:
         return await query(store)
 
 
-def _print_json(value: object) -> None:
+def print_json(value: object) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
-    order = await _read(settings, lambda c: reports.order(c, args.order_id))
+    order = await read(settings, lambda c: reports.order(c, args.order_id))
     if order is None:
         print(f"no order {args.order_id}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(order)
+        print_json(order)
         return 0
     for key, value in order.items():
         if key != "events":
@@ -166,43 +156,10 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await _read(settings, reports.balances)
-    if args.json:
-        _print_json(rows)
-        return 0
-    print(f"{'account':40} {'currency':8} {'balance (cents)':>16}")
-    for row in rows:
-        print(f"{row['account']:40} {row['currency']:8} {row['balance']:>16}")
-    return 0
-
-
-async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    results = await _read(settings, reports.verify)
-    failed = [(check, rows) for check, rows in results if rows]
-    if args.json:
-        _print_json(
-            {
-                "ok": not failed,
-                "checks": [
-                    {"check": c.description, "ok": not rows, "violations": rows}
-                    for c, rows in results
-                ],
-            }
-        )
-    else:
-        for check, rows in results:
-            print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
-            for row in rows[:20]:
-                print(f"        {row}")
-        print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
-    return 1 if failed else 0
-
-
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await _read(settings, lambda store: dlq.list_letters(store, _filters(args)))
+    rows = await read(settings, lambda store: dlq.list_letters(store, _filters(args)))
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     print(f"{len(rows)} dead letter(s)")
     for row in rows:
@@ -215,11 +172,11 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    found = await _read(settings, lambda store: dlq.show(store, args.id))
+    found = await read(settings, lambda store: dlq.show(store, args.id))
     if not found:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    _print_json(found[0] if len(found) == 1 else found)
+    print_json(found[0] if len(found) == 1 else found)
     return 0
 
 
@@ -280,7 +237,7 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
 def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
     past = {"replay": "replayed", "purge": "purged"}[result.action]
     if args.json:
-        _print_json({**result.summary(), past: result.done})
+        print_json({**result.summary(), past: result.done})
     elif result.dry_run:
         print(f"would {result.action} {len(result.matched)} dead letter(s):")
         for row in result.matched:
@@ -300,11 +257,11 @@ async def _confirm(count: int) -> bool:
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    event = await _read(settings, lambda c: archive.show(c, args.id))
+    event = await read(settings, lambda c: archive.show(c, args.id))
     if event is None:
         print(f"no archived event {args.id}", file=sys.stderr)
         return 1
-    _print_json(event)
+    print_json(event)
     return 0
 
 
@@ -317,9 +274,11 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(store, selection, audit.os_actor(), progress)
+        totals = await archive.replay(
+            store, selection, audit.os_actor(), progress, settings.accept_modes
+        )
     if args.json:
-        _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
+        print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:
         print(
             f"replayed {sum(totals.values())} event(s): "

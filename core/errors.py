@@ -44,6 +44,10 @@ class TransientDatabaseError(TransientError):
     """A deadlock, a serialization failure, a lock timeout: retry the transaction."""
 
 
+class UnknownCharge(TransientError):
+    """A refund or chargeback for a charge not booked yet: its payment may be in flight."""
+
+
 class DatabaseUnavailable(TransientDatabaseError):
     """Cannot reach the database at all: hold the work until it is back."""
 

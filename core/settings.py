@@ -40,6 +40,9 @@ class Settings:
     # supervision (core.supervisor), receiver and worker
     task_healthy_after: float = 10.0
     task_give_up_after: float = 300.0
+    # Which Conekta modes this deployment applies (livemode true = live); the other mode's
+    # events are archived with outcome `other_mode` and nothing else.
+    accept_modes: frozenset[bool] = frozenset({True, False})
 
 
 # env var -> (field, parser)
@@ -50,6 +53,16 @@ def _bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ConfigError(f"not a boolean: {value!r}")
+
+
+MODES = {"live": True, "test": False}
+
+
+def _modes(value: str) -> frozenset[bool]:
+    names = {n.strip().lower() for n in value.split(",") if n.strip()}
+    if not names or not names <= set(MODES):
+        raise ConfigError(f"modes must be live, test or live,test: {value!r}")
+    return frozenset(MODES[n] for n in names)
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -78,6 +91,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_RECONCILE_INTERVAL": ("reconcile_interval", float),
     "CONEKTA_INGEST_TASK_HEALTHY_AFTER": ("task_healthy_after", float),
     "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
+    "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
 }
 
 

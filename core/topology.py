@@ -1,6 +1,6 @@
 """The broker topology, owned here and only here: exchanges, queues, bindings and their arguments.
 
-    receiver ─▶ conekta.events (topic) ─order.paid|pending_payment|declined─▶ conekta.orders
+    receiver ─▶ conekta.events (topic) ─order.*, charge.refunded, chargebacks─▶ conekta.orders
                     │ (no binding matches)
                     └─alternate-exchange─▶ conekta.unhandled (fanout) ─▶ conekta.unhandled.v2
 
@@ -40,7 +40,24 @@ FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"  # the exchange
 FULFILLMENT_UNROUTED_QUEUE = "conekta.fulfillment.unrouted.v2"
 
 ORDERS_QUEUE = "conekta.orders"
-ORDER_EVENT_TYPES = ("order.paid", "order.pending_payment", "order.declined")
+# Every type the order consumer applies (domain.order_event.HANDLED_TYPES; a test compares them).
+# Adding a binding is safe on a running broker; queue arguments are not.
+ORDER_EVENT_TYPES = (
+    "order.pending_payment",
+    "order.declined",
+    "order.expired",
+    "order.canceled",
+    "order.voided",
+    "order.paid",
+    "order.partially_refunded",
+    "order.refunded",
+    "charge.refunded",
+    "charge.chargeback.created",
+    "charge.chargeback.updated",
+    "charge.chargeback.under_review",
+    "charge.chargeback.won",
+    "charge.chargeback.lost",
+)
 
 # The dead-letter exchange's routing keys. DEAD_LETTER_KEY is what conekta.orders was declared
 # with (its arguments cannot change), so every queue uses it.

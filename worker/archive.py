@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from core.errors import UnapplicableEvent
-from domain.order_event import STATUS_BY_TYPE, parse_order_event
-from domain.plan import Incoming
+from core.errors import UnapplicableEvent, UnknownCharge
+from domain.order_event import HANDLED_TYPES, parse_order_event
+from domain.outcome import Outcome
+from domain.plan import ALL_MODES, Incoming
 from worker import audit
 from worker.store import Store
 
@@ -45,12 +46,13 @@ async def replay(
     selection: ReplayFilter,
     actor: str,
     progress: Callable[[Counter[str]], None] = print,
+    modes: Collection[bool] = ALL_MODES,
 ) -> Counter[str]:
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
     Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
     totals: Counter[str] = Counter()
     try:
-        await _replay_pages(store, selection, totals, progress)
+        await _replay_pages(store, selection, totals, progress, modes)
     finally:
         details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
         await audit.record(
@@ -64,11 +66,12 @@ async def _replay_pages(
     selection: ReplayFilter,
     totals: Counter[str],
     progress: Callable[[Counter[str]], None],
+    modes: Collection[bool],
 ) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
         rows = await store.events_page(
-            handled_types=list(STATUS_BY_TYPE),  # events with no handler stay archived `ignored`
+            handled_types=list(HANDLED_TYPES),  # events with no handler stay archived `ignored`
             since=selection.since,
             until=selection.until,
             event_type=selection.event_type,
@@ -88,5 +91,23 @@ async def _replay_pages(
                 )
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
-        totals.update(outcome.value for outcome in await store.apply_batch(items, replay=True))
+        try:
+            outcomes = await store.apply_batch(items, replay=True, modes=modes)
+        except UnknownCharge:
+            outcomes = await _one_by_one(store, items, modes, totals)
+        totals.update(outcome.value for outcome in outcomes)
         progress(totals)
+
+
+async def _one_by_one(
+    store: Store, items: list[Incoming], modes: Collection[bool], totals: Counter[str]
+) -> list[Outcome]:
+    """A page with a refund or chargeback whose charge was never booked: apply the rest, and
+    count those (they stay archived as they were; replay them once their payment is in)."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes += await store.apply_batch([item], replay=True, modes=modes)
+        except UnknownCharge:
+            totals["unknown_charge"] += 1
+    return outcomes

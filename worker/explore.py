@@ -20,7 +20,7 @@ import orjson
 
 from core.database import Record
 from core.errors import BadRequest
-from domain.fulfillment import message_id_for
+from domain.fulfillment import message_id
 from worker import archive, reports
 from worker.store import Store
 
@@ -138,7 +138,7 @@ async def order_detail(store: Store, order_id: str) -> dict[str, Any] | None:
     order["postings"] = postings
     order["refunds"] = [p for p in postings if p["kind"] == "refund"]
     order["chargebacks"] = [p for p in postings if p["kind"] == "chargeback"]
-    ids = [message_id_for(order_id, e["event_id"]) for e in order["events"]]
+    ids = [message_id(order_id, e["event_id"]) for e in order["events"]]
     order["messages"] = [jsonable(m) for m in await store.outbox_messages(ids)]
     return order
 

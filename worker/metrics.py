@@ -6,8 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed messages by outcome (applied, duplicate, stale, redelivered; ignored: no handler;"
-    " dead_letter: stored in the dead-letter table).",
+    "Consumed messages by outcome (applied, duplicate, stale, redelivered, other_mode; ignored:"
+    " no handler; dead_letter: stored in the dead-letter table).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(
@@ -78,4 +78,9 @@ QUEUE_NONEMPTY_SECONDS = Gauge(
     "Seconds since a queue was last seen empty (for a queue nobody consumes: its oldest message's"
     " age, at most since this worker started).",
     ["queue"],
+)
+CONTRADICTIONS = Counter(
+    "conekta_worker_contradictions_total",
+    "Events where an unpaid order's ending (expired, canceled, voided) met a payment: for"
+    " reconciliation with Conekta.",
 )

@@ -1,15 +1,16 @@
-"""The order events consumer: decode an order event, apply a batch through the store."""
+"""The order events consumer (orders, refunds, chargebacks): decode, apply a batch through the
+store."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
-from domain.plan import Incoming
+from domain.plan import ALL_MODES, Incoming
 from worker import metrics
 from worker.consumer import Consumer, received_at
 from worker.failures import FailureRouter
@@ -25,16 +26,18 @@ class OrderConsumer(Consumer[Incoming]):
         batch_size: int,
         batch_wait: float,
         on_commit: Callable[[], None] = lambda: None,
+        modes: Collection[bool] = ALL_MODES,
     ) -> None:
         super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait)
         self._store = store
+        self._modes = modes
         self._on_commit = on_commit
 
     def decode(self, message: AbstractIncomingMessage) -> Incoming:
         return Incoming(parse_order_event(message.body), message.body, received_at(message))
 
     async def apply(self, items: list[Incoming]) -> list[Outcome]:
-        return await self._store.apply_batch(items)
+        return await self._store.apply_batch(items, modes=self._modes)
 
     def committed(self, items: Sequence[Incoming], outcomes: Sequence[str]) -> None:
         self._on_commit()

@@ -136,7 +136,14 @@ def _consumers(
     size, wait = settings.batch_size, settings.batch_wait
     return {
         "orders": (
-            OrderConsumer(store, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake),
+            OrderConsumer(
+                store,
+                failures,
+                batch_size=size,
+                batch_wait=wait,
+                on_commit=relay.wake,
+                modes=settings.accept_modes,
+            ),
             topology.ORDERS_QUEUE,
         ),
         "unhandled": (

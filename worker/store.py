@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,15 +20,21 @@ from importlib import resources
 from typing import Any
 
 import orjson
+import structlog
 
 from core import database
 from core.database import Connection, Pool, Record
 from core.errors import TransientDatabaseError
+from domain import ledger
 from domain.archive import ArchiveRow
+from domain.fulfillment import OrderView
 from domain.ledger import Posting
 from domain.order_state import OrderState
 from domain.outcome import Outcome
-from domain.plan import Incoming, Plan, plan_batch
+from domain.plan import ALL_MODES, Booked, Incoming, Plan, plan_batch
+from worker import metrics
+
+log = structlog.get_logger(__name__)
 
 ORDER_INSERT_COLUMNS = (
     "id",
@@ -54,7 +60,28 @@ ARCHIVE_COLUMNS = (
 BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 # One reconcile at a time, across processes (a session-level advisory lock).
 RECONCILE_LOCK = 0x7265636F6E63  # "reconc"
-POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
+POSTING_COLUMNS = (
+    "business_key",
+    "kind",
+    "order_id",
+    "charge_id",
+    "currency",
+    "livemode",
+    "event_id",
+    "effective_at",
+    "amount",
+)
+CHARGEBACK_COLUMNS = (
+    "id",
+    "livemode",
+    "charge_id",
+    "order_id",
+    "status",
+    "amount",
+    "currency",
+    "last_event_id",
+    "last_event_created_at",
+)
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
 DEAD_LETTER_COLUMNS = (
     "message_id",
@@ -157,32 +184,35 @@ class Store:
     # -- the write path -------------------------------------------------------------------------
 
     async def apply_batch(
-        self, items: Sequence[Incoming], *, replay: bool = False
+        self,
+        items: Sequence[Incoming],
+        *,
+        replay: bool = False,
+        modes: Collection[bool] = ALL_MODES,
     ) -> list[Outcome]:
         """Outcomes per item, in order, once committed.
 
         `replay` re-applies events already in the archive (after a fix, or to rebuild
         projections): the id check is skipped; order rules and business keys keep it idempotent.
+        `modes`: the livemodes accepted (CONEKTA_ACCEPT_MODES); others are archived `other_mode`.
         """
         async with database.transaction(self.pool) as connection:
-            order_ids = sorted({item.event.order_id for item in items})
-            current = {
-                row["id"]: OrderState(
-                    row["status"], row["last_event_id"], row["last_event_created_at"]
-                )
-                for row in await _fetch(connection, "lock_orders", ids=order_ids)
-            }
-            archived: list[str] = []
-            if not replay:
-                ids = [item.event.event_id for item in items]
-                rows = await _fetch(connection, "archived_event_ids", ids=ids)
-                archived = [row["event_id"] for row in rows]
-            plan = plan_batch(items, current, archived)
+            booked = await _load(connection, items, replay=replay)
+            plan = plan_batch(items, booked, modes)
             await _write_orders(connection, plan)
             await _write_postings(connection, list(plan.postings.values()))
+            await _write_chargebacks(connection, plan)
             await _write_archive(connection, plan.archive)
             await _write_outbox(connection, plan)
-            return plan.outcomes
+        for event in plan.contradictions:
+            metrics.CONTRADICTIONS.inc()
+            log.warning(
+                "contradiction: an unpaid order's ending met a payment",
+                event_id=event.event_id,
+                event_type=event.type,
+                order_id=event.order_id,
+            )
+        return plan.outcomes
 
     async def archive(self, rows: Sequence[ArchiveRow]) -> None:
         """Store raw events with their outcome (an id already archived is left as it is)."""
@@ -304,8 +334,29 @@ class Store:
     async def order_events(self, order_id: str) -> list[Record]:
         return await self._read("order_events", order_id=order_id)
 
-    async def balances(self) -> list[Record]:
-        return await self._read("list_balances")
+    async def order_money(self, order_id: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "order_money", order_id=order_id)
+
+    async def order_chargebacks(self, order_id: str) -> list[Record]:
+        return await self._read("order_chargebacks", order_id=order_id)
+
+    async def balances(self, *, at: datetime | None, livemode: bool | None) -> list[Record]:
+        if at is None:
+            return await self._read("list_balances", livemode=livemode)
+        return await self._read("balances_at", at=at, livemode=livemode)
+
+    async def entries(
+        self,
+        *,
+        account: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        livemode: bool | None,
+    ) -> list[Record]:
+        return await self._read(
+            "list_entries", account=account, since=since, until=until, livemode=livemode
+        )
 
     async def event(self, event_id: str) -> Record | None:
         async with self.pool.acquire() as connection:
@@ -572,6 +623,76 @@ async def _record_audit(
     return row
 
 
+async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bool) -> Booked:
+    """Lock the batch's orders and read what the plan needs; charges are resolved first, so the
+    orders of chargebacks (which name only a charge) are locked too."""
+    events = [item.event for item in items]
+    # Charges named by charge events, and refunded ones (a refund goes back to the customer the
+    # payment was booked for); plain payments need no lookup.
+    charge_ids = sorted(
+        {e.charge_id for e in events if e.charge_id}
+        | {c.id for e in events for c in e.paid_charges if c.refunds}
+    )
+    charges = {}
+    for row in await _fetch(connection, "booked_charges", charge_ids=charge_ids):
+        charges[(row["livemode"], row["charge_id"])] = ledger.Charge(
+            row["charge_id"],
+            row["order_id"],
+            row["amount"],
+            row["currency"],
+            row["livemode"],
+            row["customer_key"],
+        )
+    order_ids = sorted(
+        {e.order_id for e in events if e.order_id} | {c.order_id for c in charges.values()}
+    )
+    orders = await _fetch(connection, "lock_orders", ids=order_ids)
+    archived: list[str] = []
+    if not replay:
+        rows = await _fetch(connection, "archived_event_ids", ids=[e.event_id for e in events])
+        archived = [row["event_id"] for row in rows]
+    known = {r["id"] for r in orders}
+    candidates = _candidate_keys(
+        [i for i in items if i.event.order_id in known or i.event.chargeback]
+    )
+    keys = await _fetch(connection, "booked_keys", keys=sorted(candidates))
+    chargeback_ids = sorted({e.chargeback.id for e in events if e.chargeback})
+    chargebacks = await _fetch(connection, "chargeback_states", ids=chargeback_ids)
+    return Booked(
+        orders={r["id"]: _state(r) for r in orders},
+        archived_ids=archived,
+        keys={(r["livemode"], r["business_key"]) for r in keys},
+        charges=charges,
+        chargebacks={r["id"]: _state(r) for r in chargebacks},
+        order_views={
+            r["id"]: OrderView(
+                r["id"], r["status"], r["amount"], r["currency"], r["customer_key"], r["livemode"]
+            )
+            for r in orders
+        },
+    )
+
+
+def _state(row: Record) -> OrderState:
+    return OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])
+
+
+def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
+    """Every business key these events could post (payments, refunds, chargeback steps); the
+    caller leaves out events of orders not in the database yet: nothing of theirs is posted."""
+    keys: set[str] = set()
+    for item in items:
+        event = item.event
+        if event.chargeback is not None:
+            keys |= {ledger.chargeback_key(event.chargeback.id, s) for s in ledger.CHARGEBACK_STEPS}
+            continue
+        order_id = event.order_id or ""
+        for charge in event.paid_charges:
+            keys.add(ledger.business_key(ledger.PAYMENT, order_id, charge.id))
+            keys |= {ledger.business_key(ledger.REFUND, order_id, r.id) for r in charge.refunds}
+    return keys
+
+
 async def _write_orders(connection: Connection, plan: Plan) -> None:
     if plan.new_orders:
         rows = list(plan.new_orders.values())
@@ -589,7 +710,7 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
     new = await _fetch(
         connection, "insert_ledger_transactions", **columns(postings, POSTING_COLUMNS)
     )
-    by_key = {p.business_key: p for p in postings}
+    by_key = {p.key: p for p in postings}
     entries: dict[str, list[Any]] = {
         "transaction_id": [],
         "account": [],
@@ -597,7 +718,7 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
         "amount": [],
     }
     for row in new:
-        posting = by_key[row["business_key"]]
+        posting = by_key[(row["livemode"], row["business_key"])]
         for entry in posting.entries:
             entries["transaction_id"].append(row["id"])
             entries["account"].append(entry.account)
@@ -607,9 +728,21 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
         await _execute(connection, "insert_entries", **entries)
 
 
+async def _write_chargebacks(connection: Connection, plan: Plan) -> None:
+    if plan.chargebacks:
+        rows = list(plan.chargebacks.values())
+        await _execute(connection, "upsert_chargebacks", **columns(rows, CHARGEBACK_COLUMNS))
+
+
 async def _write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> None:
-    if rows:
-        await _execute(connection, "archive_events", **columns(rows, ARCHIVE_COLUMNS))
+    # One row per id: an upsert may not touch the same row twice in one statement.
+    unique: dict[str, ArchiveRow] = {}
+    for row in rows:
+        unique.setdefault(row.event_id, row)
+    if unique:
+        await _execute(
+            connection, "archive_events", **columns(list(unique.values()), ARCHIVE_COLUMNS)
+        )
 
 
 async def _write_outbox(connection: Connection, plan: Plan) -> None:

@@ -50,7 +50,7 @@ async def test_a_database_refusing_writes_heals_without_a_restart(
     settings = replace(settings, task_healthy_after=1.0)
     probe = await bind_probe(broker, topology.FULFILLMENT_EXCHANGE)
     orders = [order_event("order.paid", f"ord_h{i}", customer_id="cus_h") for i in range(120)]
-    others = [order_event("order.expired", f"ord_x{i}") for i in range(12)]
+    others = [order_event("order.updated", f"ord_x{i}") for i in range(12)]
     supervisor = for_settings(settings, asyncio.Event())
     async with running_worker(settings, supervisor):
         # 1. The relay: its marks fail after publishing; it restarts until they succeed.
@@ -225,9 +225,9 @@ async def test_retired_v1_queues_are_unbound_and_drained(
         "conekta.unhandled", durable=True, arguments={"x-queue-type": "quorum"}
     )
     await old.bind(unhandled, "")
-    body = order_event("order.expired", "ord_old")
+    body = order_event("order.updated", "ord_old")
     await unhandled.publish(
-        aio_pika.Message(body, message_id=orjson.loads(body)["id"], type="order.expired"), ""
+        aio_pika.Message(body, message_id=orjson.loads(body)["id"], type="order.updated"), ""
     )
     async with running_worker(settings):
 
@@ -235,13 +235,13 @@ async def test_retired_v1_queues_are_unbound_and_drained(
             return await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
 
         await wait_for(archived, what="the v1 queue drained")
-        await publish_events(connection, [order_event("order.expired", "ord_new")])
+        await publish_events(connection, [order_event("order.updated", "ord_new")])
 
         async def archived_once_more() -> bool:
             return await count(db, "SELECT count(*) FROM events") == 2
 
         await wait_for(archived_once_more, what="a new unhandled event archived")
-    await publish_events(connection, [order_event("order.expired", "ord_later")])
+    await publish_events(connection, [order_event("order.updated", "ord_later")])
     depths = {}
     for name in ("conekta.unhandled", topology.UNHANDLED_QUEUE):
         queue = await channel.declare_queue(name, passive=True)

@@ -6,9 +6,16 @@ from pathlib import Path
 import pytest
 
 from core import topology
-from core.errors import ConfigError
+from core.errors import ConfigError, UnknownCharge
 from core.settings import load_settings
-from worker.failures import ATTEMPTS, FIRST_FAILED_AT, failure_headers, retry_delay_ms
+from worker.failures import (
+    ATTEMPTS,
+    FIRST_FAILED_AT,
+    FailureKind,
+    failure_headers,
+    kind_of,
+    retry_delay_ms,
+)
 
 
 def test_settings_from_env_and_overrides() -> None:
@@ -27,11 +34,22 @@ def test_settings_from_env_and_overrides() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "modes"),
+    [("live,test", {True, False}), ("live", {True}), (" Test ", {False})],
+)
+def test_accept_modes(value: str, modes: set[bool]) -> None:
+    assert load_settings({"CONEKTA_ACCEPT_MODES": value}).accept_modes == modes
+    assert load_settings({}).accept_modes == {True, False}
+
+
+@pytest.mark.parametrize(
     "env",
     [
         {"CONEKTA_INGEST_PORT": "eighty"},
         {"CONEKTA_ALLOW_UNSIGNED": "maybe"},
         {"CONEKTA_INGEST_BATCH_SIZE": "0"},
+        {"CONEKTA_ACCEPT_MODES": "sandbox"},
+        {"CONEKTA_ACCEPT_MODES": ""},
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:
@@ -97,3 +115,7 @@ def test_orders_queue_arguments_are_unchanged_since_v1() -> None:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
+
+
+def test_an_unknown_charge_is_retried_under_its_own_kind() -> None:
+    assert kind_of(UnknownCharge("ch")) is FailureKind.UNKNOWN_CHARGE

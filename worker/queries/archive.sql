@@ -5,15 +5,18 @@
 SELECT event_id FROM events WHERE event_id = ANY(:ids::text[]);
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction);
--- a purge tombstone takes the outcome of a replay that applies the event on purpose
+-- a purge tombstone takes the outcome of a replay that applies the event on purpose, and an
+-- event archived `ignored` (no handler then) the outcome of its replay
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
                     applied_at)
 SELECT *, clock_timestamp()
 FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
             :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
             :body::bytea[])
-ON CONFLICT (event_id) DO UPDATE SET outcome = EXCLUDED.outcome, applied_at = EXCLUDED.applied_at
-    WHERE events.outcome = 'purged' AND EXCLUDED.outcome <> 'purged';
+ON CONFLICT (event_id) DO UPDATE
+SET outcome = EXCLUDED.outcome, order_id = coalesce(events.order_id, EXCLUDED.order_id),
+    applied_at = EXCLUDED.applied_at
+WHERE events.outcome IN ('purged', 'ignored') AND EXCLUDED.outcome NOT IN ('purged', 'ignored');
 
 -- archive_tombstone: a purged dead letter's event, with who and why (kept if already archived)
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
