@@ -29,7 +29,6 @@ CREATE TABLE console_login_failures (
 CREATE INDEX console_login_failures_user_idx ON console_login_failures (user_name, at);
 CREATE INDEX console_login_failures_remote_idx ON console_login_failures (remote, at);
 
--- The console's searches: by customer (through orders) and by time received.
+-- The console's searches: by customer (through orders) and by time received (by order: 0005).
 CREATE INDEX orders_customer_key_idx ON orders (customer_key);
 CREATE INDEX events_applied_at_idx ON events (applied_at);
-CREATE INDEX ledger_transactions_order_idx ON ledger_transactions (order_id);
