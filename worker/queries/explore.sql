@@ -31,39 +31,38 @@ ORDER BY updated_at DESC, id DESC
 LIMIT :limit;
 
 -- order_postings: an order's ledger transactions with their entries, oldest first
-SELECT t.id, t.business_key, t.kind, t.charge_id, t.currency, t.event_id, t.created_at,
+SELECT t.id, t.business_key, t.kind, t.charge_id, t.currency, t.event_id,
+       t.recorded_at AS created_at, t.effective_at,
        jsonb_agg(jsonb_build_object('account', e.account, 'amount', e.amount) ORDER BY e.id)
            AS entries
 FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
 WHERE t.order_id = :order_id
-GROUP BY t.id ORDER BY t.created_at, t.id;
+GROUP BY t.id ORDER BY t.recorded_at, t.id;
 
 -- outbox_messages: fulfillment messages by id (one lookup each), with when they went out
 SELECT message_id, routing_key, created_at, sent_at FROM outbox
 WHERE message_id = ANY(:message_ids::text[]) ORDER BY id;
 
--- balances_as_of: per mode, account and currency, the sum of entries posted before a time,
--- positive on the normal side of each account
-SELECT coalesce(o.livemode, false) AS livemode, e.account, e.currency,
+-- balances_as_of: per mode, account and currency, the sum of entries recorded before a time,
+-- positive on the normal side of each account (each transaction carries its mode: 0005)
+SELECT t.livemode, e.account, e.currency,
        CASE WHEN e.account LIKE 'customer:%' THEN -sum(e.amount) ELSE sum(e.amount) END::bigint
            AS balance
 FROM ledger_entries e
 JOIN ledger_transactions t ON t.id = e.transaction_id
-LEFT JOIN orders o ON o.id = t.order_id
-WHERE :as_of::timestamptz IS NULL OR t.created_at < :as_of
+WHERE :as_of::timestamptz IS NULL OR t.recorded_at < :as_of
 GROUP BY 1, 2, 3 ORDER BY 1 DESC, 3, 2;
 
 -- ledger_entries_page: entries with their transaction, oldest first, a page after the cursor id
-SELECT e.id, t.created_at, t.business_key, t.kind, t.order_id, t.charge_id, t.event_id,
-       coalesce(o.livemode, false) AS livemode, e.account, e.currency, e.amount
+SELECT e.id, t.recorded_at AS created_at, t.business_key, t.kind, t.order_id, t.charge_id,
+       t.event_id, t.livemode, e.account, e.currency, e.amount
 FROM ledger_entries e
 JOIN ledger_transactions t ON t.id = e.transaction_id
-LEFT JOIN orders o ON o.id = t.order_id
 WHERE e.id > :after_id
   AND (:account::text IS NULL OR e.account = :account)
   AND (:currency::text IS NULL OR e.currency = :currency)
-  AND (:since::timestamptz IS NULL OR t.created_at >= :since)
-  AND (:until::timestamptz IS NULL OR t.created_at < :until)
+  AND (:since::timestamptz IS NULL OR t.recorded_at >= :since)
+  AND (:until::timestamptz IS NULL OR t.recorded_at < :until)
 ORDER BY e.id
 LIMIT :limit;
 
