@@ -30,12 +30,14 @@ run: $(STAMP) services
 	@scripts/run-dev
 
 test: $(STAMP) services
+	scripts/ensure_browser
 	$(BIN)/pytest -m "unit or integration or deploy"
 
 unit: $(STAMP)
 	$(BIN)/pytest -m unit
 
 integration: $(STAMP) services
+	scripts/ensure_browser
 	$(BIN)/pytest -m integration
 
 lint: $(STAMP)

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import audit, ledger, reconcile, retention, service, tools
+from cli import audit, console, ledger, reconcile, retention, service, tools
 from core import lifecycle
-from core.errors import ApiKeyRejected, ConfigError, KeyFileError
+from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
 from core.logs import configure_logging
 from core.settings import Settings, load_settings
 
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_commands(sub, common)
     ledger.add_commands(sub, common)
     retention.add_commands(sub, common)
+    console.add_commands(sub, common)
     return parser
 
 
@@ -116,7 +117,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
     """Services log at the configured level; one-shot tools only warnings unless asked."""
     asked = args.__dict__.get("log_level") or os.environ.get("CONEKTA_INGEST_LOG_LEVEL")
-    if asked or args.handler in service.SERVICES:
+    if asked or args.handler in service.SERVICES or args.handler is console.cmd_console:
         return settings.log_level
     return "warning"
 
@@ -132,7 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return lifecycle.run(handler(args, settings))
-    except (KeyFileError, ConfigError, ApiKeyRejected) as exc:
+    except (KeyFileError, ConfigError, ApiKeyRejected, BadRequest) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -40,7 +40,7 @@ async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     stop = lifecycle.stop_on_signals()
     supervisor = for_settings(settings, stop)
     await serve_receiver(receiver.create_app(settings, supervisor), settings, stop.wait())
-    return _exit_code(supervisor)
+    return exit_code(supervisor)
 
 
 async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
@@ -48,7 +48,7 @@ async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
     supervisor = for_settings(settings, stop)
     with contextlib.suppress(TaskFailing):
         await run_worker(settings, stop, supervisor=supervisor)
-    return _exit_code(supervisor)
+    return exit_code(supervisor)
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,10 +61,11 @@ async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
             serve_receiver(app, settings, stop.wait()),
             run_worker(settings, stop, serve_metrics=False, supervisor=supervisor),
         )
-    return _exit_code(supervisor)
+    return exit_code(supervisor)
 
 
-def _exit_code(supervisor: Supervisor) -> int:
+def exit_code(supervisor: Supervisor) -> int:
+    """The process exit code: non-zero when a supervised task kept failing."""
     if supervisor.gave_up is None:
         return 0
     log.critical("exiting: a supervised task kept failing", task=supervisor.gave_up)

@@ -8,17 +8,18 @@ import asyncio
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from core import broker
+from core.errors import BadRequest
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import archive, audit, dlq, reports
+from worker import archive, audit, dlq, explore, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -40,6 +41,7 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     dlq = sub.add_parser("dlq", help="dead letters: list, show, replay, purge")
     dlq_sub = dlq.add_subparsers(dest="dlq_command", required=True, metavar="COMMAND")
     listing = dlq_sub.add_parser("list", parents=[common], help="every dead letter, one line each")
+    _filter_options(listing)
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=cmd_dlq_list)
     show = dlq_sub.add_parser("show", parents=[common], help="one dead letter whole")
@@ -49,24 +51,33 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay = dlq_sub.add_parser(
         "replay", parents=[common], help="put dead letters back into processing (idempotent)"
     )
-    _selection(replay, with_type=True)
+    _selection(replay)
     replay.set_defaults(handler=cmd_dlq_replay)
     purge = dlq_sub.add_parser(
         "purge",
         parents=[common],
         help="never apply these dead letters (a tombstone in the archive keeps resends out)",
     )
-    _selection(purge, with_type=False)
+    _selection(purge)
+    purge.add_argument(
+        "--reason", default="", help="why (kept in the audit trail; required unless --dry-run)"
+    )
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    purge.add_argument("--reason", default="(no reason given)", help="why: kept with the purge")
     purge.set_defaults(handler=cmd_dlq_purge)
 
 
-def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
+def _filter_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", dest="event_type", help="only dead letters of this event type")
+    parser.add_argument("--kind", help="only this kind (permanent, transient, delivery_limit, ...)")
+    parser.add_argument("--order", dest="order_id", help="only dead letters of this order")
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    """Which dead letters: ID..., --all, or filters (every one given must match)."""
     parser.add_argument("ids", nargs="*", metavar="ID", help="event ids")
     parser.add_argument("--all", action="store_true", help="every dead letter")
-    if with_type:
-        parser.add_argument("--type", dest="event_type", help="every dead letter of this type")
+    _filter_options(parser)
+    parser.add_argument("--dry-run", action="store_true", help="only show what would be done")
     parser.add_argument("--json", action="store_true")
 
 
@@ -97,13 +108,10 @@ def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 def parse_time(value: str) -> datetime:
     """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+        return explore.parse_time(value)
+    except BadRequest as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,7 +157,7 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = [dlq.summary(r) for r in await read(settings, lambda store: store.dead_letters())]
+    rows = await read(settings, lambda store: dlq.list_letters(store, _filters(args)))
     if args.json:
         print_json(rows)
         return 0
@@ -164,73 +172,88 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await read(settings, lambda store: store.dead_letter(args.id))
-    if not rows:
+    found = await read(settings, lambda store: dlq.show(store, args.id))
+    if not found:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    found = [dlq.full_view(row) for row in rows]
     print_json(found[0] if len(found) == 1 else found)
     return 0
 
 
-def _check_selection(args: argparse.Namespace) -> str | None:
-    chosen = bool(args.ids) + bool(args.all) + bool(getattr(args, "event_type", None))
-    if chosen != 1:
-        return "say which: ID..., --all" + (" or --type T" if hasattr(args, "event_type") else "")
-    return None
+def _filters(args: argparse.Namespace) -> dlq.Selection | None:
+    """`dlq list`'s filters, if any were given."""
+    selection = dlq.Selection(event_type=args.event_type, kind=args.kind, order_id=args.order_id)
+    return selection if any((args.event_type, args.kind, args.order_id)) else None
 
 
-async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, verb: str) -> int:
-    if problem := _check_selection(args):
-        print(problem, file=sys.stderr)
-        return 2
-    selection = dlq.Selection(tuple(args.ids), getattr(args, "event_type", None), args.all)
-    actor = audit.os_actor()
-    async with Store.open(settings.database_url) as store:
-        if verb == "purge":
-            if not args.yes and not await _confirm_purge(store, selection):
-                print("nothing purged")
-                return 1
-            done = await dlq.purge(store, selection, actor, args.reason)
-        else:
-            connection = await broker.connect(settings.amqp_url, "conekta-ingest dlq", attempts=3)
-            publisher = broker.Publisher(connection, settings.publish_timeout)
-            try:
-                done = await dlq.replay(store, publisher, selection, actor)
-            finally:
-                await publisher.close()
-    missing = sorted(set(args.ids) - set(done))
-    past = {"replay": "replayed", "purge": "purged"}[verb]
-    if args.json:
-        print_json({past: done, "not_found": missing})
-    else:
-        print(
-            f"{past} {len(done)} dead letter(s)"
-            + (f"; not found: {' '.join(missing)}" if missing else "")
-        )
-    return 1 if missing else 0
-
-
-async def _confirm_purge(store: Store, selection: dlq.Selection) -> bool:
-    rows = await store.dead_letters()
-    count = sum(
-        selection.everything
-        or r["message_id"] in selection.ids
-        or r["type"] == selection.event_type
-        for r in rows
+def _dlq_selection(args: argparse.Namespace) -> dlq.Selection:
+    return dlq.Selection(
+        ids=tuple(args.ids),
+        event_type=args.event_type,
+        kind=args.kind,
+        order_id=args.order_id,
+        everything=args.all,
     )
-    if not count:
-        return True  # nothing to purge: nothing to ask
-    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
-    return answer.strip().lower() in {"y", "yes"}
+
+
+def _progress(n: int, total: int) -> None:
+    if n % 500 == 0:
+        print(f"... {n}/{total}", file=sys.stderr)
 
 
 async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    return await _act_on_dead_letters(args, settings, "replay")
+    selection = _dlq_selection(args)
+    async with Store.open(settings.database_url, max_size=1) as store:
+        if args.dry_run:
+            return _report_dlq(args, await dlq.preview(store, "replay", selection))
+        connection = await broker.connect(settings.amqp_url, "conekta-ingest dlq", attempts=3)
+        publisher = broker.Publisher(connection, settings.publish_timeout)
+        try:
+            result = await dlq.replay(
+                store, publisher, selection, audit.os_actor(), progress=_progress
+            )
+        finally:
+            await publisher.close()
+    return _report_dlq(args, result)
 
 
 async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
-    return await _act_on_dead_letters(args, settings, "purge")
+    selection = _dlq_selection(args)
+    if not args.dry_run and not args.reason.strip():
+        raise BadRequest("a purge needs a reason: --reason (it is kept in the audit trail)")
+    async with Store.open(settings.database_url, max_size=1) as store:
+        preview = await dlq.preview(store, "purge", selection)
+        if args.dry_run or not preview.matched:
+            return _report_dlq(args, preview)
+        if not args.yes and not await _confirm(len(preview.matched)):
+            print("nothing purged")
+            return 1
+        result = await dlq.purge(
+            store, selection, audit.os_actor(), reason=args.reason, progress=_progress
+        )
+    return _report_dlq(args, result)
+
+
+def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
+    past = {"replay": "replayed", "purge": "purged"}[result.action]
+    if args.json:
+        print_json({**result.summary(), past: result.done})
+    elif result.dry_run:
+        print(f"would {result.action} {len(result.matched)} dead letter(s):")
+        for row in result.matched:
+            print(f"  {row['id']}  {row['type']:22} {row['kind']}: {row['reason']}")
+    else:
+        missing = result.not_found
+        print(
+            f"{past} {len(result.done)} dead letter(s)"
+            + (f"; not found: {' '.join(missing)}" if missing else "")
+        )
+    return 1 if result.not_found else 0
+
+
+async def _confirm(count: int) -> bool:
+    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:

@@ -12,7 +12,7 @@ costs one reconnect, not an outage.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import aiormq
@@ -167,6 +167,21 @@ class Publisher:
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):
             raise PublishFailed(f"broker answered {type(confirmation).__name__}")
+
+
+async def queue_stats(
+    connection: AbstractRobustConnection, names: Sequence[str]
+) -> dict[str, tuple[int, int]]:
+    """(messages ready, consumers) per queue, by passive declares on a channel of its own."""
+    channel = await connection.channel()
+    try:
+        stats = {}
+        for name in names:
+            result = (await channel.declare_queue(name, passive=True)).declaration_result
+            stats[name] = (result.message_count or 0, result.consumer_count or 0)
+        return stats
+    finally:
+        await channel.close()
 
 
 async def declare_topology(connection: AbstractRobustConnection) -> None:

@@ -32,6 +32,10 @@ class KeyFileError(ConektaIngestError, ValueError):
     """A key file is missing or is not the kind of key expected."""
 
 
+class BadRequest(ConektaIngestError, ValueError):
+    """An on-call request that does not say clearly what it wants (the message says why)."""
+
+
 class PublishFailed(TransientError):
     """The broker did not confirm the message: treat it as not stored."""
 

@@ -1,4 +1,5 @@
-"""Container health check: the receiver's /healthz (8080) or the worker's (9102), whichever runs."""
+"""Container health check: the receiver's /healthz (8080), the console's (8081) or the worker's
+(9102), whichever runs."""
 
 import os
 import sys
@@ -6,6 +7,7 @@ import urllib.request
 
 PORTS = (
     os.environ.get("CONEKTA_INGEST_PORT", "8080"),
+    "8081",
     os.environ.get("CONEKTA_INGEST_WORKER_METRICS_PORT", "9102"),
 )
 

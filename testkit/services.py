@@ -8,6 +8,7 @@ import contextlib
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -16,12 +17,15 @@ import asyncpg
 import orjson
 from aiohttp import web
 
-from core import topology
+from console.app import create_app as create_console
+from core import lifecycle, topology
 from core.settings import Settings
 from core.supervisor import Supervisor
 from ingest import receiver
 from testkit.wait import wait_for
+from worker import dlq, failures
 from worker.runner import run_worker
+from worker.store import Store
 
 
 def free_port() -> int:
@@ -121,6 +125,55 @@ async def publish_events(
         )
     )
     await channel.close()
+
+
+@contextlib.asynccontextmanager
+async def running_console(settings: Settings) -> AsyncIterator[str]:
+    """The ops console in this process on a free port; yields its base URL."""
+    port = free_port()
+    runner = await lifecycle.start_site(create_console(settings), "127.0.0.1", port)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        await runner.cleanup()
+
+
+async def put_dead_letter(
+    store: Store,
+    body: bytes,
+    kind: str = "transient",
+    reason: str = "simulated: the database refused it",
+) -> str:
+    """Put an event into the dead-letter table, as the worker does after its last attempt (the
+    failure router dead-letters it, the dead-letter consumer stores it). Returns its id."""
+    document = orjson.loads(body)
+    now = datetime(2026, 11, 27, tzinfo=UTC)
+    headers = {
+        failures.ERROR_KIND: kind,
+        failures.ERROR_MESSAGE: reason,
+        failures.ATTEMPTS: 8,
+        failures.FIRST_FAILED_AT: now.isoformat(),
+        failures.LAST_FAILED_AT: now.isoformat(),
+        failures.ORIGINAL_ROUTING_KEY: document["type"],
+        failures.ORIGINAL_QUEUE: topology.ORDERS_QUEUE,
+    }
+    row = dlq.DeadLetterRow(
+        message_id=document["id"],
+        type=document["type"],
+        order_id=dlq.order_id(body),
+        kind=kind,
+        reason=reason,
+        attempts=8,
+        first_failed_at=now,
+        last_failed_at=now,
+        source_queue=topology.ORDERS_QUEUE,
+        exchange=topology.EVENTS_EXCHANGE,
+        routing_key=document["type"],
+        headers=orjson.dumps(headers).decode(),
+        body=body,
+    )
+    await store.insert_dead_letters([row])
+    return str(document["id"])
 
 
 async def count(connection: asyncpg.Connection[Any], sql: str, *args: Any) -> int:

@@ -7,6 +7,8 @@ that table: browsing is a SELECT, never a delivery attempt that a queue's limit 
 
 - replay: publish with confirms to where the message first went (fresh attempts), then mark the
   row replayed; the worker's idempotency makes it safe to repeat;
+- select by ids, every one, or filters (type, kind, order); a dry run (`preview`) shows what an
+  action would take, with the same selection;
 - purge: mark the row purged and leave a tombstone in the archive (outcome `purged`, by whom,
   why), so the same event resent by Conekta is recognised and not applied behind the operator's
   back; `events replay --include-purged` can still apply it on purpose.
@@ -17,8 +19,8 @@ Both are recorded in the audit trail.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,6 +29,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from core import broker, topology
+from core.errors import BadRequest
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker import failures, metrics
@@ -180,7 +183,7 @@ class Requeue:
         await message.nack(requeue=True)
 
 
-# -- on-call actions (the CLI and, later, the console call these) --------------------------------
+# -- on-call actions (the CLI, the console and the admin API call these) -----------------------
 
 
 def summary(row: Any) -> dict[str, Any]:
@@ -224,20 +227,97 @@ def _iso(value: datetime | None) -> str | None:
 
 @dataclass(frozen=True)
 class Selection:
+    """Which dead letters: these ids, every one, or all matching every filter given."""
+
     ids: tuple[str, ...] = ()
     event_type: str | None = None
+    kind: str | None = None
+    order_id: str | None = None
     everything: bool = False
+
+    def check(self) -> None:
+        filters = any((self.event_type, self.kind, self.order_id))
+        if sum((bool(self.ids), self.everything, filters)) != 1:
+            raise BadRequest("say which: ids, all, or filters (type, kind, order)")
+
+    def describe(self) -> str:
+        """For the audit trail's `target`: what was asked for, in a line."""
+        if self.everything:
+            return "all dead letters"
+        if self.ids:
+            return " ".join(self.ids[:20]) + (" ..." if len(self.ids) > 20 else "")
+        filters = {"type": self.event_type, "kind": self.kind, "order": self.order_id}
+        return " ".join(f"{k}={v}" for k, v in filters.items() if v)
+
+
+@dataclass
+class ActionResult:
+    action: str  # replay | purge
+    dry_run: bool
+    matched: list[dict[str, Any]]  # what the action is (or would be) applied to
+    done: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    audit_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+Progress = Callable[[int, int], None]
+
+
+async def list_letters(store: Store, selection: Selection | None = None) -> list[dict[str, Any]]:
+    """Open dead letters, oldest first; with a selection, only those of its filters or ids."""
+    if selection is None or selection.everything:
+        rows = await store.dead_letters()
+    else:
+        rows = await store.dead_letters(
+            event_type=selection.event_type, kind=selection.kind, order_id=selection.order_id
+        )
+        if selection.ids:
+            rows = [r for r in rows if r["message_id"] in selection.ids]
+    return [summary(r) for r in rows]
+
+
+async def show(store: Store, message_id: str) -> list[dict[str, Any]]:
+    """Every row of a message id (the open one, and those replayed or purged), newest first."""
+    return [full_view(row) for row in await store.dead_letter(message_id)]
+
+
+async def preview(store: Store, action: str, selection: Selection) -> ActionResult:
+    """The dry run of a replay or purge: what it would take now (the same locked selection)."""
+    selection.check()
+    async with store.settle_dead_letters(
+        selection.ids,
+        selection.everything,
+        selection.event_type,
+        selection.kind,
+        selection.order_id,
+    ) as claim:
+        return _result(action, True, selection, claim.rows)
 
 
 async def replay(
-    store: Store, publisher: broker.Publisher, selection: Selection, actor: str
-) -> list[str]:
-    """Publish the selected dead letters with confirms, mark them replayed; their ids."""
-    done: list[str] = []
+    store: Store,
+    publisher: broker.Publisher,
+    selection: Selection,
+    actor: str,
+    *,
+    reason: str = "",
+    progress: Progress | None = None,
+) -> ActionResult:
+    """Publish the selected dead letters with confirms and mark them replayed, in one
+    transaction with the audit entry; the worker's idempotency makes a repeat safe."""
+    selection.check()
     async with store.settle_dead_letters(
-        selection.ids, selection.event_type, selection.everything
+        selection.ids,
+        selection.everything,
+        selection.event_type,
+        selection.kind,
+        selection.order_id,
     ) as claim:
-        for row in claim.rows:
+        result = _result("replay", False, selection, claim.rows)
+        for n, row in enumerate(claim.rows, 1):
             headers = {
                 k: v for k, v in orjson.loads(row["headers"]).items() if k not in FAILURE_HEADERS
             }
@@ -250,28 +330,57 @@ async def replay(
                 message_type=row["type"] or None,
                 headers=headers,
             )
-            await claim.settle(row["id"], "replayed", actor, None)
-            done.append(row["message_id"])
-        await claim.audit(actor, "dlq.replay", len(done), {**_details(selection), "ids": done})
-    return done
+            await claim.settle(row["id"], "replayed", actor, reason or None)
+            result.done.append(row["message_id"])
+            if progress:
+                progress(n, len(claim.rows))
+        if result.done:
+            result.audit_id = await claim.audit(
+                actor, "dlq.replay", len(result.done), _details(selection, result, reason)
+            )
+    return result
 
 
-async def purge(store: Store, selection: Selection, actor: str, reason: str) -> list[str]:
-    """Mark the selected dead letters purged, each leaving a tombstone in the archive."""
-    done: list[str] = []
+async def purge(
+    store: Store,
+    selection: Selection,
+    actor: str,
+    *,
+    reason: str,
+    progress: Progress | None = None,
+) -> ActionResult:
+    """Mark the selected dead letters purged, each leaving a tombstone in the archive; needs a
+    reason (kept with each row, its tombstone and the audit entry)."""
+    if not reason.strip():
+        raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
+    selection.check()
     async with store.settle_dead_letters(
-        selection.ids, selection.event_type, selection.everything
+        selection.ids,
+        selection.everything,
+        selection.event_type,
+        selection.kind,
+        selection.order_id,
     ) as claim:
-        for row in claim.rows:
+        result = _result("purge", False, selection, claim.rows)
+        for n, row in enumerate(claim.rows, 1):
             tomb = tombstone(row)
             if tomb is not None:
                 await claim.tombstone(tomb, f"purged by {actor}: {reason}")
             await claim.settle(row["id"], "purged", actor, reason)
-            done.append(row["message_id"])
-        await claim.audit(
-            actor, "dlq.purge", len(done), {**_details(selection), "ids": done, "reason": reason}
-        )
-    return done
+            result.done.append(row["message_id"])
+            if progress:
+                progress(n, len(claim.rows))
+        if result.done:
+            result.audit_id = await claim.audit(
+                actor, "dlq.purge", len(result.done), _details(selection, result, reason)
+            )
+    return result
+
+
+def _result(action: str, dry_run: bool, selection: Selection, rows: list[Any]) -> ActionResult:
+    result = ActionResult(action, dry_run, [summary(r) for r in rows])
+    result.not_found = sorted(set(selection.ids) - {r["message_id"] for r in rows})
+    return result
 
 
 def tombstone(row: Any) -> ArchiveRow | None:
@@ -295,11 +404,16 @@ def tombstone(row: Any) -> ArchiveRow | None:
     )
 
 
-def _details(selection: Selection) -> dict[str, Any]:
+def _details(selection: Selection, result: ActionResult, reason: str) -> dict[str, Any]:
     return {
+        "target": selection.describe(),
+        "reason": reason,
         "selection": {
-            "ids": list(selection.ids),
+            "ids": list(selection.ids[:1000]),
             "type": selection.event_type,
+            "kind": selection.kind,
+            "order_id": selection.order_id,
             "all": selection.everything,
-        }
+        },
+        "ids": result.done[:1000],
     }

@@ -130,6 +130,9 @@ def compile_query(text: str) -> Query:
             names.append(match.group(1))
         return f"${names.index(match.group(1)) + 1}"
 
+    # Whole-line comments go first: an apostrophe in one ("the account's") would flip the
+    # quote tracking below and hide every parameter after it.
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
     pieces = text.split("'")
     pieces[::2] = [_PARAM.sub(number, piece) for piece in pieces[::2]]  # even: outside quotes
     return Query("'".join(pieces), tuple(names))
@@ -170,9 +173,11 @@ class Store:
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, *, max_size: int = 2) -> AsyncIterator[Store]:
-        """A store on a small pool of its own (one-shot commands)."""
-        pool = await database.create_pool(url, max_size=max_size)
+    async def open(
+        cls, url: str, *, max_size: int = 2, custom_plans: bool = False
+    ) -> AsyncIterator[Store]:
+        """A store on a small pool of its own (one-shot commands, the console)."""
+        pool = await database.create_pool(url, max_size=max_size, custom_plans=custom_plans)
         try:
             yield cls(pool)
         finally:
@@ -222,8 +227,10 @@ class Store:
         async with database.transaction(self.pool) as connection:
             await _execute(connection, "insert_dead_letters", **columns(rows, DEAD_LETTER_COLUMNS))
 
-    async def dead_letters(self) -> list[Record]:
-        return await self._read("list_dead_letters")
+    async def dead_letters(self, **filters: str | None) -> list[Record]:
+        """Open dead letters, oldest first; filters (event_type, kind, order_id) may be None."""
+        params = {"event_type": None, "kind": None, "order_id": None, **filters}
+        return await self._read("list_dead_letters", **params)
 
     async def dead_letter(self, message_id: str) -> list[Record]:
         return await self._read("get_dead_letters", message_id=message_id)
@@ -237,16 +244,24 @@ class Store:
 
     @asynccontextmanager
     async def settle_dead_letters(
-        self, ids: Sequence[str], event_type: str | None, everything: bool
+        self,
+        ids: Sequence[str],
+        everything: bool,
+        event_type: str | None = None,
+        kind: str | None = None,
+        order_id: str | None = None,
     ) -> AsyncIterator[DeadLetterClaim]:
-        """Open dead letters by selection, locked until the block ends (one transaction)."""
+        """Open dead letters by selection (ids, every one, or all matching every filter given),
+        locked until the block ends (one transaction)."""
         async with database.transaction(self.pool) as connection:
             rows = await _fetch(
                 connection,
                 "select_dead_letters",
                 ids=list(ids),
-                event_type=event_type,
                 everything=everything,
+                event_type=event_type,
+                kind=kind,
+                order_id=order_id,
             )
             yield DeadLetterClaim(connection, rows)
 
@@ -431,6 +446,102 @@ class Store:
         async with database.transaction(self.pool) as connection:
             await _execute(connection, _RESTORE[table], lines=list(lines))
 
+    # -- what on-call looks at (worker/explore.py) -----------------------------------------------
+
+    async def search_events(self, **filters: Any) -> list[Record]:
+        """Filters: event_id, order_id, customer, event_type, outcome, since, until, the cursor
+        after_created_at/after_event_id, limit (see explore.sql: search_events)."""
+        return await self._read("search_events", **filters)
+
+    async def outcome_counts(self, since: datetime) -> list[Record]:
+        return await self._read("outcome_counts", since=since)
+
+    async def outcome_descriptions(self) -> list[Record]:
+        return await self._read("outcome_descriptions")
+
+    async def search_orders(self, **filters: Any) -> list[Record]:
+        return await self._read("search_orders", **filters)
+
+    async def order_postings(self, order_id: str) -> list[Record]:
+        return await self._read("order_postings", order_id=order_id)
+
+    async def outbox_messages(self, message_ids: Sequence[str]) -> list[Record]:
+        return await self._read("outbox_messages", message_ids=list(message_ids))
+
+    async def outbox_backlog(self) -> int:
+        rows = await self._read("outbox_backlog")
+        return int(rows[0][0])
+
+    async def balances_as_of(self, as_of: datetime | None) -> list[Record]:
+        return await self._read("balances_as_of", as_of=as_of)
+
+    async def ledger_entries(self, **filters: Any) -> list[Record]:
+        return await self._read("ledger_entries_page", **filters)
+
+    # -- the console's people -----------------------------------------------------
+
+    async def ping(self) -> None:
+        await self._read("ping")
+
+    async def upsert_user(self, name: str, role: str, password_hash: str) -> bool:
+        """True when the user is new (else its role and password were replaced)."""
+        async with database.transaction(self.pool) as connection:
+            row = await _fetchrow(
+                connection, "upsert_user", user_name=name, role=role, password_hash=password_hash
+            )
+            return bool(row and row["created"])
+
+    async def user(self, name: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_user", user_name=name)
+
+    async def create_session(
+        self, token_hash: bytes, user_name: str, csrf_token: str, ttl: float
+    ) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "delete_expired_sessions")
+            await _execute(
+                connection,
+                "insert_session",
+                token_hash=token_hash,
+                user_name=user_name,
+                csrf_token=csrf_token,
+                ttl=ttl,
+            )
+
+    async def session(self, token_hash: bytes) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "get_session", token_hash=token_hash)
+
+    async def delete_session(self, token_hash: bytes) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "delete_session", token_hash=token_hash)
+
+    async def login_failures(self, user_name: str, remote: str, window: float) -> tuple[int, int]:
+        """Recent failed logins (for this user name, from this address)."""
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(
+                connection,
+                "count_login_failures",
+                user_name=user_name,
+                remote=remote,
+                window=window,
+            )
+        return (int(row["by_user"]), int(row["by_remote"])) if row else (0, 0)
+
+    async def record_login(self, user_name: str, remote: str, *, ok: bool) -> None:
+        async with database.transaction(self.pool) as connection:
+            if ok:
+                await _execute(connection, "clear_login_failures", user_name=user_name)
+            else:
+                await _execute(connection, "prune_login_failures")
+                await _execute(
+                    connection, "insert_login_failure", user_name=user_name, remote=remote
+                )
+
+    async def audit_page(self, **filters: Any) -> list[Record]:
+        return await self._read("page_audit", **filters)
+
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:
             return await _fetch(connection, name, **params)
@@ -518,8 +629,10 @@ class DeadLetterClaim:
         values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
         await _execute(self._connection, "archive_tombstone", **values, note=note)
 
-    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> None:
-        await _record_audit(self._connection, actor, action, count, details)
+    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> int:
+        """Record the action in the same transaction as its changes; the entry's id."""
+        row = await _record_audit(self._connection, actor, action, count, details)
+        return int(row["id"])
 
 
 # -- statements ---------------------------------------------------------------------------------

@@ -45,7 +45,7 @@ def test_dockerfile_lints_clean() -> None:
 
 
 def test_image_commands_exist() -> None:
-    for command in ("serve", "work", "migrate"):
+    for command in ("serve", "work", "migrate", "console"):
         assert "usage: conekta-ingest" in run(BIN / "conekta-ingest", command, "--help")
 
 
@@ -243,6 +243,7 @@ def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_pat
         "receiver": ("conekta-receiver", None),
         "worker": ("conekta-worker", "conekta_app"),
         "migrate": ("conekta-migrate", "conekta_owner"),
+        "console": ("conekta-console", "conekta_app"),
     }
     for name, (broker_user, database_user) in expected.items():
         env = services[name]["environment"]
@@ -257,7 +258,12 @@ def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_pat
         for name, service in services.items()
         if name in expected
     }
-    assert mounts == {"receiver": ["/keys/conekta.public.pem"], "worker": [], "migrate": []}
+    assert mounts == {
+        "receiver": ["/keys/conekta.public.pem"],
+        "worker": [],
+        "migrate": [],
+        "console": [],
+    }
     source = services["receiver"]["volumes"][0]["source"]
     assert source.endswith(".public.pem")
 
@@ -278,11 +284,13 @@ def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
         ("conekta-receiver", "conekta-receiver"),
         ("conekta-worker", "conekta-worker"),
         ("conekta-migrate", "conekta-migrate"),
+        ("conekta-console", "conekta-console"),
     ):
         secret = env(workload)["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
         assert secret == f"{user}-user-credentials"
     assert "DATABASE_URL" not in env("conekta-receiver")
-    assert env("conekta-worker")["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
+    for runtime in ("conekta-worker", "conekta-console"):
+        assert env(runtime)["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
     for owner_job in ("conekta-migrate", "conekta-archive-prune"):
         assert env(owner_job)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
             "conekta-db-app"
@@ -319,3 +327,12 @@ def test_network_policies_fence_each_workload() -> None:
         dns,
     ]
     assert policies["conekta-console"]["ingress"] == [{"from": [{"podSelector": {}}]}]
+
+
+def test_the_console_is_not_exposed_publicly() -> None:
+    services = [d for _, d in k8s_documents() if d["kind"] == "Service"]
+    [console] = [s for s in services if s["metadata"]["name"] == "conekta-console"]
+    assert console["spec"]["type"] == "ClusterIP"
+    assert not [d for _, d in k8s_documents() if d["kind"] == "Ingress"]
+    compose = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())
+    assert compose["services"]["console"]["ports"] == ["127.0.0.1:8081:8081"]

@@ -170,8 +170,12 @@ async def test_purge_removes_only_what_it_names(settings: Settings, broker: Any,
 
         await wait_for(all_dead, what="three dead letters")
     code, output = await cli(settings, "dlq", "purge", ids[0], "--yes", "--json")
+    assert code == 2  # a purge says why
+    code, output = await cli(
+        settings, "dlq", "purge", ids[0], "--yes", "--reason", "EUR is not ours", "--json"
+    )
     assert code == 0, output
-    assert orjson.loads(output)["purged"] == [ids[0]]
+    assert orjson.loads(output)["done"] == [ids[0]]
     code, output = await cli(settings, "dlq", "list", "--json")
     assert sorted(r["id"] for r in orjson.loads(output)) == sorted(ids[1:])
     assert {r["kind"] for r in orjson.loads(output)} == {"permanent"}

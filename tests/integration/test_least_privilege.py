@@ -211,10 +211,12 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
     )
     try:
         async with Store.open(runtime_url) as store:
-            assert len(await dlq.replay(store, console, dlq.Selection(everything=True), "t")) == 1
+            replayed = await dlq.replay(store, console, dlq.Selection(everything=True), "t")
+            assert len(replayed.done) == 1
             async with running_worker(worker):
                 await wait_for(dead_lettered, what="the replayed EUR order dead-lettered again")
-            assert len(await dlq.purge(store, dlq.Selection(everything=True), "t", "test")) == 1
+            purged = await dlq.purge(store, dlq.Selection(everything=True), "t", reason="test")
+            assert len(purged.done) == 1
     finally:
         await console.close()
     assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'purged'") == 1

@@ -28,7 +28,16 @@ COMMANDS = [
     ["orders", "verify"],
     ["orders", "record"],
     ["stats"],
+    ["console"],
+    ["console", "add-user"],
 ]
+
+
+def test_console_defaults_to_localhost_8081_and_add_user_takes_no_password_argument() -> None:
+    args = build_parser().parse_args(["console"])
+    assert (args.console_host, args.console_port) == ("127.0.0.1", 8081)
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["console", "add-user", "ana", "--role", "operator"])
 
 
 @pytest.mark.parametrize("command", COMMANDS, ids=" ".join)

@@ -7,7 +7,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "domain", "ingest", "worker", "cli")
+PACKAGES = ("core", "domain", "ingest", "worker", "console", "cli")
 PROJECT = (*PACKAGES, "schemas")
 # package -> the project packages it may import (besides itself)
 ALLOWED = {
@@ -15,7 +15,8 @@ ALLOWED = {
     "domain": {"core.errors"},
     "ingest": {"core", "schemas"},
     "worker": {"core", "domain", "schemas"},
-    "cli": {"core", "domain", "ingest", "worker", "schemas"},
+    "console": {"core", "domain", "worker", "schemas"},
+    "cli": {"core", "domain", "ingest", "worker", "console", "schemas"},
 }
 IO_LIBRARIES = {"asyncpg", "aio_pika", "aiormq", "aiohttp", "prometheus_client", "structlog"}
 

@@ -40,6 +40,12 @@ def test_named_parameters_become_positional_once_each() -> None:
         query.args({"a": 1})
 
 
+def test_an_apostrophe_in_a_comment_hides_no_parameter() -> None:
+    query = compile_query("-- the account's balance\nSELECT :a WHERE b = 'x'")
+    assert query.params == ("a",)
+    assert query.sql == "SELECT $1 WHERE b = 'x'"
+
+
 def test_only_the_store_runs_named_queries() -> None:
     for path in ROOT.glob("*/*.py"):
         if path.name != "store.py" and path.parts[-2] not in {"tests", "testkit", "bench"}:

@@ -52,3 +52,8 @@ GRANT SELECT, INSERT, UPDATE (kind, reason, attempts, last_failed_at, headers, d
                               settled_at, settled_by, settle_reason)
                              ON dead_letters        TO conekta_runtime;  -- bodies kept as they came
 GRANT SELECT, INSERT         ON audit_log           TO conekta_runtime;  -- append-only
+-- the ops console: users (add-user sets role and password), sessions, failed logins
+GRANT SELECT, INSERT, UPDATE (role, password_hash, updated_at)
+                             ON console_users       TO conekta_runtime;
+GRANT SELECT, INSERT, DELETE ON console_sessions    TO conekta_runtime;
+GRANT SELECT, INSERT, DELETE ON console_login_failures TO conekta_runtime;

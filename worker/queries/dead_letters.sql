@@ -12,18 +12,29 @@ ON CONFLICT (message_id) WHERE status = 'dead' DO UPDATE SET
     kind = EXCLUDED.kind, reason = EXCLUDED.reason, attempts = EXCLUDED.attempts,
     last_failed_at = EXCLUDED.last_failed_at, headers = EXCLUDED.headers, dead_at = now();
 
--- list_dead_letters: open dead letters, oldest first
+-- list_dead_letters: open dead letters, oldest first, matching every filter given (NULL: any)
 SELECT id, message_id, type, order_id, kind, reason, attempts, first_failed_at, last_failed_at,
        source_queue, dead_at
-FROM dead_letters WHERE status = 'dead' ORDER BY id;
+FROM dead_letters
+WHERE status = 'dead'
+  AND (:event_type::text IS NULL OR type = :event_type)
+  AND (:kind::text IS NULL OR kind = :kind)
+  AND (:order_id::text IS NULL OR order_id = :order_id)
+ORDER BY id;
 
 -- get_dead_letters: every row (open or settled) of a message id, newest first
 SELECT * FROM dead_letters WHERE message_id = :message_id ORDER BY id DESC;
 
--- select_dead_letters: open dead letters by ids, type or all, locked for a replay or purge
+-- select_dead_letters: open dead letters by ids, all, or every filter given (type, kind, order);
+-- locked for a replay or purge. No filter at all selects nothing.
 SELECT * FROM dead_letters
 WHERE status = 'dead'
-  AND (:everything::boolean OR message_id = ANY(:ids::text[]) OR type = :event_type::text)
+  AND (:everything::boolean
+       OR message_id = ANY(:ids::text[])
+       OR (num_nonnulls(:event_type::text, :kind::text, :order_id::text) > 0
+           AND (:event_type::text IS NULL OR type = :event_type)
+           AND (:kind::text IS NULL OR kind = :kind)
+           AND (:order_id::text IS NULL OR order_id = :order_id)))
 ORDER BY id FOR UPDATE SKIP LOCKED;
 
 -- settle_dead_letter: mark one dead letter replayed or purged, by whom and why

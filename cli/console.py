@@ -1,0 +1,67 @@
+"""`conekta-ingest console`: serve the ops console, and add its users."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+import structlog
+
+from cli import service
+from console.app import create_app
+from core import lifecycle
+from core.settings import Settings
+from core.supervisor import for_settings
+from worker import audit, users
+from worker.store import Store
+
+log = structlog.get_logger(__name__)
+DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8081
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    console = sub.add_parser(
+        "console", parents=[common], help="the ops console and admin API (login required)"
+    )
+    console.add_argument(
+        "--host", dest="console_host", default=DEFAULT_HOST, help=f"[{DEFAULT_HOST}]"
+    )
+    console.add_argument(
+        "--port", dest="console_port", type=int, default=DEFAULT_PORT, help=f"[{DEFAULT_PORT}]"
+    )
+    console.set_defaults(handler=cmd_console)
+    console_sub = console.add_subparsers(dest="console_command", metavar="COMMAND")
+    add_user = console_sub.add_parser(
+        "add-user", parents=[common], help="create a console user, or reset its role and password"
+    )
+    add_user.add_argument("name", metavar="NAME")
+    add_user.add_argument("--role", choices=[r.value for r in users.Role], required=True)
+    add_user.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input (never from the command line)",
+    )
+    add_user.set_defaults(handler=cmd_add_user)
+
+
+async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
+    stop = lifecycle.stop_on_signals()
+    supervisor = for_settings(settings, stop)
+    app = create_app(settings, supervisor)
+    runner = await lifecycle.start_site(app, args.console_host, args.console_port)
+    log.info("console listening", url=f"http://{args.console_host}:{args.console_port}/")
+    try:
+        await stop.wait()  # a signal, or a supervised task that kept failing
+    finally:
+        await runner.cleanup()
+    return service.exit_code(supervisor)
+
+
+async def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    async with Store.open(settings.database_url, max_size=1) as store:
+        created = await users.add_user(store, args.name, args.role, password, audit.os_actor())
+    print(f"{'created' if created else 'updated'} {args.role} {args.name}")
+    return 0

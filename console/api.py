@@ -1,0 +1,295 @@
+"""The admin JSON API under /api/v1, described by console/openapi.py (served at
+/api/openapi.json). Each handler parses the request and calls the worker's action; the pages
+(console/pages.py) and the CLI call the same actions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from console.auth import STORE, require_operator, user_of
+from console.openapi import document
+from console.state import publisher, queue_depths
+from core.errors import BadRequest
+from worker import archive, audit, dlq, explore, reports
+
+
+def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
+    value = request.query.get(name, "").strip()
+    if len(value) > max_length:
+        raise BadRequest(f"{name} is longer than {max_length} characters")
+    return value or None
+
+
+def query_time(request: web.Request, name: str) -> datetime | None:
+    value = query_text(request, name)
+    return explore.parse_time(value) if value else None
+
+
+def query_int(request: web.Request, name: str, default: int) -> int:
+    value = query_text(request, name)
+    if value is None:
+        return default
+    if not value.isdigit() or len(value) > 9:
+        raise BadRequest(f"{name} must be a whole number")
+    return int(value)
+
+
+def event_filter(request: web.Request) -> explore.EventFilter:
+    return explore.EventFilter(
+        event_id=query_text(request, "event_id"),
+        order_id=query_text(request, "order_id"),
+        customer=query_text(request, "customer"),
+        event_type=query_text(request, "type"),
+        outcome=query_text(request, "outcome"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
+
+
+def entry_filter(request: web.Request) -> explore.EntryFilter:
+    return explore.EntryFilter(
+        account=query_text(request, "account"),
+        currency=query_text(request, "currency"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
+
+
+def dlq_selection(body: dict[str, Any]) -> dlq.Selection:
+    ids = body.get("ids") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest("ids must be a list of event ids")
+    texts = {k: body.get(k) for k in ("type", "kind", "order_id")}
+    if any(v is not None and not isinstance(v, str) for v in texts.values()):
+        raise BadRequest("type, kind and order_id are strings")
+    selection = dlq.Selection(
+        ids=tuple(ids),
+        event_type=texts["type"] or None,
+        kind=texts["kind"] or None,
+        order_id=texts["order_id"] or None,
+        everything=body.get("all") is True,
+    )
+    selection.check()  # before anything is opened or done
+    return selection
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    raw = await request.read()
+    if b"\\u0000" in raw or b"\x00" in raw:
+        raise BadRequest("text may not contain NUL characters")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise BadRequest("the body must be a JSON object") from None
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object")
+    return body
+
+
+async def me(request: web.Request) -> web.Response:
+    user = user_of(request)
+    return web.json_response({"name": user.name, "role": user.role.value})
+
+
+async def overview(request: web.Request) -> web.Response:
+    depths = await queue_depths(request.app)
+    result = await explore.overview(request.app[STORE], depths, datetime.now(UTC))
+    return web.json_response(result)
+
+
+async def events(request: web.Request) -> web.Response:
+    page = await explore.search_events(
+        request.app[STORE],
+        event_filter(request),
+        query_text(request, "cursor", 500),
+        query_int(request, "limit", 50),
+    )
+    return web.json_response(page)
+
+
+async def event(request: web.Request) -> web.Response:
+    found = await explore.event_detail(request.app[STORE], request.match_info["event_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="no archived event with that id")
+    return web.json_response(found)
+
+
+async def replay_events(request: web.Request) -> web.Response:
+    user = require_operator(request)
+    body = await json_body(request)
+    selection = archive.ReplayFilter(
+        since=_body_time(body, "since"),
+        until=_body_time(body, "until"),
+        event_type=_body_text(body, "type"),
+        order_id=_body_text(body, "order_id"),
+    )
+    totals = await archive.replay(request.app[STORE], selection, user.actor, lambda _: None)
+    return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
+
+
+def _body_text(body: dict[str, Any], name: str) -> str | None:
+    value = body.get(name)
+    if value is not None and not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value or None
+
+
+def _body_time(body: dict[str, Any], name: str) -> datetime | None:
+    value = _body_text(body, name)
+    return explore.parse_time(value) if value else None
+
+
+async def orders(request: web.Request) -> web.Response:
+    page = await explore.search_orders(
+        request.app[STORE],
+        status=query_text(request, "status"),
+        customer=query_text(request, "customer"),
+        cursor=query_text(request, "cursor", 500),
+        limit=query_int(request, "limit", 50),
+    )
+    return web.json_response(page)
+
+
+async def order(request: web.Request) -> web.Response:
+    found = await explore.order_detail(request.app[STORE], request.match_info["order_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="no order with that id")
+    return web.json_response(found)
+
+
+async def balances(request: web.Request) -> web.Response:
+    as_of = query_time(request, "as_of")
+    rows = await explore.balances(request.app[STORE], as_of)
+    return web.json_response({"as_of": as_of.isoformat() if as_of else None, "balances": rows})
+
+
+async def entries(request: web.Request) -> web.Response:
+    page = await explore.entries(
+        request.app[STORE],
+        entry_filter(request),
+        query_text(request, "cursor", 500),
+        query_int(request, "limit", 100),
+    )
+    return web.json_response(page)
+
+
+async def entries_csv(request: web.Request) -> web.StreamResponse:
+    selection = entry_filter(request)
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="ledger-entries.csv"',
+        }
+    )
+    await response.prepare(request)
+    async for chunk in explore.entries_csv(request.app[STORE], selection):
+        await response.write(chunk.encode())
+    await response.write_eof()
+    return response
+
+
+async def verify(request: web.Request) -> web.Response:
+    results = await reports.verify(request.app[STORE])
+    return web.json_response(
+        {
+            "ok": not any(rows for _, rows in results),
+            "checks": [
+                {"check": c.description, "ok": not rows, "violations": rows[:100]}
+                for c, rows in results
+            ],
+        },
+        dumps=_dumps,
+    )
+
+
+def _dumps(value: object) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    filters = {k: query_text(request, k) for k in ("type", "kind", "order_id")}
+    selection = dlq.Selection(
+        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
+    )
+    rows = await dlq.list_letters(request.app[STORE], selection)
+    return web.json_response({"items": rows})
+
+
+async def dead_letter(request: web.Request) -> web.Response:
+    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    if not found:
+        raise web.HTTPNotFound(text="no dead letter with that id")
+    return web.json_response(found[0], dumps=_dumps)
+
+
+async def replay_dead_letters(request: web.Request) -> web.Response:
+    user = require_operator(request)
+    body = await json_body(request)
+    selection, store = dlq_selection(body), request.app[STORE]
+    if body.get("dry_run") is True:
+        return web.json_response((await dlq.preview(store, "replay", selection)).summary())
+    result = await dlq.replay(
+        store,
+        await publisher(request.app),
+        selection,
+        user.actor,
+        reason=_body_text(body, "reason") or "",
+    )
+    return web.json_response(result.summary())
+
+
+async def purge_dead_letters(request: web.Request) -> web.Response:
+    """A purge must say why, and confirm the count it saw in the dry run ("purge N")."""
+    user = require_operator(request)
+    body = await json_body(request)
+    selection, store = dlq_selection(body), request.app[STORE]
+    preview = await dlq.preview(store, "purge", selection)
+    if body.get("dry_run") is True:
+        return web.json_response(preview.summary())
+    expected = f"purge {len(preview.matched)}"
+    if _body_text(body, "confirm") != expected:
+        raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
+    result = await dlq.purge(store, selection, user.actor, reason=_body_text(body, "reason") or "")
+    return web.json_response(result.summary())
+
+
+async def audit_log(request: web.Request) -> web.Response:
+    items = await audit.page(
+        request.app[STORE],
+        before_id=query_int(request, "before_id", 0),
+        actor=query_text(request, "actor"),
+        action=query_text(request, "action"),
+        limit=explore.page_size(query_int(request, "limit", audit.PAGE)),
+    )
+    return web.json_response(
+        {"items": items, "next": str(items[-1]["id"]) if len(items) == audit.PAGE else None}
+    )
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(document())
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/api/openapi.json", openapi)
+    r.add_get("/api/v1/me", me)
+    r.add_get("/api/v1/overview", overview)
+    r.add_get("/api/v1/events", events)
+    r.add_post("/api/v1/events/replay", replay_events)
+    r.add_get("/api/v1/events/{event_id}", event)
+    r.add_get("/api/v1/orders", orders)
+    r.add_get("/api/v1/orders/{order_id}", order)
+    r.add_get("/api/v1/ledger/balances", balances)
+    r.add_get("/api/v1/ledger/entries", entries)
+    r.add_get("/api/v1/ledger/entries.csv", entries_csv)
+    r.add_get("/api/v1/ledger/verify", verify)
+    r.add_get("/api/v1/dead-letters", dead_letters)
+    r.add_post("/api/v1/dead-letters/replay", replay_dead_letters)
+    r.add_post("/api/v1/dead-letters/purge", purge_dead_letters)
+    r.add_get("/api/v1/dead-letters/{id}", dead_letter)
+    r.add_get("/api/v1/audit", audit_log)

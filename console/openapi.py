@@ -1,0 +1,402 @@
+"""The OpenAPI 3.1 document of /api/v1 (served at /api/openapi.json; a contract test checks the
+API against it with schemathesis). Kept beside the handlers in console/api.py."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from domain.outcome import Outcome
+
+Schema = dict[str, Any]
+
+
+def _str(nullable: bool = False) -> Schema:
+    return {"type": ["string", "null"]} if nullable else {"type": "string"}
+
+
+def _obj(required: dict[str, Schema], optional: dict[str, Schema] | None = None) -> Schema:
+    return {
+        "type": "object",
+        "required": list(required),
+        "properties": {**required, **(optional or {})},
+    }
+
+
+def _page(item: Schema) -> Schema:
+    return _obj({"items": {"type": "array", "items": item}, "next": _str(nullable=True)})
+
+
+def _ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+INT = {"type": "integer"}
+BOOL = {"type": "boolean"}
+ANY_OBJECT = {"type": "object"}
+
+SCHEMAS: dict[str, Schema] = {
+    "Error": _obj({"error": _str()}),
+    "Me": _obj({"name": _str(), "role": {"enum": ["viewer", "operator"]}}),
+    "Overview": _obj(
+        {
+            "since": _str(),
+            "outcomes_24h": {"type": "object", "additionalProperties": INT},
+            "queues": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
+            "outbox_backlog": INT,
+            "dead_letters_open": INT,
+            "last_reconcile": {
+                "oneOf": [
+                    _obj(
+                        {
+                            "id": INT,
+                            "started_at": _str(),
+                            "finished_at": _str(True),
+                            "since": _str(),
+                            "until": _str(),
+                            "livemode": {"type": ["boolean", "null"]},
+                            "counts": ANY_OBJECT,
+                        }
+                    ),
+                    {"type": "null"},
+                ]
+            },
+        }
+    ),
+    "EventSummary": _obj(
+        {
+            "event_id": _str(),
+            "type": _str(),
+            "order_id": _str(True),
+            "livemode": BOOL,
+            "created_at": _str(),
+            "received_at": _str(True),
+            "applied_at": _str(),
+            "outcome": {"enum": [o.value for o in Outcome]},
+            "customer_key": _str(True),
+        }
+    ),
+    "Posting": _obj(
+        {
+            "id": INT,
+            "business_key": _str(),
+            "kind": _str(),
+            "charge_id": _str(),
+            "currency": _str(),
+            "event_id": _str(),
+            "created_at": _str(),
+            "entries": {
+                "type": "array",
+                "items": _obj({"account": _str(), "amount": INT}),
+            },
+        }
+    ),
+    "Order": _obj(
+        {
+            "id": _str(),
+            "status": _str(),
+            "amount": INT,
+            "currency": _str(),
+            "customer_key": _str(True),
+            "livemode": BOOL,
+            "updated_at": _str(),
+        },
+        {
+            "events": {"type": "array", "items": ANY_OBJECT},
+            "postings": {"type": "array", "items": _ref("Posting")},
+            "refunds": {"type": "array", "items": _ref("Posting")},
+            "chargebacks": {"type": "array", "items": _ref("Posting")},
+            "messages": {"type": "array", "items": ANY_OBJECT},
+        },
+    ),
+    "Event": _obj(
+        {
+            "event_id": _str(),
+            "type": _str(),
+            "outcome": _str(),
+            "outcome_meaning": _str(),
+            "created_at": _str(),
+            "body": {},
+            "order": {"oneOf": [_ref("Order"), {"type": "null"}]},
+        }
+    ),
+    "Balance": _obj(
+        {"mode": {"enum": ["live", "test"]}, "account": _str(), "currency": _str(), "balance": INT}
+    ),
+    "Entry": _obj(
+        {
+            "id": INT,
+            "created_at": _str(),
+            "mode": {"enum": ["live", "test"]},
+            "business_key": _str(),
+            "account": _str(),
+            "currency": _str(),
+            "amount": INT,
+        }
+    ),
+    "DeadLetter": _obj(
+        {
+            "id": _str(),
+            "type": _str(),
+            "order_id": _str(True),
+            "kind": _str(),
+            "reason": _str(),
+            "attempts": INT,
+            "first_failed_at": _str(True),
+            "last_failed_at": _str(True),
+            "source_queue": _str(),
+            "dead_at": _str(True),
+        }
+    ),
+    "Selection": {
+        "type": "object",
+        "description": "Exactly one of: ids, all, or filters (type, kind, order_id).",
+        "properties": {
+            "ids": {"type": "array", "items": _str()},
+            "all": BOOL,
+            "type": _str(),
+            "kind": _str(),
+            "order_id": _str(),
+            "dry_run": BOOL,
+            "reason": _str(),
+            "confirm": {"type": "string", "description": 'purge only: "purge N"'},
+        },
+    },
+    "ActionResult": _obj(
+        {
+            "action": {"enum": ["replay", "purge"]},
+            "dry_run": BOOL,
+            "matched": {"type": "array", "items": _ref("DeadLetter")},
+            "done": {"type": "array", "items": _str()},
+            "not_found": {"type": "array", "items": _str()},
+            "audit_id": {"type": ["integer", "null"]},
+        }
+    ),
+    "AuditEntry": _obj(
+        {
+            "id": INT,
+            "at": _str(),
+            "actor": _str(),
+            "action": _str(),
+            "count": INT,
+            "target": _str(),
+            "reason": _str(),
+            "details": ANY_OBJECT,
+        }
+    ),
+}
+
+
+def _param(
+    name: str,
+    description: str,
+    where: str = "query",
+    schema: Schema | None = None,
+    example: str | None = None,
+) -> Schema:
+    param = {
+        "name": name,
+        "in": where,
+        "required": where == "path",
+        "description": description,
+        "schema": schema or {"type": "string", "maxLength": 200},
+    }
+    if example:
+        param["example"] = example  # a sample event's: the contract test archives the samples
+    return param
+
+
+def _json(schema: Schema) -> Schema:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+ERRORS = {
+    str(code): {"description": text, **_json(_ref("Error"))}
+    for code, text in (
+        (400, "a filter, cursor or body the API cannot use"),
+        (401, "not logged in (HTTP Basic or the session cookie)"),
+        (403, "a viewer asked for an operator's action, or a cookie call without X-CSRF-Token"),
+        (429, "too many failed logins"),
+        (503, "the database is unreachable"),
+    )
+}
+NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
+TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
+CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "string"})
+
+
+def _get(summary: str, schema: Schema, params: list[Schema], extra: Schema | None = None) -> Schema:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": params,
+            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS, **(extra or {})},
+        }
+    }
+
+
+def _post(summary: str, body: Schema, schema: Schema) -> Schema:
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {"required": True, **_json(body)},
+            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS},
+        }
+    }
+
+
+PATHS: dict[str, Schema] = {
+    "/api/v1/me": _get("who is asking", _ref("Me"), []),
+    "/api/v1/overview": _get(
+        "the last 24 h per outcome, queue depths, outbox", _ref("Overview"), []
+    ),
+    "/api/v1/events": _get(
+        "search archived events, newest first",
+        _page(_ref("EventSummary")),
+        [
+            _param("event_id", "an event id"),
+            _param("order_id", "an order id"),
+            _param("customer", "a Conekta customer id or an e-mail"),
+            _param("type", "an event type"),
+            _param("outcome", "an archive outcome"),
+            _param("since", "Conekta created_at >= since", schema=TIME),
+            _param("until", "Conekta created_at < until", schema=TIME),
+            CURSOR,
+            _param("limit", "page size", schema=LIMIT),
+        ],
+    ),
+    "/api/v1/events/{event_id}": _get(
+        "one event whole, with its order, timeline, postings and messages",
+        _ref("Event"),
+        [_param("event_id", "the event id", "path", example="637e79cb70d06300013ea169")],
+        NOT_FOUND,
+    ),
+    "/api/v1/events/replay": _post(
+        "re-apply archived events through the worker's path (operator; idempotent)",
+        {
+            "type": "object",
+            "properties": {
+                "since": TIME,
+                "until": TIME,
+                "type": _str(),
+                "order_id": _str(),
+            },
+        },
+        _obj({"replayed": INT, "outcomes": {"type": "object", "additionalProperties": INT}}),
+    ),
+    "/api/v1/orders": _get(
+        "orders, most recently changed first",
+        _page(_ref("Order")),
+        [
+            _param("status", "an order status"),
+            _param("customer", "a Conekta customer id or an e-mail"),
+            CURSOR,
+            _param("limit", "page size", schema=LIMIT),
+        ],
+    ),
+    "/api/v1/orders/{order_id}": _get(
+        "one order: status, timeline, postings (refunds, chargebacks), messages",
+        _ref("Order"),
+        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N")],
+        NOT_FOUND,
+    ),
+    "/api/v1/ledger/balances": _get(
+        "balances by mode, currency and account, in cents, as of a time",
+        _obj({"as_of": _str(True), "balances": {"type": "array", "items": _ref("Balance")}}),
+        [_param("as_of", "entries posted before this time (default: now)", schema=TIME)],
+    ),
+    "/api/v1/ledger/entries": _get(
+        "ledger entries, oldest first (debit positive, credit negative)",
+        _page(_ref("Entry")),
+        [
+            _param("account", "an account"),
+            _param("currency", "a currency"),
+            _param("since", "posted at or after", schema=TIME),
+            _param("until", "posted before", schema=TIME),
+            CURSOR,
+            _param("limit", "page size", schema=LIMIT),
+        ],
+    ),
+    "/api/v1/ledger/entries.csv": {
+        "get": {
+            "summary": "the same entries, every page, as CSV",
+            "parameters": [
+                _param("account", "an account"),
+                _param("currency", "a currency"),
+                _param("since", "posted at or after", schema=TIME),
+                _param("until", "posted before", schema=TIME),
+            ],
+            "responses": {
+                "200": {
+                    "description": "CSV, header first",
+                    "content": {"text/csv": {"schema": {"type": "string"}}},
+                },
+                **ERRORS,
+            },
+        }
+    },
+    "/api/v1/ledger/verify": _get(
+        "check every ledger invariant",
+        _obj({"ok": BOOL, "checks": {"type": "array", "items": ANY_OBJECT}}),
+        [],
+    ),
+    "/api/v1/dead-letters": _get(
+        "dead letters, with why and how many attempts",
+        _obj({"items": {"type": "array", "items": _ref("DeadLetter")}}),
+        [
+            _param("type", "an event type"),
+            _param("kind", "an error kind"),
+            _param("order_id", "an order id"),
+        ],
+    ),
+    "/api/v1/dead-letters/{id}": _get(
+        "one dead letter whole: headers and body",
+        ANY_OBJECT,
+        [_param("id", "the event id", "path")],
+        NOT_FOUND,
+    ),
+    "/api/v1/dead-letters/replay": _post(
+        "replay dead letters (operator; dry_run previews; audited)",
+        _ref("Selection"),
+        _ref("ActionResult"),
+    ),
+    "/api/v1/dead-letters/purge": _post(
+        'purge dead letters for good (operator; needs reason and confirm "purge N"; audited)',
+        _ref("Selection"),
+        _ref("ActionResult"),
+    ),
+    "/api/v1/audit": _get(
+        "the audit trail, newest first",
+        _page(_ref("AuditEntry")),
+        [
+            _param("actor", "who"),
+            _param("action", "what, e.g. dlq.replay"),
+            _param(
+                "before_id",
+                "the `next` of the previous page",
+                schema={"type": "integer", "minimum": 0},
+            ),
+            _param("limit", "page size", schema=LIMIT),
+        ],
+    ),
+}
+
+
+def document() -> Schema:
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "conekta-ingest admin API",
+            "version": "1",
+            "description": "For the people on call: the same actions as the console and the CLI.",
+        },
+        "security": [{"basic": []}, {"session": []}],
+        "paths": PATHS,
+        "components": {
+            "schemas": SCHEMAS,
+            "securitySchemes": {
+                "basic": {"type": "http", "scheme": "basic"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "conekta_console"},
+            },
+        },
+    }

@@ -1,0 +1,277 @@
+"""The server-rendered pages: each parses its form or query, calls the same worker action as
+the API (console/api.py), and renders a template. No JavaScript is needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+import orjson
+from aiohttp import web
+
+from console import api, jobs
+from console.auth import (
+    COOKIE,
+    LOGIN_COOKIE,
+    STORE,
+    check_login_form,
+    csrf_of,
+    login_form_token,
+    remote_of,
+    require_operator,
+    set_cookie,
+)
+from console.state import publisher, queue_depths
+from domain.outcome import Outcome
+from worker import audit, dlq, explore, users
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.PackageLoader("console", "templates"),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
+TEMPLATES.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
+TEMPLATES.filters["cents"] = lambda v: f"{v / 100:,.2f}"
+
+
+def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
+    user = request.get("user")
+    html = TEMPLATES.get_template(name).render(
+        user=user, csrf_token=csrf_of(request), path=request.path, **context
+    )
+    return web.Response(text=html, content_type="text/html", status=status)
+
+
+# -- logging in ---------------------------------------------------------------------------------
+
+
+async def login_page(request: web.Request) -> web.Response:
+    return _login_form(request, "")
+
+
+def _login_form(request: web.Request, error: str, status: int = 200) -> web.Response:
+    token = login_form_token(request)
+    response = render(
+        request,
+        "login.html",
+        status=status,
+        error=error,
+        login_token=token,
+        next=_safe_next(request.query.get("next", "/")),
+    )
+    set_cookie(response, request, LOGIN_COOKIE, token)
+    return response
+
+
+def _safe_next(target: str) -> str:
+    """Only a path on this console (never //elsewhere): no open redirect after login."""
+    local = target.startswith("/") and not target.startswith(("//", "/\\"))
+    return target if local and "\n" not in target and "\r" not in target else "/"
+
+
+async def login(request: web.Request) -> web.Response:
+    form = await request.post()
+    if not check_login_form(request, str(form.get("csrf_token", ""))):
+        return _login_form(request, "The form expired: try again.", 403)
+    store = request.app[STORE]
+    name, password = str(form.get("user", "")), str(form.get("password", ""))
+    if "\x00" in name or len(name) > 64:
+        return _login_form(request, "Wrong user name or password.", 401)
+    try:
+        user = await users.authenticate(store, name, password, remote_of(request))
+    except users.TooManyFailures as exc:
+        return _login_form(request, str(exc), 429)
+    if user is None:
+        return _login_form(request, "Wrong user name or password.", 401)
+    session = await users.open_session(store, user)
+    response = web.HTTPSeeOther(_safe_next(str(form.get("next", "/"))))
+    set_cookie(response, request, COOKIE, session.token)
+    response.del_cookie(LOGIN_COOKIE, path="/")
+    raise response
+
+
+async def logout(request: web.Request) -> web.Response:
+    await users.close_session(request.app[STORE], request.cookies.get(COOKIE, ""))
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(COOKIE, path="/")
+    raise response
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+
+async def overview(request: web.Request) -> web.Response:
+    depths = await queue_depths(request.app)
+    data = await explore.overview(request.app[STORE], depths, datetime.now(UTC))
+    return render(request, "overview.html", data=data, outcomes=list(Outcome))
+
+
+async def events(request: web.Request) -> web.Response:
+    selection = api.event_filter(request)
+    page = await explore.search_events(
+        request.app[STORE], selection, api.query_text(request, "cursor", 500), 50
+    )
+    more = _with(request, cursor=page["next"]) if page["next"] else None
+    return render(
+        request, "events.html", page=page, q=request.query, more=more, outcomes=list(Outcome)
+    )
+
+
+async def event(request: web.Request) -> web.Response:
+    found = await explore.event_detail(request.app[STORE], request.match_info["event_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="no archived event with that id")
+    return render(request, "event.html", event=found)
+
+
+async def orders(request: web.Request) -> web.Response:
+    page = await explore.search_orders(
+        request.app[STORE],
+        status=api.query_text(request, "status"),
+        customer=api.query_text(request, "customer"),
+        cursor=api.query_text(request, "cursor", 500),
+    )
+    more = _with(request, cursor=page["next"]) if page["next"] else None
+    return render(request, "orders.html", page=page, q=request.query, more=more)
+
+
+async def order(request: web.Request) -> web.Response:
+    found = await explore.order_detail(request.app[STORE], request.match_info["order_id"])
+    if found is None:
+        raise web.HTTPNotFound(text="no order with that id")
+    return render(request, "order.html", order=found)
+
+
+async def ledger(request: web.Request) -> web.Response:
+    as_of = api.query_time(request, "as_of")
+    store = request.app[STORE]
+    balances = await explore.balances(store, as_of)
+    page = await explore.entries(
+        store, api.entry_filter(request), api.query_text(request, "cursor", 500), 100
+    )
+    more = _with(request, cursor=page["next"]) if page["next"] else None
+    csv = "/api/v1/ledger/entries.csv?" + urlencode(
+        {k: v for k, v in request.query.items() if k in {"account", "currency", "since", "until"}}
+    )
+    return render(
+        request, "ledger.html", balances=balances, page=page, q=request.query, more=more, csv=csv
+    )
+
+
+async def audit_page(request: web.Request) -> web.Response:
+    before = api.query_int(request, "before_id", 0)
+    items = await audit.page(
+        request.app[STORE],
+        before_id=before,
+        actor=api.query_text(request, "actor"),
+        action=api.query_text(request, "action"),
+    )
+    more = _with(request, before_id=items[-1]["id"]) if len(items) == audit.PAGE else None
+    return render(request, "audit.html", items=items, q=request.query, more=more)
+
+
+def _with(request: web.Request, **changes: object) -> str:
+    query = {**request.query, **{k: str(v) for k, v in changes.items()}}
+    return f"{request.path}?{urlencode(query)}"
+
+
+# -- dead letters -------------------------------------------------------------------------------
+
+
+async def dead_letters(request: web.Request) -> web.Response:
+    filters = {k: api.query_text(request, k) for k in ("type", "kind", "order_id")}
+    selection = dlq.Selection(
+        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
+    )
+    rows = await dlq.list_letters(request.app[STORE], selection)
+    return render(request, "dead_letters.html", letters=rows, q=request.query)
+
+
+async def dead_letter(request: web.Request) -> web.Response:
+    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    if not found:
+        raise web.HTTPNotFound(text="no dead letter with that id")
+    return render(request, "dead_letter.html", letter=found[0])
+
+
+def _form_selection(form: Any) -> dlq.Selection:
+    return api.dlq_selection(
+        {
+            "ids": [str(i) for i in form.getall("id", [])],
+            "type": str(form.get("type", "")) or None,
+            "kind": str(form.get("kind", "")) or None,
+            "order_id": str(form.get("order_id", "")) or None,
+            "all": form.get("all") == "yes",
+        }
+    )
+
+
+async def act_on_dead_letters(request: web.Request) -> web.Response:
+    """POST /dead-letters/{action}: first a dry-run preview, then (step=run) the job."""
+    user = require_operator(request)
+    action = request.match_info["action"]
+    form = await request.post()
+    selection = _form_selection(form)
+    store = request.app[STORE]
+    preview = await dlq.preview(store, action, selection)
+    if form.get("step") != "run":
+        return render(
+            request, "dlq_preview.html", action=action, preview=preview, form=form, error=""
+        )
+    reason = str(form.get("reason", "")).strip()
+    if action == "purge":
+        expected = f"purge {len(preview.matched)}"
+        if str(form.get("confirm", "")).strip() != expected or not reason:
+            error = f'Type "{expected}" and give a reason to purge.'
+            return render(
+                request, "dlq_preview.html", action=action, preview=preview, form=form, error=error
+            )
+    replay_publisher = await publisher(request.app) if action == "replay" else None
+
+    async def work(job: jobs.Job) -> dict[str, Any]:
+        if replay_publisher is None:
+            result = await dlq.purge(
+                store, selection, user.actor, reason=reason, progress=job.progress
+            )
+        else:
+            result = await dlq.replay(
+                store,
+                replay_publisher,
+                selection,
+                user.actor,
+                reason=reason,
+                progress=job.progress,
+            )
+        return result.summary()
+
+    job = jobs.start(
+        request.app, action, f"{action} {len(preview.matched)} dead letter(s)", user.actor, work
+    )
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+async def job_page(request: web.Request) -> web.Response:
+    job = request.app[jobs.JOBS].get(request.match_info["id"])
+    if job is None:
+        raise web.HTTPNotFound(text="no such job (the console restarted?): see the audit log")
+    return render(request, "job.html", job=job)
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/login", login_page)
+    r.add_post("/login", login)
+    r.add_post("/logout", logout)
+    r.add_get("/", overview)
+    r.add_get("/events", events)
+    r.add_get("/events/{event_id}", event)
+    r.add_get("/orders", orders)
+    r.add_get("/orders/{order_id}", order)
+    r.add_get("/ledger", ledger)
+    r.add_get("/dead-letters", dead_letters)
+    r.add_post("/dead-letters/{action:replay|purge}", act_on_dead_letters)
+    r.add_get("/dead-letters/{id}", dead_letter)
+    r.add_get("/jobs/{id}", job_page)
+    r.add_get("/audit", audit_page)

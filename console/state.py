@@ -1,0 +1,70 @@
+"""What the console process holds: its settings, a store, one broker connection for queue depths
+and a confirmed publisher for dead-letter replays (both opened lazily: the console works, with
+depths unknown and replay refused, while RabbitMQ is away)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+
+import structlog
+from aio_pika.abc import AbstractRobustConnection
+from aiohttp import web
+
+from console.auth import STORE
+from core import broker, topology
+from core.settings import Settings
+from worker.store import Store
+
+log = structlog.get_logger(__name__)
+
+SETTINGS = web.AppKey("settings", Settings)
+BROKER = web.AppKey("broker", dict[str, AbstractRobustConnection])
+PUBLISHER = web.AppKey("publisher", dict[str, broker.Publisher])
+_PUBLISHER_LOCK = web.AppKey("publisher_lock", asyncio.Lock)
+SHOWN_QUEUES = (
+    topology.ORDERS_QUEUE,
+    topology.UNHANDLED_QUEUE,
+    topology.DEAD_LETTER_QUEUE,  # on their way into the dead_letters table
+    topology.PARKED_QUEUE,  # dead letters that could not be stored (alerted)
+    topology.FULFILLMENT_UNROUTED_QUEUE,
+)
+
+
+async def resources(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the store's pool for the app's life, and the broker connection if opened."""
+    # Custom plans: every console search has optional filters (core.database.create_pool).
+    async with Store.open(app[SETTINGS].database_url, max_size=4, custom_plans=True) as store:
+        app[STORE] = store
+        app[BROKER], app[PUBLISHER], app[_PUBLISHER_LOCK] = {}, {}, asyncio.Lock()
+        yield
+        for connection in app[BROKER].values():
+            await connection.close()
+        for publisher in app[PUBLISHER].values():
+            await publisher.close()
+
+
+async def publisher(app: web.Application) -> broker.Publisher:
+    """The console's confirmed publisher (replays publish where the dead letter first went)."""
+    async with app[_PUBLISHER_LOCK]:
+        if "replay" not in app[PUBLISHER]:
+            settings = app[SETTINGS]
+            connection = await broker.connect(
+                settings.amqp_url, "conekta-ingest console publish", attempts=3
+            )
+            app[PUBLISHER]["replay"] = broker.Publisher(connection, settings.publish_timeout)
+        return app[PUBLISHER]["replay"]
+
+
+async def queue_depths(app: web.Application) -> Mapping[str, int | None]:
+    try:
+        async with asyncio.timeout(3):
+            if "queues" not in app[BROKER]:
+                app[BROKER]["queues"] = await broker.connect(
+                    app[SETTINGS].amqp_url, "conekta-ingest console", attempts=1
+                )
+            stats = await broker.queue_stats(app[BROKER]["queues"], SHOWN_QUEUES)
+    except Exception as exc:  # the page still renders; the depths show as unknown
+        log.warning("queue depths unavailable", error=str(exc))
+        return dict.fromkeys(SHOWN_QUEUES)
+    return {name: depth for name, (depth, _) in stats.items()}

@@ -1,0 +1,248 @@
+"""The console's pages in a real headless browser (Debian's chromium through chromedriver and
+selenium): log in, find an event by the customer's e-mail, look at its order and the ledger,
+replay a dead letter and see it applied, read the audit trail, and a viewer refused. Each page
+is saved as a screenshot (build/console-screenshots/, or CONEKTA_SCREENSHOTS=docs/console to
+refresh the README's)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
+
+from core.settings import Settings
+from domain.order_event import parse_order_event
+from domain.plan import Incoming
+from testkit.events import order_event
+from testkit.services import put_dead_letter, running_console, running_worker
+from worker import users
+from worker.store import Store
+
+ROOT = Path(__file__).resolve().parents[2]
+SHOTS = Path(os.environ.get("CONEKTA_SCREENSHOTS", ROOT / "build" / "console-screenshots"))
+OPERATOR = ("oscar", "operator-password-1")
+VIEWER = ("vera", "viewer-password-1")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+)
+
+
+@contextmanager
+def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (browser and driver):
+        message = "chromium and chromium-driver are needed: scripts/ensure_browser"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    profile = tempfile.mkdtemp(prefix="conekta-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in (*FLAGS, f"--user-data-dir={profile}", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    session = webdriver.Chrome(options=options, service=Service(executable_path=driver))
+    try:
+        yield session
+    finally:
+        session.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+class Page:
+    """A browser on the console, with the few gestures the tests need."""
+
+    def __init__(self, driver: WebDriver, url: str) -> None:
+        self.driver, self.url = driver, url
+
+    def open(self, path: str) -> None:
+        self.driver.get(self.url + path)
+
+    def log_in(self, user: tuple[str, str]) -> None:
+        self.open("/login")
+        self.driver.find_element(By.ID, "user").send_keys(user[0])
+        self.driver.find_element(By.ID, "password").send_keys(user[1])
+        self.driver.find_element(By.ID, "login").click()
+        self.wait(lambda: "/login" not in self.driver.current_url, "logged in")
+
+    def click(self, by: str, value: str) -> None:
+        self.driver.find_element(by, value).click()
+
+    def text(self) -> str:
+        try:
+            return str(self.driver.find_element(By.TAG_NAME, "body").text)
+        except StaleElementReferenceException:  # the page changed under us: read it again
+            return ""
+
+    def wait(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+        WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
+            lambda _: condition(), message=f"waiting for {what}"
+        )
+
+    def shot(self, name: str) -> None:
+        SHOTS.mkdir(parents=True, exist_ok=True)
+        height = self.driver.execute_script("return document.body.scrollHeight")
+        width = self.driver.get_window_size()["width"]
+        self.driver.set_window_size(width, min(max(int(height) + 120, 600), 2400))
+        self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+
+async def seed(store: Store) -> str:
+    """Users, and paid, pending and declined orders; returns the pending order's event id."""
+    now = datetime.now(UTC)
+    bodies = [
+        order_event(
+            "order.pending_payment",
+            "ord_2su3ENUy",
+            email="Ana@Example.com",
+            customer_id=None,
+            amount=20_000,
+            fee=796,
+            created_at=1_764_200_000,
+        ),
+        order_event(
+            "order.paid",
+            "ord_7hq2LmZt",
+            customer_id="cus_2ss5YAeT",
+            amount=45_900,
+            fee=1_650,
+            created_at=1_764_201_000,
+        ),
+        order_event(
+            "order.declined",
+            "ord_9kd3Vb",
+            customer_id="cus_8ajd2",
+            amount=9_900,
+            created_at=1_764_202_000,
+        ),
+    ]
+    await store.apply_batch([Incoming(parse_order_event(b), b, now) for b in bodies])
+    await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
+    await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
+    return str(orjson.loads(bodies[0])["id"])
+
+
+def operator_session(page: Page, pending_id: str, dead_id: str) -> None:
+    page.open("/events")
+    page.wait(lambda: "/login" in page.driver.current_url, "the login form")
+    page.shot("login")
+    page.log_in(OPERATOR)
+    page.wait(lambda: "Events, last 24 h" in page.text(), "the overview")
+    page.shot("overview")
+
+    page.open("/events")
+    page.driver.find_element(By.ID, "customer").send_keys("ana@example.com")
+    page.click(By.ID, "search")
+    page.wait(lambda: pending_id in page.text(), "the customer's event")
+    page.shot("events")
+    page.click(By.LINK_TEXT, pending_id)
+    page.wait(lambda: "Raw body" in page.text(), "the event page")
+    page.shot("event")
+    page.click(By.LINK_TEXT, "ord_2su3ENUy")
+    page.wait(lambda: "Timeline" in page.text(), "the order page")
+
+    page.open("/ledger")
+    page.wait(lambda: "conekta:receivable" in page.text(), "the balances")
+    page.shot("ledger")
+
+    page.open("/dead-letters")
+    page.wait(lambda: dead_id in page.text(), "the dead letter")
+    page.shot("dead-letters")
+    page.click(By.LINK_TEXT, dead_id)
+    page.click(By.ID, "replay-one")
+    page.wait(lambda: "Dry run" in page.text(), "the dry-run preview")
+    page.shot("replay-preview")
+    page.click(By.ID, "confirm")
+    page.wait(lambda: "finished: 1 of 1" in page.text(), "the replay job")
+    page.shot("replay-done")
+
+    def applied() -> bool:
+        page.open("/orders/ord_2su3ENUy")
+        return "paid" in page.driver.find_element(By.ID, "status").text
+
+    page.wait(applied, "the replayed event applied by the worker", timeout=30)
+    page.shot("order")
+    page.open("/audit")
+    page.wait(lambda: "dlq.replay" in page.text() and "oscar" in page.text(), "the audit entry")
+    page.shot("audit")
+
+
+def viewer_session(page: Page, dead_id: str) -> None:
+    page.log_in(VIEWER)
+    page.open("/dead-letters")
+    page.wait(lambda: "Dead letters" in page.text(), "the dead letters page")
+    assert not page.driver.find_elements(By.ID, "replay-selected")  # no buttons for a viewer
+    # Forge the operator's form with the viewer's own session and CSRF token: refused.
+    page.driver.execute_script(
+        """const token = document.querySelector('input[name=csrf_token]').value;
+        const form = document.createElement('form');
+        form.method = 'post'; form.action = '/dead-letters/replay';
+        for (const [k, v] of [['csrf_token', token], ['all', 'yes']]) {
+            const input = document.createElement('input');
+            input.type = 'hidden'; input.name = k; input.value = v; form.appendChild(input);
+        }
+        document.body.appendChild(form); form.submit();"""
+    )
+    page.wait(lambda: "is a viewer" in page.text(), "the refusal")
+    page.shot("viewer-refused")
+
+
+def phone_overview(page: Page) -> None:
+    page.log_in(OPERATOR)
+    page.wait(lambda: "Events, last 24 h" in page.text(), "the overview")
+    page.shot("overview-phone")
+
+
+async def test_the_console_in_a_browser(settings: Settings, store: Store, broker: Any) -> None:
+    pending_id = await seed(store)
+    # The order's payment, dead-lettered after a failure that has since been fixed.
+    paid = order_event(
+        "order.paid",
+        "ord_2su3ENUy",
+        email="Ana@Example.com",
+        customer_id=None,
+        amount=20_000,
+        fee=796,
+        created_at=1_764_203_000,
+    )
+    dead_id = await put_dead_letter(store, paid, reason="simulated: deadlock on balances")
+    async with running_console(settings) as url, running_worker(settings):
+
+        def operator() -> None:
+            with chromium() as driver:
+                operator_session(Page(driver, url), pending_id, dead_id)
+
+        def viewer() -> None:
+            with chromium() as driver:
+                viewer_session(Page(driver, url), dead_id)
+
+        def phone() -> None:
+            with chromium(390, 844) as driver:
+                phone_overview(Page(driver, url))
+
+        # Selenium blocks: it runs in threads while the console and the worker run here.
+        await asyncio.to_thread(operator)
+        await asyncio.to_thread(viewer)
+        await asyncio.to_thread(phone)

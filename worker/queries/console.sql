@@ -1,0 +1,45 @@
+-- The ops console's people: users, sessions and failed logins (the rate limit).
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- upsert_user: create a user or set its role and password; created is true for a new one
+INSERT INTO console_users (name, role, password_hash) VALUES (:user_name, :role, :password_hash)
+ON CONFLICT (name) DO UPDATE SET role = EXCLUDED.role, password_hash = EXCLUDED.password_hash,
+                                 updated_at = now()
+RETURNING (xmax = 0) AS created;
+
+-- get_user: one user with its password hash (for checking a password only)
+SELECT name, role, password_hash FROM console_users WHERE name = :user_name;
+
+-- insert_session: a new session for a user, valid for ttl seconds
+INSERT INTO console_sessions (token_hash, user_name, csrf_token, expires_at)
+VALUES (:token_hash, :user_name, :csrf_token, now() + make_interval(secs => :ttl::float8));
+
+-- get_session: the live session of a token hash, with its user
+SELECT u.name, u.role, s.csrf_token FROM console_sessions s
+JOIN console_users u ON u.name = s.user_name
+WHERE s.token_hash = :token_hash AND s.expires_at > now();
+
+-- delete_session: log out
+DELETE FROM console_sessions WHERE token_hash = :token_hash;
+
+-- delete_expired_sessions: sessions past their expiry
+DELETE FROM console_sessions WHERE expires_at <= now();
+
+-- prune_login_failures: failures older than any rate-limit window
+DELETE FROM console_login_failures WHERE at < now() - interval '1 day';
+
+-- insert_login_failure: one failed login, by user name and remote address
+INSERT INTO console_login_failures (user_name, remote) VALUES (:user_name, :remote);
+
+-- count_login_failures: recent failures for this user name and for this remote address
+SELECT count(*) FILTER (WHERE user_name = :user_name) AS by_user,
+       count(*) FILTER (WHERE remote = :remote) AS by_remote
+FROM console_login_failures
+WHERE at > now() - make_interval(secs => :window::float8)
+  AND (user_name = :user_name OR remote = :remote);
+
+-- clear_login_failures: a successful login forgives the user name's failures
+DELETE FROM console_login_failures WHERE user_name = :user_name;
+
+-- ping: the database answers (the console's /readyz)
+SELECT 1;

@@ -1,0 +1,70 @@
+-- What on-call looks at: events found by any key, an order's money and messages, the ledger as
+-- of a date, the numbers of the overview.
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- search_events: archived events by filter, newest first, a page after the (created_at, id) cursor
+SELECT e.event_id, e.type, e.order_id, e.livemode, e.created_at, e.received_at, e.applied_at,
+       e.outcome, o.customer_key
+FROM events e LEFT JOIN orders o ON o.id = e.order_id
+WHERE (:event_id::text IS NULL OR e.event_id = :event_id)
+  AND (:order_id::text IS NULL OR e.order_id = :order_id)
+  AND (:customer::text IS NULL OR o.customer_key = :customer OR o.customer_key = lower(:customer))
+  AND (:event_type::text IS NULL OR e.type = :event_type)
+  AND (:outcome::text IS NULL OR e.outcome = :outcome)
+  AND (:since::timestamptz IS NULL OR e.created_at >= :since)
+  AND (:until::timestamptz IS NULL OR e.created_at < :until)
+  AND (:after_event_id::text IS NULL
+       OR (e.created_at, e.event_id) < (:after_created_at::timestamptz, :after_event_id))
+ORDER BY e.created_at DESC, e.event_id DESC
+LIMIT :limit;
+
+-- outcome_counts: archived events per outcome, applied since a time
+SELECT outcome, count(*) AS events FROM events WHERE applied_at >= :since
+GROUP BY outcome ORDER BY outcome;
+
+-- search_orders: orders by filter, most recently changed first, a page after the cursor
+SELECT id, status, amount, currency, customer_key, livemode, updated_at FROM orders
+WHERE (:status::text IS NULL OR status = :status)
+  AND (:customer::text IS NULL OR customer_key = :customer OR customer_key = lower(:customer))
+  AND (:after_id::text IS NULL OR (updated_at, id) < (:after_updated_at::timestamptz, :after_id))
+ORDER BY updated_at DESC, id DESC
+LIMIT :limit;
+
+-- order_postings: an order's ledger transactions with their entries, oldest first
+SELECT t.id, t.business_key, t.kind, t.charge_id, t.currency, t.event_id,
+       t.recorded_at AS created_at, t.effective_at,
+       jsonb_agg(jsonb_build_object('account', e.account, 'amount', e.amount) ORDER BY e.id)
+           AS entries
+FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
+WHERE t.order_id = :order_id
+GROUP BY t.id ORDER BY t.recorded_at, t.id;
+
+-- outbox_messages: fulfillment messages by id (one lookup each), with when they went out
+SELECT message_id, routing_key, created_at, sent_at FROM outbox
+WHERE message_id = ANY(:message_ids::text[]) ORDER BY id;
+
+-- balances_as_of: per mode, account and currency, the sum of entries recorded before a time,
+-- positive on the normal side of each account (each transaction carries its mode: 0005)
+SELECT t.livemode, e.account, e.currency,
+       CASE WHEN e.account LIKE 'customer:%' THEN -sum(e.amount) ELSE sum(e.amount) END::bigint
+           AS balance
+FROM ledger_entries e
+JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE :as_of::timestamptz IS NULL OR t.recorded_at < :as_of
+GROUP BY 1, 2, 3 ORDER BY 1 DESC, 3, 2;
+
+-- ledger_entries_page: entries with their transaction, oldest first, a page after the cursor id
+SELECT e.id, t.recorded_at AS created_at, t.business_key, t.kind, t.order_id, t.charge_id,
+       t.event_id, t.livemode, e.account, e.currency, e.amount
+FROM ledger_entries e
+JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE e.id > :after_id
+  AND (:account::text IS NULL OR e.account = :account)
+  AND (:currency::text IS NULL OR e.currency = :currency)
+  AND (:since::timestamptz IS NULL OR t.recorded_at >= :since)
+  AND (:until::timestamptz IS NULL OR t.recorded_at < :until)
+ORDER BY e.id
+LIMIT :limit;
+
+-- outcome_descriptions: what each archive outcome means
+SELECT name, description FROM event_outcomes ORDER BY name;
