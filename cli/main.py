@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import reconcile, service, tools
+from cli import events, reconcile, service, tools
 from core import lifecycle
 from core.errors import ApiKeyRejected, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     work.set_defaults(handler=service.cmd_work)
     tools.add_commands(sub, common)
     reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
+    events.add_commands(sub, common)
     return parser
 
 

@@ -1,13 +1,11 @@
-"""The one-shot commands: keys, send, orders, ledger, dlq, events. Printing only; the actions
+"""The one-shot commands: keys, send, orders, ledger, dlq. Printing only; the actions
 live in ingest/ and worker/ (the console's API calls the same functions)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections import Counter
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,7 +14,7 @@ import orjson
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import archive, dlq, reports
+from worker import dlq, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -41,7 +39,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=cmd_ledger_verify)
     _add_dlq_commands(sub, common)
-    _add_events_commands(sub, common)
 
 
 def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -73,37 +70,6 @@ def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
     parser.add_argument("--json", action="store_true")
 
 
-def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    events = sub.add_parser("events", help="the archive of raw events")
-    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
-    show = events_sub.add_parser("show", parents=[common], help="one archived event, whole")
-    show.add_argument("id", metavar="ID")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_events_show)
-    replay = events_sub.add_parser(
-        "replay",
-        parents=[common],
-        help="re-apply archived events through the worker's path (idempotent)",
-    )
-    replay.add_argument("--since", type=parse_time, help="Conekta created_at >= T (ISO or unix)")
-    replay.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
-    replay.add_argument("--type", dest="event_type", help="only this event type")
-    replay.add_argument("--order", dest="order_id", help="only this order")
-    replay.add_argument("--json", action="store_true")
-    replay.set_defaults(handler=cmd_events_replay)
-
-
-def parse_time(value: str) -> datetime:
-    """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
     private, public = signature.generate_key_pair(args.dir, args.name)
     print(f"private key (signs, for `send`): {private}")
@@ -117,23 +83,23 @@ async def cmd_send(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if failures else 0
 
 
-async def _read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
+async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
     """Run one read against the database on a store of its own."""
     async with Store.open(settings.database_url, max_size=1) as store:
         return await query(store)
 
 
-def _print_json(value: object) -> None:
+def print_json(value: object) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 
 
 async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
-    order = await _read(settings, lambda c: reports.order(c, args.order_id))
+    order = await read(settings, lambda c: reports.order(c, args.order_id))
     if order is None:
         print(f"no order {args.order_id}", file=sys.stderr)
         return 1
     if args.json:
-        _print_json(order)
+        print_json(order)
         return 0
     for key, value in order.items():
         if key != "events":
@@ -147,9 +113,9 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await _read(settings, reports.balances)
+    rows = await read(settings, reports.balances)
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     print(f"{'account':40} {'currency':8} {'balance (cents)':>16}")
     for row in rows:
@@ -158,10 +124,10 @@ async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    results = await _read(settings, reports.verify)
+    results = await read(settings, reports.verify)
     failed = [(check, rows) for check, rows in results if rows]
     if args.json:
-        _print_json(
+        print_json(
             {
                 "ok": not failed,
                 "checks": [
@@ -183,7 +149,7 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     async with dlq.open_dead_letters(settings.amqp_url) as letters:
         rows = [dlq.describe(m).summary() for m in letters.messages]
     if args.json:
-        _print_json(rows)
+        print_json(rows)
         return 0
     print(f"{len(rows)} dead letter(s)")
     for row in rows:
@@ -201,7 +167,7 @@ async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
     if not found:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
-    _print_json(found[0] if len(found) == 1 else found)
+    print_json(found[0] if len(found) == 1 else found)
     return 0
 
 
@@ -231,7 +197,7 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
     missing = sorted(set(args.ids) - set(done))
     past = {"replay": "replayed", "purge": "purged"}[verb]
     if args.json:
-        _print_json({past: done, "not_found": missing})
+        print_json({past: done, "not_found": missing})
     else:
         print(
             f"{past} {len(done)} dead letter(s)"
@@ -251,30 +217,3 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     return await _act_on_dead_letters(args, settings, "purge")
-
-
-async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    event = await _read(settings, lambda c: archive.show(c, args.id))
-    if event is None:
-        print(f"no archived event {args.id}", file=sys.stderr)
-        return 1
-    _print_json(event)
-    return 0
-
-
-async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
-
-    def progress(totals: Counter[str]) -> None:
-        print(f"... {sum(totals.values())} replayed", file=sys.stderr)
-
-    async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(store, selection, progress)
-    if args.json:
-        _print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
-    else:
-        print(
-            f"replayed {sum(totals.values())} event(s): "
-            + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none matched")
-        )
-    return 0

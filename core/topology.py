@@ -29,6 +29,10 @@ DEAD_LETTER_EXCHANGE = "conekta.dlx"
 FULFILLMENT_EXCHANGE = "conekta.fulfillment"
 FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"
 
+# The routing key of a signed body without a well-formed type: no binding matches it, so it
+# reaches conekta.unhandled, whose consumer archives it as `invalid`.
+UNUSABLE_ROUTING_KEY = "unusable"
+
 ORDERS_QUEUE = "conekta.orders"
 ORDER_EVENT_TYPES = ("order.paid", "order.pending_payment", "order.declined")
 

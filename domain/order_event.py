@@ -48,6 +48,14 @@ class OrderEvent:
 def parse_order_event(body: bytes) -> OrderEvent:
     try:
         document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UnapplicableEvent(f"malformed order event: {exc}") from exc
+    return order_event_from(document)
+
+
+def order_event_from(document: Any) -> OrderEvent:
+    """The order event in a parsed event document (checked against the schema first)."""
+    try:
         order = document["data"]["object"]
         event = OrderEvent(
             event_id=document["id"],
@@ -62,7 +70,7 @@ def parse_order_event(body: bytes) -> OrderEvent:
             paid_charges=_paid_charges(order),
             document=document,
         )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, UnapplicableEvent):
             raise
         raise UnapplicableEvent(f"malformed order event: {type(exc).__name__}: {exc}") from exc
@@ -99,8 +107,8 @@ def _paid_charges(order: dict[str, Any]) -> tuple[PaidCharge, ...]:
     charges = (order.get("charges") or {}).get("data") or []
     paid = []
     for charge in charges:
-        if charge.get("status") != "paid":
-            continue  # a fee on a pending or declined charge is not money
+        if charge.get("status") != "paid" or charge.get("amount") == 0:
+            continue  # a pending, declined or zero charge moves no money: nothing to post
         currency = charge.get("currency", order["currency"])
         if currency != order["currency"]:
             raise UnapplicableEvent(
@@ -123,7 +131,7 @@ def _check(event: OrderEvent) -> None:
     for charge in event.paid_charges:
         if charge.fee > charge.amount:
             raise UnapplicableEvent(f"charge {charge.id} fee {charge.fee} exceeds its amount")
-    if event.status == "paid" and not event.paid_charges:
+    if event.status == "paid" and not event.paid_charges and event.amount > 0:
         raise UnapplicableEvent("order.paid without a paid charge: no money to post")
     if event.paid_charges and event.customer_key is None:
         raise UnapplicableEvent("paid order without customer_id or e-mail: no customer account")

@@ -11,3 +11,4 @@ class Outcome(StrEnum):
     STALE = "stale"  # older than, or overruled by, what the order already shows
     REDELIVERED = "redelivered"  # the event id is archived already (a redelivery or a resend)
     IGNORED = "ignored"  # no handler for this type yet: archived, replayable later
+    INVALID = "invalid"  # signed, but not a usable event (the reason names the field): kept

@@ -21,6 +21,7 @@ FAILURE_HEADERS = (
     failures.ATTEMPTS,
     failures.ERROR_KIND,
     failures.ERROR_MESSAGE,
+    failures.ERROR_TRACEBACK,
     failures.FIRST_FAILED_AT,
     failures.LAST_FAILED_AT,
     failures.ORIGINAL_ROUTING_KEY,

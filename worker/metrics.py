@@ -6,7 +6,8 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed events by outcome (applied, duplicate, stale, redelivered; ignored: no handler).",
+    "Consumed events by outcome (applied, duplicate, stale, redelivered; ignored: no handler;"
+    " invalid: signed but not a usable event, archived with the reason).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(

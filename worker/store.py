@@ -50,6 +50,8 @@ ARCHIVE_COLUMNS = (
     "received_at",
     "outcome",
     "body",
+    "original_id",
+    "reason",
 )
 BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 # One reconcile at a time, across processes (a session-level advisory lock).
@@ -142,29 +144,24 @@ class Store:
         projections): the id check is skipped; order rules and business keys keep it idempotent.
         """
         async with database.transaction(self.pool) as connection:
-            order_ids = sorted({item.event.order_id for item in items})
-            current = {
-                row["id"]: OrderState(
-                    row["status"], row["last_event_id"], row["last_event_created_at"]
-                )
-                for row in await _fetch(connection, "lock_orders", ids=order_ids)
-            }
-            archived: list[str] = []
-            if not replay:
-                ids = [item.event.event_id for item in items]
-                rows = await _fetch(connection, "archived_event_ids", ids=ids)
-                archived = [row["event_id"] for row in rows]
-            plan = plan_batch(items, current, archived)
-            await _write_orders(connection, plan)
-            await _write_postings(connection, list(plan.postings.values()))
-            await _write_archive(connection, plan.archive)
-            await _write_outbox(connection, plan)
-            return plan.outcomes
+            return await _apply_batch(connection, items, replay=replay)
 
     async def archive(self, rows: Sequence[ArchiveRow]) -> None:
         """Store raw events with their outcome (an id already archived is left as it is)."""
         async with database.transaction(self.pool) as connection:
             await _write_archive(connection, rows)
+
+    async def rejudge(
+        self, keys: Sequence[str], items: Sequence[Incoming], rows: Sequence[ArchiveRow]
+    ) -> list[Outcome]:
+        """Replace the `invalid` archive rows `keys`, judged again, in one transaction: `items`
+        go through the order path as if new, `rows` (still invalid, or ignored) are archived.
+        The outcomes of `items`, in order."""
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "forget_invalid", ids=list(keys))
+            outcomes = await _apply_batch(connection, items, replay=False) if items else []
+            await _write_archive(connection, rows)
+            return outcomes
 
     # -- the outbox -----------------------------------------------------------------------------
 
@@ -251,6 +248,37 @@ class Store:
             until=until,
             event_type=event_type,
             order_id=order_id,
+            after_created_at=after[0],
+            after_event_id=after[1],
+            limit=limit,
+        )
+
+    async def events_of_outcome(
+        self, outcome: str, *, since: datetime | None, after: tuple[datetime, str], limit: int
+    ) -> list[Record]:
+        """Archived events of one outcome, without bodies, a page after the cursor."""
+        return await self._read(
+            "list_events",
+            outcome=outcome,
+            since=since,
+            after_created_at=after[0],
+            after_event_id=after[1],
+            limit=limit,
+        )
+
+    async def invalid_events_page(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, str],
+        limit: int,
+    ) -> list[Record]:
+        """`invalid` events with their bodies, a page after the cursor."""
+        return await self._read(
+            "invalid_events",
+            since=since,
+            until=until,
             after_created_at=after[0],
             after_event_id=after[1],
             limit=limit,
@@ -352,6 +380,27 @@ async def _fetchval(connection: Connection, name: str, **params: Any) -> Any:
 async def _execute(connection: Connection, name: str, **params: Any) -> None:
     query = QUERIES[name]
     await connection.execute(query.sql, *query.args(params))
+
+
+async def _apply_batch(
+    connection: Connection, items: Sequence[Incoming], *, replay: bool
+) -> list[Outcome]:
+    order_ids = sorted({item.event.order_id for item in items})
+    current = {
+        row["id"]: OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])
+        for row in await _fetch(connection, "lock_orders", ids=order_ids)
+    }
+    archived: list[str] = []
+    if not replay:
+        ids = [item.event.event_id for item in items]
+        rows = await _fetch(connection, "archived_event_ids", ids=ids)
+        archived = [row["event_id"] for row in rows]
+    plan = plan_batch(items, current, archived)
+    await _write_orders(connection, plan)
+    await _write_postings(connection, list(plan.postings.values()))
+    await _write_archive(connection, plan.archive)
+    await _write_outbox(connection, plan)
+    return plan.outcomes
 
 
 async def _write_orders(connection: Connection, plan: Plan) -> None:

@@ -6,16 +6,40 @@ SELECT event_id FROM events WHERE event_id = ANY(:ids::text[]);
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction)
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    applied_at)
+                    original_id, reason, applied_at)
 SELECT *, clock_timestamp()
 FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
             :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
-            :body::bytea[])
+            :body::bytea[], :original_id::text[], :reason::text[])
 ON CONFLICT (event_id) DO NOTHING;
 
 -- get_event: one archived event, whole
-SELECT event_id, type, order_id, livemode, created_at, received_at, applied_at, outcome, body
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       outcome, reason, body
 FROM events WHERE event_id = :event_id;
+
+-- list_events: archived events of one outcome (no bodies), in Conekta's order, a page after the
+-- (created_at, id) cursor
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       outcome, reason
+FROM events
+WHERE outcome = :outcome
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
+ORDER BY created_at, event_id
+LIMIT :limit;
+
+-- invalid_events: `invalid` events by filter, whole, a page after the (created_at, id) cursor
+SELECT event_id, body, received_at, created_at FROM events
+WHERE outcome = 'invalid'
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (:until::timestamptz IS NULL OR created_at < :until)
+  AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
+ORDER BY created_at, event_id
+LIMIT :limit;
+
+-- forget_invalid: drop `invalid` rows about to be judged again (in the same transaction)
+DELETE FROM events WHERE event_id = ANY(:ids::text[]) AND outcome = 'invalid';
 
 -- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
 -- (created_at, id) cursor

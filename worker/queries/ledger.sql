@@ -49,9 +49,9 @@ SELECT t.order_id, o.status FROM ledger_transactions t LEFT JOIN orders o ON o.i
 WHERE t.kind = 'payment'
   AND (o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded', 'charged_back'));
 
--- verify_paid_orders_without_payment: paid orders with no payment posting
+-- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
-WHERE o.status = 'paid'
+WHERE o.status = 'paid' AND o.amount > 0
   AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
 
 -- verify_currency_totals: per currency, all balances must sum to zero
