@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from cli.tools import parse_time
+from cli.events import parse_time
 from core import broker
 from core.errors import ApiKeyRejected, ConektaApiUnavailable, PublishFailed, UnapplicableEvent
 from core.settings import Settings
