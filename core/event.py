@@ -54,6 +54,8 @@ def judge(body: bytes) -> dict[str, Any]:
         _VALIDATOR.validate(document)
     except jsonschema_rs.ValidationError as exc:
         raise InvalidEvent(describe(exc)) from exc
+    except ValueError as exc:  # the validator's own limit: "Recursion limit reached"
+        raise InvalidEvent(f"event: cannot be validated: {exc}"[:MAX_REASON]) from exc
     # JSON can only carry NUL escaped, so a raw scan finds every candidate cheaply.
     if b"\\u0000" in body and _has_nul(document):
         raise InvalidEvent("text contains \\u0000, which cannot be stored")

@@ -44,7 +44,7 @@ def invalid_row(body: bytes, received_at: datetime | None, reason: str) -> Archi
         outcome=Outcome.INVALID,
         body=body,
         original_id=seen.original_id,
-        reason=reason,
+        reason=reason.replace("\x00", "\\u0000"),  # it may quote a value; text holds no NUL
     )
 
 
