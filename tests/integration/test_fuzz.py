@@ -8,8 +8,8 @@ the services start once and the fuzz stays within the normal `make test`."""
 from __future__ import annotations
 
 import asyncio
-import os
 import json
+import os
 import secrets
 import time
 from pathlib import Path
