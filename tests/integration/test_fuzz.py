@@ -19,6 +19,7 @@ from typing import Any, TypeAlias
 import aiohttp
 import asyncpg
 import orjson
+import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -156,6 +157,7 @@ async def queue_depth(broker: Any, name: str) -> int:
     return int(queue.declaration_result.message_count or 0)
 
 
+@pytest.mark.timeout(600)  # 10,000 signed bodies through both services; well over the default
 async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
     settings: Settings, broker: Any, db: Db, store: Store, key_pair: tuple[Path, Path]
 ) -> None:
