@@ -113,6 +113,12 @@ def _worker_rows(w: dict[str, Any]) -> list[Row]:
             f"one-per-tx {w['single_worker_cpu_us_per_event']}",
             "",
         ),
+        (
+            "worker mixed events/s",
+            f"{w.get('mixed_events_per_s', 0):,.0f}",
+            "refunds, chargebacks among payments",
+            f"vs payments only {w.get('mixed_vs_batched', 0):.2f}",
+        ),
     ]
 
 

@@ -1,6 +1,6 @@
 """The database's share of the worker: apply pre-decoded batches with no broker at all.
 
-    python -m bench.apply_only [--events N] [--batch B]
+    python -m bench.apply_only [--events N] [--batch B] [--mixed]
 
 Prints events/s and the time per event of each statement of the batch transaction.
 """
@@ -33,20 +33,22 @@ def _timed(function: Any) -> Any:
     return run
 
 
-async def main(n: int, batch: int) -> None:
+async def main(n: int, batch: int, mixed: bool = False) -> None:
     store._fetch, store._execute = _timed(store._fetch), _timed(store._execute)
     async with stack.services() as services:
         database_url, _ = await services.fresh("apply")
         pool = await database.create_pool(database_url)
         target = Store(pool)
-        bodies, _, _ = events.paid_events(n, prefix="a")
+        build = events.mixed_events if mixed else events.paid_events
+        bodies, _, _ = build(n, "a")
         items = [Incoming(parse_order_event(b), b, None) for b in bodies]
         started = time.perf_counter()
         for start in range(0, n, batch):
             await target.apply_batch(items[start : start + batch])
         elapsed = time.perf_counter() - started
         await pool.close()
-    print(f"applied {n} events in batches of {batch}: {n / elapsed:,.0f} events/s")
+    kind = "mixed" if mixed else "paid"
+    print(f"applied {n} {kind} events in batches of {batch}: {n / elapsed:,.0f} events/s")
     for name, seconds in sorted(TIMES.items(), key=lambda kv: -kv[1]):
         print(f"  {name:30} {seconds / n * 1e6:7.1f} us/event")
 
@@ -55,5 +57,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=10240)
     parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument(
+        "--mixed", action="store_true", help="refunds and chargebacks among the payments"
+    )
     args = parser.parse_args()
-    asyncio.run(main(args.events, args.batch))
+    asyncio.run(main(args.events, args.batch, args.mixed))

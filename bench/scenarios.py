@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,9 +108,14 @@ def _mib(pid: int) -> float:
     return round(stack.rss_kib(pid)[1] / 1024, 1)
 
 
-async def _backlog(services: stack.Services, label: str, n: int) -> tuple[str, str]:
+async def _backlog(
+    services: stack.Services,
+    label: str,
+    n: int,
+    build: Callable[[int, str], events.Events] = events.paid_events,
+) -> tuple[str, str]:
     database_url, amqp_url = await services.fresh(label)
-    bodies, types, ids = events.paid_events(n, prefix=label)
+    bodies, types, ids = build(n, label)
     await stack.publish_backlog(amqp_url, bodies, types, ids)
     return database_url, amqp_url
 
@@ -152,9 +157,14 @@ def _metrics_port() -> dict[str, str]:
 
 
 async def _worker_rate(
-    services: stack.Services, label: str, n: int, workers: int = 1, **env: str
+    services: stack.Services,
+    label: str,
+    n: int,
+    workers: int = 1,
+    build: Callable[[int, str], events.Events] = events.paid_events,
+    **env: str,
 ) -> tuple[float, float, float, int]:
-    database_url, amqp_url = await _backlog(services, label, n)
+    database_url, amqp_url = await _backlog(services, label, n, build)
     process_env = stack.env_for(database_url, amqp_url, **env)
     work = [("-m", "cli", "work")] * workers
     return await _drain_rate(database_url, n, work, process_env, label)
@@ -203,6 +213,7 @@ async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, A
     single, single_cpu, _, _ = await _worker_rate(
         services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1"
     )
+    mixed, mixed_cpu, _, _ = await _worker_rate(services, "mixed", n, build=events.mixed_events)
     bare = await _bare_rate(services, n)
     return {
         "backlog": n,
@@ -222,6 +233,9 @@ async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, A
         "bare_consume_ack_events_per_s": round(bare, 1),
         "batched_vs_single": round(batched / single, 2),
         "batched_vs_bare": round(batched / bare, 3),
+        "mixed_events_per_s": round(mixed, 1),
+        "mixed_vs_batched": round(mixed / batched, 2),
+        "mixed_worker_cpu_us_per_event": round(mixed_cpu, 1),
         "batched_worker_cpu_us_per_event": round(batched_cpu, 1),
         "single_worker_cpu_us_per_event": round(single_cpu, 1),
         "peak_rss_mib": batched_rss,

@@ -30,9 +30,11 @@ FROM unnest($1::text[], $2::text[], $3::bytea[]) AS e (id, type, body)
 ON CONFLICT (event_id) DO NOTHING
 """
 BALANCES = """
-INSERT INTO balances (account, currency, normal_side, balance)
-VALUES ('floor:receivable', 'MXN', 'debit', $1), ('floor:customers', 'MXN', 'credit', -$1)
-ON CONFLICT (account, currency) DO UPDATE SET balance = balances.balance + EXCLUDED.balance
+INSERT INTO balances (account, currency, livemode, normal_side, balance)
+VALUES ('floor:receivable', 'MXN', true, 'debit', $1),
+       ('floor:customers', 'MXN', true, 'credit', -$1)
+ON CONFLICT (account, currency, livemode)
+DO UPDATE SET balance = balances.balance + EXCLUDED.balance
 """
 OUTBOX = """
 INSERT INTO outbox (message_id, routing_key, body)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections import Counter
-from datetime import UTC, datetime
 from typing import Any
 
-from cli.tools import print_json, read
+from cli.tools import parse_time, print_json, read
 from core.settings import Settings
 from domain.outcome import Outcome
-from worker import archive
+from worker import archive, audit
 from worker.store import Store
 
 
@@ -42,6 +41,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     replay.add_argument("--type", dest="event_type", help="only this event type")
     replay.add_argument("--order", dest="order_id", help="only this order")
     replay.add_argument(
+        "--include-purged",
+        action="store_true",
+        help="also apply events an operator purged from the dead letters (on purpose)",
+    )
+    replay.add_argument(
         "--outcome",
         type=Outcome,
         choices=[Outcome.INVALID],
@@ -49,17 +53,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_events_replay)
-
-
-def parse_time(value: str) -> datetime:
-    """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -88,17 +81,21 @@ async def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    if args.outcome is Outcome.INVALID and (args.event_type or args.order_id):
+    if args.outcome is Outcome.INVALID and (
+        args.event_type or args.order_id or args.include_purged
+    ):
         print("--outcome invalid takes only --since and --until", file=sys.stderr)
         return 2
-    selection = archive.ReplayFilter(args.since, args.until, args.event_type, args.order_id)
+    selection = archive.ReplayFilter(
+        args.since, args.until, args.event_type, args.order_id, args.include_purged
+    )
 
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     action = archive.replay_invalid if args.outcome is Outcome.INVALID else archive.replay
     async with Store.open(settings.database_url) as store:
-        totals = await action(store, selection, progress)
+        totals = await action(store, selection, audit.os_actor(), progress, settings.accept_modes)
     if args.json:
         print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:

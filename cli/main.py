@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import events, reconcile, service, tools
+from cli import audit, events, ledger, reconcile, service, tools
 from core import lifecycle
 from core.errors import ApiKeyRejected, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -92,7 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     work.set_defaults(handler=service.cmd_work)
     tools.add_commands(sub, common)
     reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
+    audit.add_commands(sub, common)
     events.add_commands(sub, common)
+    ledger.add_commands(sub, common)
     return parser
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from cli.events import parse_time
+from cli.tools import parse_time
 from core import broker
 from core.errors import ApiKeyRejected, ConektaApiUnavailable, PublishFailed, UnapplicableEvent
 from core.settings import Settings
@@ -221,7 +221,7 @@ async def cmd_stats(args: argparse.Namespace, settings: Settings) -> int:
         counts = ", ".join(f"{k} {v}" for k, v in row.items() if k not in ("day", "type"))
         print(f"{row['day']:12}{row['type']:30}{counts}")
     print(
-        f"dead letters {result['dead_letters']}, purged: not recorded yet, "
+        f"dead letters {result['dead_letters']}, purged {result['purged']}, "
         f"queued: {', '.join(f'{q} {n}' for q, n in result['queued'].items())}"
     )
     last = result["last_reconcile"]

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 from collections.abc import Awaitable
 
 import structlog
 from aiohttp import web
 
 from core import broker, lifecycle
+from core.errors import TaskFailing
 from core.settings import Settings
+from core.supervisor import Supervisor, for_settings
 from ingest import receiver
 from worker import migrations
 from worker.runner import run_worker
@@ -28,25 +31,43 @@ async def serve_receiver(app: web.Application, settings: Settings, stop: Awaitab
         await runner.cleanup()
 
 
+# A supervised task failed past its bound: the orchestrator should replace this process.
+EXIT_TASK_FAILING = 3
+
+
 async def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     stop = lifecycle.stop_on_signals()
-    await serve_receiver(receiver.create_app(settings), settings, stop.wait())
-    return 0
+    supervisor = for_settings(settings, stop)
+    await serve_receiver(receiver.create_app(settings, supervisor), settings, stop.wait())
+    return _exit_code(supervisor)
 
 
 async def cmd_work(args: argparse.Namespace, settings: Settings) -> int:
-    await run_worker(settings, lifecycle.stop_on_signals())
-    return 0
+    stop = lifecycle.stop_on_signals()
+    supervisor = for_settings(settings, stop)
+    with contextlib.suppress(TaskFailing):
+        await run_worker(settings, stop, supervisor=supervisor)
+    return _exit_code(supervisor)
 
 
 async def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    """One supervisor for both: the receiver's /readyz also says when a worker task fails."""
     stop = lifecycle.stop_on_signals()
-    app = receiver.create_app(settings)
-    await asyncio.gather(
-        serve_receiver(app, settings, stop.wait()),
-        run_worker(settings, stop, serve_metrics=False),
-    )
-    return 0
+    supervisor = for_settings(settings, stop)
+    app = receiver.create_app(settings, supervisor)
+    with contextlib.suppress(TaskFailing):
+        await asyncio.gather(
+            serve_receiver(app, settings, stop.wait()),
+            run_worker(settings, stop, serve_metrics=False, supervisor=supervisor),
+        )
+    return _exit_code(supervisor)
+
+
+def _exit_code(supervisor: Supervisor) -> int:
+    if supervisor.gave_up is None:
+        return 0
+    log.critical("exiting: a supervised task kept failing", task=supervisor.gave_up)
+    return EXIT_TASK_FAILING
 
 
 async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

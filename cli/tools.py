@@ -1,20 +1,24 @@
-"""The one-shot commands: keys, send, orders, ledger, dlq. Printing only; the actions
-live in ingest/ and worker/ (the console's API calls the same functions)."""
+"""The one-shot commands: keys, send, orders, dlq (events: cli/events.py; ledger:
+cli/ledger.py). Printing only; the actions live in ingest/ and worker/ (the console's API calls
+the same functions)."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
+from core import broker
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import dlq, reports
+from worker import audit, dlq, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -28,16 +32,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     show.add_argument("--json", action="store_true", help="machine-readable output")
     show.set_defaults(handler=cmd_orders_show)
 
-    ledger = sub.add_parser("ledger", help="read and check the ledger")
-    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="COMMAND")
-    balances = ledger_sub.add_parser("balances", parents=[common], help="every account balance")
-    balances.add_argument("--json", action="store_true", help="machine-readable output")
-    balances.set_defaults(handler=cmd_ledger_balances)
-    verify = ledger_sub.add_parser(
-        "verify", parents=[common], help="check every ledger invariant; non-zero exit on failure"
-    )
-    verify.add_argument("--json", action="store_true", help="machine-readable output")
-    verify.set_defaults(handler=cmd_ledger_verify)
     _add_dlq_commands(sub, common)
 
 
@@ -56,9 +50,14 @@ def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     _selection(replay, with_type=True)
     replay.set_defaults(handler=cmd_dlq_replay)
-    purge = dlq_sub.add_parser("purge", parents=[common], help="delete dead letters for good")
+    purge = dlq_sub.add_parser(
+        "purge",
+        parents=[common],
+        help="never apply these dead letters (a tombstone in the archive keeps resends out)",
+    )
     _selection(purge, with_type=False)
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.add_argument("--reason", default="(no reason given)", help="why: kept with the purge")
     purge.set_defaults(handler=cmd_dlq_purge)
 
 
@@ -68,6 +67,17 @@ def _selection(parser: argparse.ArgumentParser, *, with_type: bool) -> None:
     if with_type:
         parser.add_argument("--type", dest="event_type", help="every dead letter of this type")
     parser.add_argument("--json", action="store_true")
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 (UTC when no zone is given) or unix seconds."""
+    if value.isdigit():
+        return datetime.fromtimestamp(int(value), UTC)
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {value!r}") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def cmd_keys_generate(args: argparse.Namespace, settings: Settings) -> int:
@@ -112,42 +122,8 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await read(settings, reports.balances)
-    if args.json:
-        print_json(rows)
-        return 0
-    print(f"{'account':40} {'currency':8} {'balance (cents)':>16}")
-    for row in rows:
-        print(f"{row['account']:40} {row['currency']:8} {row['balance']:>16}")
-    return 0
-
-
-async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    results = await read(settings, reports.verify)
-    failed = [(check, rows) for check, rows in results if rows]
-    if args.json:
-        print_json(
-            {
-                "ok": not failed,
-                "checks": [
-                    {"check": c.description, "ok": not rows, "violations": rows}
-                    for c, rows in results
-                ],
-            }
-        )
-    else:
-        for check, rows in results:
-            print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
-            for row in rows[:20]:
-                print(f"        {row}")
-        print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
-    return 1 if failed else 0
-
-
 async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        rows = [dlq.describe(m).summary() for m in letters.messages]
+    rows = [dlq.summary(r) for r in await read(settings, lambda store: store.dead_letters())]
     if args.json:
         print_json(rows)
         return 0
@@ -156,17 +132,17 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
             f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
-            f"    {row['kind']}: {row['reason']}"
+            f"    {row['kind']} (from {row['source_queue']}): {row['reason']}"
         )
     return 0
 
 
 async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        found = [dlq.full_view(m) for m in letters.select(dlq.matcher([args.id]))]
-    if not found:
+    rows = await read(settings, lambda store: store.dead_letter(args.id))
+    if not rows:
         print(f"no dead letter {args.id}", file=sys.stderr)
         return 1
+    found = [dlq.full_view(row) for row in rows]
     print_json(found[0] if len(found) == 1 else found)
     return 0
 
@@ -182,18 +158,21 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
     if problem := _check_selection(args):
         print(problem, file=sys.stderr)
         return 2
-    match = dlq.matcher(args.ids, getattr(args, "event_type", None), args.all)
-    done: list[str] = []
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        selected = letters.select(match)
-        if verb == "purge" and selected and not args.yes and not _confirm(len(selected)):
-            print("nothing purged")
-            return 1
-        for n, message in enumerate(selected, 1):
-            await (letters.replay(message) if verb == "replay" else letters.purge(message))
-            done.append(message.message_id or "")
-            if n % 500 == 0:
-                print(f"... {n}/{len(selected)}", file=sys.stderr)
+    selection = dlq.Selection(tuple(args.ids), getattr(args, "event_type", None), args.all)
+    actor = audit.os_actor()
+    async with Store.open(settings.database_url) as store:
+        if verb == "purge":
+            if not args.yes and not await _confirm_purge(store, selection):
+                print("nothing purged")
+                return 1
+            done = await dlq.purge(store, selection, actor, args.reason)
+        else:
+            connection = await broker.connect(settings.amqp_url, "conekta-ingest dlq", attempts=3)
+            publisher = broker.Publisher(connection, settings.publish_timeout)
+            try:
+                done = await dlq.replay(store, publisher, selection, actor)
+            finally:
+                await publisher.close()
     missing = sorted(set(args.ids) - set(done))
     past = {"replay": "replayed", "purge": "purged"}[verb]
     if args.json:
@@ -206,8 +185,17 @@ async def _act_on_dead_letters(args: argparse.Namespace, settings: Settings, ver
     return 1 if missing else 0
 
 
-def _confirm(count: int) -> bool:
-    answer = input(f"purge {count} dead letter(s) for good? [y/N] ")
+async def _confirm_purge(store: Store, selection: dlq.Selection) -> bool:
+    rows = await store.dead_letters()
+    count = sum(
+        selection.everything
+        or r["message_id"] in selection.ids
+        or r["type"] == selection.event_type
+        for r in rows
+    )
+    if not count:
+        return True  # nothing to purge: nothing to ask
+    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
 
 

@@ -170,8 +170,4 @@ class Publisher:
 
 
 async def declare_topology(connection: AbstractRobustConnection) -> None:
-    channel = await connection.channel()
-    try:
-        await topology.declare(channel)
-    finally:
-        await channel.close()
+    await topology.declare(connection)

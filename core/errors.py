@@ -40,6 +40,10 @@ class TransientDatabaseError(TransientError):
     """A deadlock, a serialization failure, a lock timeout: retry the transaction."""
 
 
+class UnknownCharge(TransientError):
+    """A refund or chargeback for a charge not booked yet: its payment may be in flight."""
+
+
 class DatabaseUnavailable(TransientDatabaseError):
     """Cannot reach the database at all: hold the work until it is back."""
 
@@ -58,6 +62,10 @@ class InvalidEvent(PermanentError, ValueError):
 
 class StopRequested(ConektaIngestError):
     """Asked to stop while waiting for the database: leave the work to be redelivered."""
+
+
+class TaskFailing(ConektaIngestError):
+    """A supervised task kept failing past its bound: the process exits non-zero."""
 
 
 def is_permanent(exc: BaseException) -> bool:

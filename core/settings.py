@@ -42,6 +42,12 @@ class Settings:
     conekta_api_url: str = DEFAULT_CONEKTA_API_URL
     conekta_api_key: str | None = field(default=None, repr=False)
     reconcile_interval: float = 900.0
+    # supervision (core.supervisor), receiver and worker
+    task_healthy_after: float = 10.0
+    task_give_up_after: float = 300.0
+    # Which Conekta modes this deployment applies (livemode true = live); the other mode's
+    # events are archived with outcome `other_mode` and nothing else.
+    accept_modes: frozenset[bool] = frozenset({True, False})
 
 
 # env var -> (field, parser)
@@ -52,6 +58,16 @@ def _bool(value: str) -> bool:
     if lowered in {"0", "false", "no", "off", ""}:
         return False
     raise ConfigError(f"not a boolean: {value!r}")
+
+
+MODES = {"live": True, "test": False}
+
+
+def _modes(value: str) -> frozenset[bool]:
+    names = {n.strip().lower() for n in value.split(",") if n.strip()}
+    if not names or not names <= set(MODES):
+        raise ConfigError(f"modes must be live, test or live,test: {value!r}")
+    return frozenset(MODES[n] for n in names)
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -80,6 +96,9 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_API_URL": ("conekta_api_url", str),
     "CONEKTA_API_KEY": ("conekta_api_key", lambda v: v.strip() or None),
     "CONEKTA_RECONCILE_INTERVAL": ("reconcile_interval", float),
+    "CONEKTA_INGEST_TASK_HEALTHY_AFTER": ("task_healthy_after", float),
+    "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
+    "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
 }
 
 

@@ -1,17 +1,21 @@
 """The broker topology, owned here and only here: exchanges, queues, bindings and their arguments.
 
-    receiver ─▶ conekta.events (topic) ─order.paid|pending_payment|declined─▶ conekta.orders
+    receiver ─▶ conekta.events (topic) ─order.*, charge.refunded, chargebacks─▶ conekta.orders
                     │ (no binding matches)
-                    └─alternate-exchange─▶ conekta.unhandled (fanout) ─▶ conekta.unhandled
+                    └─alternate-exchange─▶ conekta.unhandled (fanout) ─▶ conekta.unhandled.v2
 
-    worker, transient failure ──▶ conekta.orders.retry.<n> (TTL) ──dead-letter──▶ conekta.orders
-    worker, permanent / too many attempts ──▶ conekta.orders.dlq
-    conekta.orders past its delivery limit (a crash loop) ──conekta.dlx──▶ conekta.orders.dlq
+    worker, transient failure ──▶ conekta.orders.retry.v2.<n> (TTL) ──dead-letter──▶ conekta.orders
+    worker, permanent / too many attempts ──conekta.dlx──▶ conekta.dead-letters
+    any queue past its delivery limit ──conekta.dlx──▶ conekta.dead-letters
+    conekta.dead-letters ──worker──▶ Postgres `dead_letters` (where `dlq` commands look)
     worker, applied change ──▶ conekta.fulfillment (topic), for downstream services to bind
-                                   └─alternate-exchange─▶ conekta.fulfillment.unrouted
+                                   └─alternate-exchange─▶ conekta.fulfillment.unrouted.v2
 
-Every queue is a quorum queue. Arguments cannot change on an existing queue (PRECONDITION_FAILED):
-change them by versioning the queue name.
+Every queue is a quorum queue with an explicit delivery limit and a dead-letter target, so a
+message is never dropped by a default (RabbitMQ 4.x limits deliveries to 20 and then drops; 3.x
+has no limit): the same behaviour on both. Arguments cannot change on an existing queue
+(PRECONDITION_FAILED): change them by versioning the queue name, and list the old name in
+RETIRED_QUEUES (its bindings are removed and the worker drains it into the dead-letter table).
 """
 
 from __future__ import annotations
@@ -20,25 +24,58 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aio_pika.abc import AbstractChannel, ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractConnection, ExchangeType
+from aiormq.exceptions import ChannelNotFoundEntity
 
 EVENTS_EXCHANGE = "conekta.events"
 UNHANDLED_EXCHANGE = "conekta.unhandled"
-UNHANDLED_QUEUE = "conekta.unhandled"
+UNHANDLED_QUEUE = "conekta.unhandled.v2"
 DEAD_LETTER_EXCHANGE = "conekta.dlx"
+DEAD_LETTER_QUEUE = "conekta.dead-letters"
+# The last stop: dead letters the mover itself could not settle 20 times. Nobody consumes it; an
+# alert fires on any message in it (read it with the management UI, never lost).
+PARKED_QUEUE = "conekta.dead-letters.parked"
 FULFILLMENT_EXCHANGE = "conekta.fulfillment"
-FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"
+FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"  # the exchange
+FULFILLMENT_UNROUTED_QUEUE = "conekta.fulfillment.unrouted.v2"
 
 # The routing key of a signed body without a well-formed type: no binding matches it, so it
 # reaches conekta.unhandled, whose consumer archives it as `invalid`.
 UNUSABLE_ROUTING_KEY = "unusable"
 
 ORDERS_QUEUE = "conekta.orders"
-ORDER_EVENT_TYPES = ("order.paid", "order.pending_payment", "order.declined")
+# Every type the order consumer applies (domain.order_event.HANDLED_TYPES; a test compares them).
+# Adding a binding is safe on a running broker; queue arguments are not.
+ORDER_EVENT_TYPES = (
+    "order.pending_payment",
+    "order.declined",
+    "order.expired",
+    "order.canceled",
+    "order.voided",
+    "order.paid",
+    "order.partially_refunded",
+    "order.refunded",
+    "charge.refunded",
+    "charge.chargeback.created",
+    "charge.chargeback.updated",
+    "charge.chargeback.under_review",
+    "charge.chargeback.won",
+    "charge.chargeback.lost",
+)
 
-# A message redelivered this many times without being settled (the worker crashed on it each
-# time) is dead-lettered by the broker itself, so a crash loop cannot block the queue forever.
+# The dead-letter exchange's routing keys. DEAD_LETTER_KEY is what conekta.orders was declared
+# with (its arguments cannot change), so every queue uses it.
+DEAD_LETTER_KEY = "conekta.orders.dlq"
+PARKED_KEY = PARKED_QUEUE
+
+# A message delivered this many times without being settled (a crash loop, or someone browsing)
+# is dead-lettered by the broker itself, never dropped.
 DELIVERY_LIMIT = 20
+
+# Fulfillment messages no subscriber binds: kept up to this many (the outbox in Postgres keeps
+# every one anyway), so a subscriber binding only `order.paid` cannot fill the broker's disk and
+# stop intake. Past it, the oldest go to the dead letters. Alerted well before (depth and age).
+UNROUTED_MAX_LENGTH = 100_000
 
 # Retry tiers: a message waits in tier n for RETRY_DELAYS_MS[n] and then returns to its queue.
 RETRY_DELAYS_MS = (1_000, 5_000, 30_000, 120_000, 600_000)
@@ -58,19 +95,30 @@ class QueueSpec:
     bindings: tuple[tuple[str, str], ...] = ()  # (exchange, routing key)
 
 
-def _quorum(**extra: Any) -> dict[str, Any]:
-    return {"x-queue-type": "quorum", **extra}
+@dataclass(frozen=True)
+class RetiredQueue:
+    """A queue replaced by a versioned name: unbound at declare, drained by the worker."""
+
+    name: str
+    bindings: tuple[tuple[str, str], ...]
 
 
-def dead_letter_queue_name(queue: str) -> str:
-    return f"{queue}.dlq"
-
-
-ORDERS_DLQ = dead_letter_queue_name(ORDERS_QUEUE)
+def _quorum(dead_letter_key: str | None, limit: int, **extra: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {"x-queue-type": "quorum", "x-delivery-limit": limit}
+    if dead_letter_key is not None:
+        arguments |= {
+            "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+            "x-dead-letter-routing-key": dead_letter_key,
+            # At-least-once dead-lettering needs reject-publish overflow, else it silently
+            # degrades to at-most-once.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+    return arguments | extra
 
 
 def retry_queue_name(queue: str, tier: int) -> str:
-    return f"{queue}.retry.{tier}"
+    return f"{queue}.retry.v2.{tier}"
 
 
 def retry_tier(attempt: int) -> int:
@@ -89,60 +137,106 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
 )
 
 
-def _work_queue(name: str, routing_keys: Sequence[str]) -> tuple[QueueSpec, ...]:
-    main = QueueSpec(
-        name,
-        _quorum(
-            **{
-                "x-delivery-limit": DELIVERY_LIMIT,
-                "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
-                "x-dead-letter-routing-key": dead_letter_queue_name(name),
-                # At-least-once dead-lettering needs reject-publish overflow, else it silently
-                # degrades to at-most-once.
-                "x-dead-letter-strategy": "at-least-once",
-                "x-overflow": "reject-publish",
-            }
-        ),
-        tuple((EVENTS_EXCHANGE, key) for key in routing_keys),
-    )
-    dlq_name = dead_letter_queue_name(name)
-    dlq = QueueSpec(dlq_name, _quorum(), ((DEAD_LETTER_EXCHANGE, dlq_name),))
+def queues(limit: int = DELIVERY_LIMIT) -> tuple[QueueSpec, ...]:
+    """Every queue; `limit` is each one's delivery limit (tests use a small one)."""
+    key = DEAD_LETTER_KEY
     retries = tuple(
         QueueSpec(
-            retry_queue_name(name, tier),
+            retry_queue_name(ORDERS_QUEUE, tier),
+            # Expired messages go back to work (the default exchange, by queue name).
             _quorum(
+                None,
+                limit,
                 **{
                     "x-message-ttl": delay,
                     "x-dead-letter-exchange": "",
-                    "x-dead-letter-routing-key": name,
+                    "x-dead-letter-routing-key": ORDERS_QUEUE,
                     "x-dead-letter-strategy": "at-least-once",
                     "x-overflow": "reject-publish",
-                }
+                },
             ),
         )
         for tier, delay in enumerate(RETRY_DELAYS_MS)
     )
-    return (main, dlq, *retries)
+    unrouted = _quorum(
+        key,
+        limit,
+        # drop-head, not reject-publish: a full queue must not stop the relay for everyone. The
+        # dropped head is dead-lettered (at most once: RabbitMQ allows no more with drop-head).
+        **{
+            "x-max-length": UNROUTED_MAX_LENGTH,
+            "x-overflow": "drop-head",
+            "x-dead-letter-strategy": "at-most-once",
+        },
+    )
+    return (
+        # Unchanged since v1 (it had its limit and target already): the name stays.
+        QueueSpec(
+            ORDERS_QUEUE,
+            _quorum(key, limit),
+            tuple((EVENTS_EXCHANGE, k) for k in ORDER_EVENT_TYPES),
+        ),
+        QueueSpec(UNHANDLED_QUEUE, _quorum(key, limit), ((UNHANDLED_EXCHANGE, ""),)),
+        QueueSpec(DEAD_LETTER_QUEUE, _quorum(PARKED_KEY, limit), ((DEAD_LETTER_EXCHANGE, key),)),
+        QueueSpec(PARKED_QUEUE, _quorum(None, limit), ((DEAD_LETTER_EXCHANGE, PARKED_KEY),)),
+        QueueSpec(FULFILLMENT_UNROUTED_QUEUE, unrouted, ((FULFILLMENT_UNROUTED, ""),)),
+        *retries,
+    )
 
 
-QUEUES: tuple[QueueSpec, ...] = (
-    QueueSpec(UNHANDLED_QUEUE, _quorum(), ((UNHANDLED_EXCHANGE, ""),)),
-    # Fulfillment messages no subscriber has bound a queue for yet: kept, never dropped.
-    QueueSpec(FULFILLMENT_UNROUTED, _quorum(), ((FULFILLMENT_UNROUTED, ""),)),
-    *_work_queue(ORDERS_QUEUE, ORDER_EVENT_TYPES),
+QUEUES = queues()
+
+# v1 names whose arguments changed. Their retry tiers are not listed: nothing routes to them by
+# binding, and their messages expire back into conekta.orders within ten minutes.
+RETIRED_QUEUES: tuple[RetiredQueue, ...] = (
+    RetiredQueue("conekta.orders.dlq", ((DEAD_LETTER_EXCHANGE, DEAD_LETTER_KEY),)),
+    RetiredQueue("conekta.unhandled", ((UNHANDLED_EXCHANGE, ""),)),
+    RetiredQueue("conekta.fulfillment.unrouted", ((FULFILLMENT_UNROUTED, ""),)),
 )
 
 
-async def declare(channel: AbstractChannel) -> None:
+async def declare(connection: AbstractConnection) -> None:
     """Declare everything, idempotently. Exchanges first: queues bind and dead-letter to them."""
+    channel = await connection.channel()
+    try:
+        await _declare(connection, channel, QUEUES)
+    finally:
+        await channel.close()
+
+
+async def _declare(
+    connection: AbstractConnection, channel: AbstractChannel, specs: Sequence[QueueSpec]
+) -> None:
     exchanges = {}
     for spec in EXCHANGES:
         exchanges[spec.name] = await channel.declare_exchange(
             spec.name, spec.type, durable=True, arguments=spec.arguments
         )
-    for queue_spec in QUEUES:
+    for queue_spec in specs:
         queue = await channel.declare_queue(
             queue_spec.name, durable=True, arguments=queue_spec.arguments
         )
         for exchange_name, routing_key in queue_spec.bindings:
             await queue.bind(exchanges[exchange_name], routing_key)
+    for retired in await existing_retired_queues(connection):
+        queue = await channel.get_queue(retired.name, ensure=False)
+        for exchange_name, routing_key in retired.bindings:
+            await queue.unbind(exchanges[exchange_name], routing_key)
+
+
+async def existing_retired_queues(connection: AbstractConnection) -> list[RetiredQueue]:
+    """The retired queues still on the broker (a passive declare on its own channel each: a
+    missing queue closes the channel it is asked on)."""
+    found = []
+    for retired in RETIRED_QUEUES:
+        probe = await connection.channel()
+        try:
+            await probe.declare_queue(retired.name, passive=True)
+        except ChannelNotFoundEntity:  # missing; the broker closed the probe channel
+            continue
+        else:
+            found.append(retired)
+        finally:
+            if not probe.is_closed:
+                await probe.close()
+    return found

@@ -1,4 +1,4 @@
-"""The message downstream services get for each applied order change (schemas/fulfillment.json)."""
+"""The message downstream services get for each applied change (schemas/fulfillment.json)."""
 
 from __future__ import annotations
 
@@ -19,35 +19,56 @@ class FulfillmentMessage:
     body: bytes
 
 
-def message_id(event: OrderEvent) -> str:
+@dataclass(frozen=True)
+class OrderView:
+    """The order as it stands after the change (a chargeback event does not carry it)."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    customer_key: str | None
+    livemode: bool
+
+
+def message_id(order_id: str, event_id: str) -> str:
     """Stable per applied change: an event applies at most one change to one order."""
-    return f"ful_{event.order_id}_{event.event_id}"
+    return f"ful_{order_id}_{event_id}"
 
 
-def build(event: OrderEvent) -> FulfillmentMessage:
-    order = event.document["data"]["object"]
-    customer_info = order.get("customer_info") or {}
+def build(event: OrderEvent, order: OrderView) -> FulfillmentMessage:
+    resource = event.document["data"]["object"]
+    is_order = resource.get("object", "order") == "order" and event.chargeback is None
+    customer_info = (resource.get("customer_info") or {}) if is_order else {}
     body: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
-        "message_id": message_id(event),
+        "message_id": message_id(order.id, event.event_id),
         "event_id": event.event_id,
         "event_type": event.type,
         "occurred_at": int(event.created_at.timestamp()),
         "livemode": event.livemode,
-        "order_id": event.order_id,
-        "status": event.status,
-        "amount": event.amount,
-        "currency": event.currency,
+        "order_id": order.id,
+        "status": order.status,
+        "amount": order.amount,
+        "currency": order.currency,
         "customer": {
-            "key": event.customer_key,
+            "key": order.customer_key,
             "customer_id": customer_info.get("customer_id"),
             "email": customer_info.get("email"),
             "name": customer_info.get("name"),
         },
         "line_items": [
-            _line_item(item) for item in (order.get("line_items") or {}).get("data", [])
+            _line_item(item)
+            for item in ((resource.get("line_items") or {}).get("data", []) if is_order else [])
         ],
-        "metadata": order.get("metadata") or {},
+        "metadata": (resource.get("metadata") or {}) if is_order else {},
+        "refunded_amount": sum(r.amount for c in event.paid_charges for r in c.refunds),
+        "chargeback": (
+            {"id": event.chargeback.id, "status": event.chargeback.status}
+            if event.chargeback
+            else None
+        ),
+        "payment": _payment(resource) if is_order else None,
     }
     return FulfillmentMessage(body["message_id"], event.type, orjson.dumps(body))
 
@@ -59,3 +80,19 @@ def _line_item(item: dict[str, Any]) -> dict[str, Any]:
         "unit_price": item.get("unit_price"),
         "quantity": item.get("quantity"),
     }
+
+
+def _payment(order: dict[str, Any]) -> dict[str, Any] | None:
+    """Cash (OXXO) and SPEI instructions of the order's first charge that has them."""
+    for charge in (order.get("charges") or {}).get("data") or []:
+        method = charge.get("payment_method") or {}
+        found = {
+            "type": method.get("type"),
+            "reference": method.get("reference"),
+            "barcode_url": method.get("barcode_url"),
+            "clabe": method.get("clabe") or method.get("receiving_account_number"),
+            "expires_at": method.get("expires_at"),
+        }
+        if any(found[k] for k in ("reference", "barcode_url", "clabe")):
+            return found
+    return None

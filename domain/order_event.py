@@ -1,6 +1,10 @@
-"""An order event as the worker needs it, decoded from the raw body; pure, no I/O.
+"""An event as the worker needs it, decoded from the raw body; pure, no I/O.
 
-Anything that passed the receiver's schema but cannot be applied raises `UnapplicableEvent`:
+Two shapes: order events (`data.object` is the order, with its charges and their refunds) and
+charge events (`charge.refunded`, `charge.chargeback.*`: a charge or a chargeback, no order
+id for chargebacks; the worker finds the order from the charge already booked).
+
+Anything that passed the schema (core.event.judge) but cannot be applied raises `UnapplicableEvent`:
 a permanent failure, dead-lettered at once.
 """
 
@@ -14,13 +18,38 @@ import orjson
 
 from core.errors import UnapplicableEvent
 
-# Event type -> the order status it announces.
+# Order event type -> the order status it announces.
 STATUS_BY_TYPE = {
-    "order.paid": "paid",
     "order.pending_payment": "pending_payment",
     "order.declined": "declined",
+    "order.expired": "expired",
+    "order.canceled": "canceled",
+    "order.voided": "voided",
+    "order.paid": "paid",
+    "order.partially_refunded": "partially_refunded",
+    "order.refunded": "refunded",
 }
+# Chargeback event type -> the chargeback status it announces (updated: see _chargeback_status).
+CHARGEBACK_STATUS_BY_TYPE = {
+    "charge.chargeback.created": "open",
+    "charge.chargeback.updated": "open",
+    "charge.chargeback.under_review": "under_review",
+    "charge.chargeback.won": "won",
+    "charge.chargeback.lost": "lost",
+}
+CHARGE_REFUNDED = "charge.refunded"
+HANDLED_TYPES = (*STATUS_BY_TYPE, CHARGE_REFUNDED, *CHARGEBACK_STATUS_BY_TYPE)
+PAID_STATUSES = frozenset({"paid", "partially_refunded", "refunded"})
+# A charge in these statuses has been paid (its money moved), whatever happened after.
+PAID_CHARGE_STATUSES = frozenset({"paid", "partially_refunded", "refunded", "charged_back"})
 KNOWN_CURRENCIES = frozenset({"MXN", "USD"})
+
+
+@dataclass(frozen=True)
+class Refund:
+    id: str
+    amount: int  # cents, positive (Conekta writes it negative)
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -28,61 +57,137 @@ class PaidCharge:
     id: str
     amount: int
     fee: int
+    paid_at: datetime | None = None
+    refunds: tuple[Refund, ...] = ()
+
+
+@dataclass(frozen=True)
+class Chargeback:
+    id: str
+    charge_id: str
+    status: str  # open, under_review, won, lost
+    created_at: datetime
 
 
 @dataclass(frozen=True)
 class OrderEvent:
     event_id: str
     type: str
-    status: str
+    status: str | None  # the order status announced; None for charge events
     created_at: datetime
     livemode: bool
-    order_id: str
+    order_id: str | None  # None for chargebacks until the charge is resolved
     amount: int
     currency: str
     customer_key: str | None
     paid_charges: tuple[PaidCharge, ...]
     document: dict[str, Any]  # the whole parsed event, for the fulfillment message
+    charge_id: str | None = None  # charge events: the charge they are about
+    chargeback: Chargeback | None = None
+
+    @property
+    def is_charge_event(self) -> bool:
+        return self.charge_id is not None
 
 
 def parse_order_event(body: bytes) -> OrderEvent:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise UnapplicableEvent(f"malformed order event: {exc}") from exc
+        raise UnapplicableEvent(f"malformed event: {exc}") from exc
     return order_event_from(document)
 
 
 def order_event_from(document: Any) -> OrderEvent:
-    """The order event in a parsed event document (checked against the schema first)."""
+    """The event in a parsed event document (checked against the schema first)."""
     try:
-        order = document["data"]["object"]
-        event = OrderEvent(
-            event_id=document["id"],
-            type=document["type"],
-            status=_status(document["type"]),
-            created_at=datetime.fromtimestamp(document["created_at"], UTC),
-            livemode=bool(document["livemode"]),
-            order_id=order["id"],
-            amount=_cents(order["amount"]),
-            currency=order["currency"],
-            customer_key=customer_key(order.get("customer_info") or {}),
-            paid_charges=_paid_charges(order),
-            document=document,
-        )
+        event_type = document["type"]
+        if event_type in STATUS_BY_TYPE:
+            event = _order_event(document)
+        elif event_type == CHARGE_REFUNDED:
+            event = _charge_refunded(document)
+        elif event_type in CHARGEBACK_STATUS_BY_TYPE:
+            event = _chargeback_event(document)
+        else:
+            raise UnapplicableEvent(f"no handler for event type {event_type}")
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, UnapplicableEvent):
             raise
-        raise UnapplicableEvent(f"malformed order event: {type(exc).__name__}: {exc}") from exc
+        raise UnapplicableEvent(f"malformed event: {type(exc).__name__}: {exc}") from exc
     _check(event)
     return event
 
 
-def _status(event_type: str) -> str:
-    try:
-        return STATUS_BY_TYPE[event_type]
-    except KeyError:
-        raise UnapplicableEvent(f"no handler for event type {event_type}") from None
+def _envelope(document: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": document["id"],
+        "type": document["type"],
+        "created_at": _time(document["created_at"]),
+        "livemode": bool(document["livemode"]),
+        "document": document,
+    }
+
+
+def _order_event(document: dict[str, Any]) -> OrderEvent:
+    order = document["data"]["object"]
+    return OrderEvent(
+        **_envelope(document),
+        status=STATUS_BY_TYPE[document["type"]],
+        order_id=order["id"],
+        amount=_cents(order["amount"]),
+        currency=order["currency"],
+        customer_key=customer_key(order.get("customer_info") or {}),
+        paid_charges=_paid_charges((order.get("charges") or {}).get("data") or [], order),
+    )
+
+
+def _charge_refunded(document: dict[str, Any]) -> OrderEvent:
+    """A charge object; its order and customer are the ones already booked for the charge."""
+    charge = document["data"]["object"]
+    return OrderEvent(
+        **_envelope(document),
+        status=None,
+        order_id=charge["order_id"],
+        amount=_cents(charge["amount"]),
+        currency=charge["currency"],
+        customer_key=None,
+        paid_charges=_paid_charges([charge], charge),
+        charge_id=charge["id"],
+    )
+
+
+def _chargeback_event(document: dict[str, Any]) -> OrderEvent:
+    chbk = document["data"]["object"]
+    chargeback = Chargeback(
+        id=chbk["id"],
+        charge_id=chbk["charge_id"],
+        status=_chargeback_status(document["type"], chbk),
+        created_at=_time(chbk.get("created_at") or document["created_at"]),
+    )
+    return OrderEvent(
+        **_envelope(document),
+        status=None,
+        order_id=None,
+        amount=0,
+        currency="",
+        customer_key=None,
+        paid_charges=(),
+        charge_id=chargeback.charge_id,
+        chargeback=chargeback,
+    )
+
+
+def _chargeback_status(event_type: str, chbk: dict[str, Any]) -> str:
+    status = CHARGEBACK_STATUS_BY_TYPE[event_type]
+    if event_type == "charge.chargeback.updated" and "review" in str(chbk.get("status") or ""):
+        return "under_review"
+    return status
+
+
+def _time(value: object) -> datetime:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise UnapplicableEvent(f"not a unix time: {value!r}")
+    return datetime.fromtimestamp(value, UTC)
 
 
 def _cents(value: object) -> int:
@@ -103,24 +208,37 @@ def customer_key(customer_info: dict[str, Any]) -> str | None:
     return None
 
 
-def _paid_charges(order: dict[str, Any]) -> tuple[PaidCharge, ...]:
-    charges = (order.get("charges") or {}).get("data") or []
+def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple[PaidCharge, ...]:
     paid = []
     for charge in charges:
-        if charge.get("status") != "paid" or charge.get("amount") == 0:
+        if charge.get("status") not in PAID_CHARGE_STATUSES or charge.get("amount") == 0:
             continue  # a pending, declined or zero charge moves no money: nothing to post
-        currency = charge.get("currency", order["currency"])
-        if currency != order["currency"]:
+        currency = charge.get("currency", owner["currency"])
+        if currency != owner["currency"]:
             raise UnapplicableEvent(
-                f"charge {charge['id']} is in {currency}, order in {order['currency']}"
+                f"charge {charge['id']} is in {currency}, order in {owner['currency']}"
             )
+        paid_at = charge.get("paid_at")
         paid.append(
-            PaidCharge(charge["id"], _cents(charge["amount"]), _cents(charge.get("fee") or 0))
+            PaidCharge(
+                charge["id"],
+                _cents(charge["amount"]),
+                _cents(charge.get("fee") or 0),
+                _time(paid_at) if paid_at else None,
+                _refunds(charge),
+            )
         )
     return tuple(paid)
 
 
+def _refunds(charge: dict[str, Any]) -> tuple[Refund, ...]:
+    refunds = (charge.get("refunds") or {}).get("data") or []
+    return tuple(Refund(r["id"], abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds)
+
+
 def _check(event: OrderEvent) -> None:
+    if event.chargeback is not None:
+        return  # no money of its own: the booked charge says how much
     if event.currency not in KNOWN_CURRENCIES:
         raise UnapplicableEvent(f"unknown currency {event.currency}")
     paid_total = sum(c.amount for c in event.paid_charges)
@@ -131,7 +249,14 @@ def _check(event: OrderEvent) -> None:
     for charge in event.paid_charges:
         if charge.fee > charge.amount:
             raise UnapplicableEvent(f"charge {charge.id} fee {charge.fee} exceeds its amount")
-    if event.status == "paid" and not event.paid_charges and event.amount > 0:
-        raise UnapplicableEvent("order.paid without a paid charge: no money to post")
-    if event.paid_charges and event.customer_key is None:
+        refunded = sum(r.amount for r in charge.refunds)
+        if refunded > charge.amount:
+            raise UnapplicableEvent(
+                f"charge {charge.id} refunds add up to {refunded}, more than its {charge.amount}"
+            )
+    if event.status in PAID_STATUSES and not event.paid_charges and event.amount > 0:
+        raise UnapplicableEvent(f"{event.type} without a paid charge: no money to post")
+    if event.type == CHARGE_REFUNDED and not event.paid_charges:
+        raise UnapplicableEvent("charge.refunded for a charge that was never paid")
+    if event.paid_charges and event.customer_key is None and not event.is_charge_event:
         raise UnapplicableEvent("paid order without customer_id or e-mail: no customer account")

@@ -1,7 +1,14 @@
-"""Whether an order event changes the order: the rules that keep an order from moving backwards.
+"""Whether an event changes an order's (or a chargeback's) status: statuses move forward only.
 
-Pure. Events arrive late, twice and out of order; `paid` is final among the statuses handled
-here, and between the others the newer event (Conekta's created_at, then event id) wins.
+Pure. Events arrive late, twice and out of order. Each status has a rank; an event applies when
+(rank, Conekta's created_at, event id) is above the current one, so every order of arrival ends
+in the same status:
+
+    pending_payment, declined  <  expired, canceled, voided  <  paid  <  partially_refunded
+    <  refunded
+
+(within a rank the newer event wins). A chargeback has its own status beside the order's:
+open < under_review < won, lost.
 """
 
 from __future__ import annotations
@@ -11,7 +18,19 @@ from datetime import datetime
 
 from domain.outcome import Outcome
 
-FINAL_STATUSES = frozenset({"paid"})
+ORDER_RANK = {
+    "pending_payment": 0,
+    "declined": 0,
+    "expired": 1,
+    "canceled": 1,
+    "voided": 1,
+    "paid": 2,
+    "partially_refunded": 3,
+    "refunded": 4,
+}
+# Statuses that end an unpaid order; one of them reaching a paid order is a contradiction.
+ENDING_STATUSES = frozenset({"expired", "canceled", "voided"})
+CHARGEBACK_RANK = {"open": 0, "under_review": 1, "won": 2, "lost": 2}
 
 
 @dataclass(frozen=True)
@@ -21,21 +40,33 @@ class OrderState:
     last_event_created_at: datetime
 
 
+def rank(status: str) -> int:
+    return ORDER_RANK.get(status, CHARGEBACK_RANK.get(status, 0))
+
+
 def decide(current: OrderState | None, status: str, created_at: datetime, event_id: str) -> Outcome:
     if current is None:
         return Outcome.APPLIED
     if current.status == status:
         return Outcome.DUPLICATE
-    if current.status in FINAL_STATUSES:
-        return Outcome.STALE
-    if status in FINAL_STATUSES:
-        return Outcome.APPLIED  # a pending or declined order can always become paid
-    if not is_newer(current, created_at, event_id):
-        return Outcome.STALE
-    return Outcome.APPLIED
+    if (rank(status), created_at, event_id) > (
+        rank(current.status),
+        current.last_event_created_at,
+        current.last_event_id,
+    ):
+        return Outcome.APPLIED
+    return Outcome.STALE
 
 
 def is_newer(current: OrderState, created_at: datetime, event_id: str) -> bool:
-    """Later than the last event applied to the order; Conekta's created_at has whole seconds, so
-    ties are broken by event id: every order of arrival then ends in the same state."""
+    """Later than the last event applied; Conekta's created_at has whole seconds, so ties are
+    broken by event id."""
     return (created_at, event_id) > (current.last_event_created_at, current.last_event_id)
+
+
+def is_contradiction(current: OrderState | None, status: str) -> bool:
+    """An unpaid order's ending and a payment met on the same order: reconciliation's business."""
+    if current is None:
+        return False
+    statuses = {current.status, status}
+    return bool(statuses & ENDING_STATUSES) and rank(max(statuses, key=rank)) >= rank("paid")

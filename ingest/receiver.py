@@ -12,6 +12,7 @@ grow the process without end before any signature is checked.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from core import broker, health, topology
 from core.errors import InvalidEvent, KeyFileError, PublishFailed
 from core.event import PING_TYPE, parse_event, peek
 from core.settings import Settings
+from core.supervisor import Supervisor, for_settings
 from ingest import metrics, signature
 
 log = structlog.get_logger(__name__)
@@ -34,6 +36,7 @@ SETTINGS = web.AppKey("settings", Settings)
 KEYS = web.AppKey("keys", tuple[rsa.RSAPublicKey, ...])
 PUBLISHER = web.AppKey("publisher", list[broker.Publisher])  # empty until connected
 READ_SLOTS = web.AppKey("read_slots", asyncio.Semaphore)
+SUPERVISOR = web.AppKey("supervisor", Supervisor)
 
 UNSIGNED_WARNING = "accepting UNSIGNED webhooks: anyone can post events (never in production)"
 
@@ -192,22 +195,30 @@ def _json(document: dict[str, str], status: int = 200) -> web.Response:
 
 
 async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
-    """Connect in the background: while the broker is down the receiver answers 503."""
+    """Connect in the background (supervised): while the broker is down the receiver answers 503."""
     settings = app[SETTINGS]
 
     async def connect() -> None:
         connection = await broker.connect(settings.amqp_url, "conekta-ingest receiver")
-        await broker.declare_topology(connection)
+        try:
+            await broker.declare_topology(connection)
+        except BaseException:
+            await connection.close()
+            raise
         app[PUBLISHER].append(broker.Publisher(connection, settings.publish_timeout))
 
-    task = asyncio.create_task(connect())
+    task = app[SUPERVISOR].run("broker-connect", connect)
     yield
     task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
     for publisher in app[PUBLISHER]:
         await publisher.close()
 
 
-def create_app(settings: Settings) -> web.Application:
+def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.Application:
+    """The receiver; its background work runs under `supervisor` (shared with the worker under
+    `run`; the caller exits non-zero when it gave up)."""
     keys = signature.load_public_keys(settings.webhook_keys)
     if not keys and not settings.allow_unsigned:
         raise KeyFileError(
@@ -224,11 +235,15 @@ def create_app(settings: Settings) -> web.Application:
     app[KEYS] = keys
     app[PUBLISHER] = []
     app[READ_SLOTS] = asyncio.Semaphore(settings.max_concurrent_reads)
+    app[SUPERVISOR] = supervisor or for_settings(settings, asyncio.Event())
     app.router.add_post(WEBHOOK_PATH, receive_webhook)
     publishers = app[PUBLISHER]
     health.add_routes(
         app,
-        {"broker": lambda: bool(publishers) and publishers[0].ready},
+        {
+            "broker": lambda: bool(publishers) and publishers[0].ready,
+            "tasks": app[SUPERVISOR].ready,
+        },
         lambda: {} if keys else {"warning": UNSIGNED_WARNING},
     )
     app.cleanup_ctx.append(_broker_lifecycle)

@@ -17,7 +17,14 @@ CHARGE_STATUS = {
     "order.paid": "paid",
     "order.pending_payment": "pending_payment",
     "order.declined": "declined",
+    "order.expired": "expired",
+    "order.canceled": "canceled",
+    "order.voided": "voided",
+    "order.partially_refunded": "partially_refunded",
+    "order.refunded": "refunded",
 }
+# (refund id, amount in positive cents, created_at)
+RefundSpec = tuple[str, int, int]
 
 
 def new_event_id(created_at: int = 1_700_000_000) -> str:
@@ -37,22 +44,17 @@ def order_event_document(
     customer_id: str | None = "cus_test",
     email: str | None = "Buyer@Example.com",
     currency: str = "MXN",
+    refunds: tuple[RefundSpec, ...] = (),
+    livemode: bool = False,
 ) -> dict[str, Any]:
-    charge = {
-        "id": charge_id or f"ch_{order_id}",
-        "object": "charge",
-        "status": CHARGE_STATUS.get(event_type, "paid"),
-        "amount": amount,
-        "fee": fee,
-        "currency": currency,
-        "order_id": order_id,
-        "payment_method": {"object": "card_payment", "last4": "4242", "brand": "visa"},
-    }
+    charge = charge_document(
+        event_type, order_id, charge_id, amount, fee, currency, refunds, livemode
+    )
     return {
         "id": event_id or new_event_id(created_at),
         "object": "event",
         "type": event_type,
-        "livemode": False,
+        "livemode": livemode,
         "created_at": created_at,
         "webhook_status": "pending",
         "webhook_logs": [],
@@ -73,6 +75,95 @@ def order_event_document(
             "previous_attributes": {},
         },
     }
+
+
+def charge_document(
+    event_type: str,
+    order_id: str,
+    charge_id: str | None = None,
+    amount: int = 10_000,
+    fee: int = 500,
+    currency: str = "MXN",
+    refunds: tuple[RefundSpec, ...] = (),
+    livemode: bool = False,
+) -> dict[str, Any]:
+    status = CHARGE_STATUS.get(event_type, "paid")
+    return {
+        "id": charge_id or f"ch_{order_id}",
+        "object": "charge",
+        "livemode": livemode,
+        "status": status,
+        "amount": amount,
+        "fee": fee,
+        "currency": currency,
+        "order_id": order_id,
+        "paid_at": 1_600_000_000 if status in {"paid", "partially_refunded", "refunded"} else None,
+        "payment_method": {"object": "card_payment", "last4": "4242", "brand": "visa"},
+        "refunds": {
+            "object": "list",
+            "data": [
+                {"object": "refund", "id": rid, "amount": -cents, "created_at": at}
+                for rid, cents, at in refunds
+            ],
+        },
+    }
+
+
+def charge_refunded_event(
+    order_id: str,
+    *,
+    charge_id: str,
+    refunds: tuple[RefundSpec, ...],
+    amount: int = 10_000,
+    fee: int = 500,
+    event_id: str | None = None,
+    created_at: int = 1_700_000_000,
+    livemode: bool = False,
+) -> bytes:
+    charge = charge_document(
+        "order.refunded", order_id, charge_id, amount, fee, "MXN", refunds, livemode
+    )
+    return _envelope("charge.refunded", charge, event_id, created_at, livemode)
+
+
+def chargeback_event(
+    event_type: str,
+    chargeback_id: str,
+    *,
+    charge_id: str,
+    event_id: str | None = None,
+    created_at: int = 1_700_000_000,
+    opened_at: int = 1_700_000_000,
+    livemode: bool = False,
+) -> bytes:
+    """charge.chargeback.created|updated|under_review|won|lost."""
+    chargeback = {
+        "id": chargeback_id,
+        "object": "chargeback",
+        "status": event_type.rsplit(".", 1)[1],
+        "reason": "unrecognized",
+        "charge_id": charge_id,
+        "created_at": opened_at,
+        "evidence_due_by": opened_at + 3 * 86400,
+    }
+    return _envelope(event_type, chargeback, event_id, created_at, livemode)
+
+
+def _envelope(
+    event_type: str, resource: dict[str, Any], event_id: str | None, created_at: int, live: bool
+) -> bytes:
+    return orjson.dumps(
+        {
+            "id": event_id or new_event_id(created_at),
+            "object": "event",
+            "type": event_type,
+            "livemode": live,
+            "created_at": created_at,
+            "webhook_status": "pending",
+            "webhook_logs": [],
+            "data": {"object": resource, "previous_attributes": {}},
+        }
+    )
 
 
 def order_event(event_type: str, order_id: str, **kwargs: Any) -> bytes:

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from core import topology
 from core.settings import Settings
+from core.supervisor import Supervisor
 from ingest import receiver
 from testkit.wait import wait_for
 from worker.runner import run_worker
@@ -52,10 +53,15 @@ async def running_receiver(settings: Settings, *, wait_ready: bool = True) -> As
 
 
 @contextlib.asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[asyncio.Event]:
-    """The worker in this process until the block ends (SIGTERM-like stop)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_worker(settings, stop, serve_metrics=False))
+async def running_worker(
+    settings: Settings, supervisor: Supervisor | None = None
+) -> AsyncIterator[asyncio.Event]:
+    """The worker in this process until the block ends (SIGTERM-like stop); `supervisor` (made
+    on the yielded stop event) lets a test watch its tasks."""
+    stop = supervisor.stop if supervisor else asyncio.Event()
+    task = asyncio.create_task(
+        run_worker(settings, stop, serve_metrics=False, supervisor=supervisor)
+    )
     try:
         yield stop
     finally:

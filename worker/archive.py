@@ -4,19 +4,20 @@ worker's own path (`invalid` events are judged again from scratch)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from core.errors import InvalidEvent, UnapplicableEvent
+from core.errors import InvalidEvent, UnapplicableEvent, UnknownCharge
 from core.event import UNKNOWN_TYPE, event_key, judge, peek
 from domain.archive import ArchiveRow, unhandled_row
-from domain.order_event import STATUS_BY_TYPE, order_event_from, parse_order_event
+from domain.order_event import HANDLED_TYPES, order_event_from, parse_order_event
 from domain.outcome import Outcome
-from domain.plan import Incoming
+from domain.plan import ALL_MODES, Incoming
+from worker import audit
 from worker.store import Store
 
 PAGE = 256
@@ -29,6 +30,7 @@ class ReplayFilter:
     until: datetime | None = None
     event_type: str | None = None
     order_id: str | None = None
+    include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
 def invalid_row(body: bytes, received_at: datetime | None, reason: str) -> ArchiveRow:
@@ -53,7 +55,7 @@ def judged_row(body: bytes, received_at: datetime | None) -> Incoming | ArchiveR
     row of an event without a handler (`ignored`) or of one that is not usable (`invalid`)."""
     try:
         document = judge(body)
-        if document["type"] not in STATUS_BY_TYPE:
+        if document["type"] not in HANDLED_TYPES:
             return unhandled_row(document, body, received_at)
         return Incoming(order_event_from(document), body, received_at)
     except (InvalidEvent, UnapplicableEvent) as exc:
@@ -98,23 +100,46 @@ def _listed(row: Any) -> dict[str, Any]:
 
 
 async def replay(
-    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
+    store: Store,
+    selection: ReplayFilter,
+    actor: str,
+    progress: Callable[[Counter[str]], None] = print,
+    modes: Collection[bool] = ALL_MODES,
 ) -> Counter[str]:
-    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts."""
+    """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
+    Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
     totals: Counter[str] = Counter()
+    try:
+        await _replay_pages(store, selection, totals, progress, modes)
+    finally:
+        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
+        await audit.record(
+            store, actor, "events.replay", sum(totals.values()), {**details, **totals}
+        )
+    return totals
+
+
+async def _replay_pages(
+    store: Store,
+    selection: ReplayFilter,
+    totals: Counter[str],
+    progress: Callable[[Counter[str]], None],
+    modes: Collection[bool],
+) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
         rows = await store.events_page(
-            handled_types=list(STATUS_BY_TYPE),  # events with no handler stay archived `ignored`
+            handled_types=list(HANDLED_TYPES),  # events with no handler stay archived `ignored`
             since=selection.since,
             until=selection.until,
             event_type=selection.event_type,
             order_id=selection.order_id,
             after=cursor,
             limit=PAGE,
+            include_purged=selection.include_purged,
         )
         if not rows:
-            return totals
+            return
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
         items = []
         for row in rows:
@@ -124,32 +149,83 @@ async def replay(
                 )
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
-        totals.update(outcome.value for outcome in await store.apply_batch(items, replay=True))
+        try:
+            outcomes = await store.apply_batch(items, replay=True, modes=modes)
+        except UnknownCharge:
+            outcomes = await _one_by_one(store, items, modes, totals)
+        totals.update(outcome.value for outcome in outcomes)
         progress(totals)
 
 
+async def _one_by_one(
+    store: Store, items: list[Incoming], modes: Collection[bool], totals: Counter[str]
+) -> list[Outcome]:
+    """A page with a refund or chargeback whose charge was never booked: apply the rest, and
+    count those (they stay archived as they were; replay them once their payment is in)."""
+    outcomes: list[Outcome] = []
+    for item in items:
+        try:
+            outcomes += await store.apply_batch([item], replay=True, modes=modes)
+        except UnknownCharge:
+            totals["unknown_charge"] += 1
+    return outcomes
+
+
 async def replay_invalid(
-    store: Store, selection: ReplayFilter, progress: Callable[[Counter[str]], None] = print
+    store: Store,
+    selection: ReplayFilter,
+    actor: str,
+    progress: Callable[[Counter[str]], None] = print,
+    modes: Collection[bool] = ALL_MODES,
 ) -> Counter[str]:
     """Judge `invalid` events again (after a schema or code fix), a page per transaction:
     usable ones are applied as if new, the rest archived again (`invalid`, with today's reason).
-    Outcome counts."""
+    Outcome counts, recorded in the audit trail."""
     totals: Counter[str] = Counter()
+    try:
+        await _rejudge_pages(store, selection, totals, progress, modes)
+    finally:
+        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
+        await audit.record(
+            store, actor, "events.replay_invalid", sum(totals.values()), {**details, **totals}
+        )
+    return totals
+
+
+async def _rejudge_pages(
+    store: Store,
+    selection: ReplayFilter,
+    totals: Counter[str],
+    progress: Callable[[Counter[str]], None],
+    modes: Collection[bool],
+) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while rows := await store.invalid_events_page(
         since=selection.since, until=selection.until, after=cursor, limit=PAGE
     ):
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
-        items: list[Incoming] = []
-        archived: list[ArchiveRow] = []
+        judged: list[tuple[str, Incoming | ArchiveRow]] = []
         for row in rows:
-            judged = judged_row(row["body"], row["received_at"])
-            if isinstance(judged, Incoming):
-                items.append(judged)
-            else:  # keeps its place in the order (an invalid row's created_at may be a guess)
-                archived.append(replace(judged, created_at=row["created_at"]))
-        outcomes = await store.rejudge([row["event_id"] for row in rows], items, archived)
-        totals.update(outcome.value for outcome in outcomes)
-        totals.update(row.outcome.value for row in archived)
+            verdict = judged_row(row["body"], row["received_at"])
+            if isinstance(verdict, ArchiveRow):  # keeps its place (its created_at may be a guess)
+                verdict = replace(verdict, created_at=row["created_at"])
+            judged.append((row["event_id"], verdict))
+        try:
+            totals.update(await _rejudge(store, judged, modes))
+        except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
+            for one in judged:
+                try:
+                    totals.update(await _rejudge(store, [one], modes))
+                except UnknownCharge:
+                    totals["unknown_charge"] += 1  # stays `invalid`; replay it again later
         progress(totals)
-    return totals
+
+
+async def _rejudge(
+    store: Store, judged: list[tuple[str, Incoming | ArchiveRow]], modes: Collection[bool]
+) -> list[str]:
+    """One transaction: the outcomes of the judged rows."""
+    items = [verdict for _, verdict in judged if isinstance(verdict, Incoming)]
+    archived = [verdict for _, verdict in judged if isinstance(verdict, ArchiveRow)]
+    outcomes = await store.rejudge([key for key, _ in judged], items, archived, modes)
+    return [outcome.value for outcome in outcomes] + [row.outcome.value for row in archived]

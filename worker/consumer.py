@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, Self, TypeVar
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
@@ -35,7 +36,6 @@ from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker import metrics
 from worker.archive import invalid_row
-from worker.failures import FailureRouter
 
 log = structlog.get_logger(__name__)
 
@@ -61,14 +61,27 @@ class Decoded(Protocol):
 Item = TypeVar("Item", bound=Decoded)
 
 
+class Failures(Protocol):
+    """Where a message goes when it fails (worker.failures.FailureRouter: retry or dead letter)."""
+
+    async def failed(self, message: AbstractIncomingMessage, exc: BaseException) -> None: ...
+
+
 class Consumer(ABC, Generic[Item]):
-    def __init__(self, failures: FailureRouter, *, batch_size: int, batch_wait: float) -> None:
+    def __init__(self, failures: Failures, *, batch_size: int, batch_wait: float) -> None:
         self._failures = failures
         self._batch_size = batch_size
         self._batch_wait = batch_wait
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._stop = asyncio.Event()
         self.database_ok = True
+
+    def fresh(self) -> Self:
+        """Another consumer like this one, with its own inbox: for a second queue."""
+        twin = copy.copy(self)
+        twin._inbox = asyncio.Queue()
+        twin.database_ok = True
+        return twin
 
     # -- what a concrete consumer says ----------------------------------------------------------
 
@@ -78,15 +91,16 @@ class Consumer(ABC, Generic[Item]):
         it to retry or dead letter (core.errors)."""
 
     @abstractmethod
-    async def apply(self, items: list[Item]) -> list[Outcome]:
-        """Do the batch's work in one transaction; the outcome of each item, in order."""
+    async def apply(self, items: list[Item]) -> Sequence[str]:
+        """Do the batch's work in one transaction; the outcome of each item, in order (an
+        archive `Outcome` for events)."""
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
         """Store bodies that are not usable events (decode raised InvalidEvent), in one
         transaction. A consumer that can meet them says where."""
         raise NotImplementedError(f"{type(self).__name__} cannot archive invalid events")
 
-    def committed(self, items: Sequence[Item], outcomes: Sequence[Outcome]) -> None:
+    def committed(self, items: Sequence[Item], outcomes: Sequence[str]) -> None:
         """Called after a batch committed, before it is acknowledged."""
 
     # -- the loop -------------------------------------------------------------------------------

@@ -1,22 +1,44 @@
-"""The dead-letter queue for on-call: list, show, replay and purge, without broker tooling.
+"""Dead letters that looking cannot lose.
 
-Reading is done with basic.get and no ack; messages not replayed or purged go back to the queue
-when the channel closes. Replay publishes with confirms before it acks the dead letter.
+The worker moves every message of `conekta.dead-letters` (failed events, with their headers and
+reason; messages the broker dead-lettered past a delivery limit or a length bound) into the
+Postgres table `dead_letters`, and acks it only after the commit. On-call then reads and acts on
+that table: browsing is a SELECT, never a delivery attempt that a queue's limit would count.
+
+- replay: publish with confirms to where the message first went (fresh attempts), then mark the
+  row replayed; the worker's idempotency makes it safe to repeat;
+- purge: mark the row purged and leave a tombstone in the archive (outcome `purged`, by whom,
+  why), so the same event resent by Conekta is recognised and not applied behind the operator's
+  back; `events replay --include-purged` can still apply it on purpose.
+
+Both are recorded in the audit trail.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterable
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from core import broker, topology
-from worker import failures
+from core.event import peek
+from domain.archive import ArchiveRow
+from domain.outcome import Outcome
+from worker import failures, metrics
+from worker.consumer import Consumer
+from worker.store import Store
 
+log = structlog.get_logger(__name__)
+
+STORED = "dead_letter"  # the settle outcome of a dead letter moved into the table
+
+# Headers of a failure: not carried into a replay (it starts with fresh attempts).
 FAILURE_HEADERS = (
     failures.ATTEMPTS,
     failures.ERROR_KIND,
@@ -30,132 +52,255 @@ FAILURE_HEADERS = (
     "x-first-death-exchange",
     "x-first-death-queue",
     "x-first-death-reason",
+    "x-last-death-exchange",
+    "x-last-death-queue",
+    "x-last-death-reason",
     "x-delivery-count",
 )
+REPLAYED_HEADER = "x-replayed-from-dlq"
 
 
 @dataclass(frozen=True)
-class DeadLetter:
-    id: str
+class DeadLetterRow:
+    """One dead letter as the table stores it (worker/queries/dead_letters.sql)."""
+
+    message_id: str
     type: str
     order_id: str | None
     kind: str
     reason: str
     attempts: int
-    first_failed_at: str | None
-    last_failed_at: str | None
+    first_failed_at: datetime | None
+    last_failed_at: datetime | None
+    source_queue: str
+    exchange: str
     routing_key: str
+    headers: str  # JSON
+    body: bytes
 
-    def summary(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+    @property
+    def event_id(self) -> str:  # what the consumer's settle line names
+        return self.message_id
 
 
-def describe(message: AbstractIncomingMessage) -> DeadLetter:
+def row_from_message(message: AbstractIncomingMessage) -> DeadLetterRow:
     headers = dict(message.headers)
-    if failures.ERROR_KIND in headers:
+    death = _first_death(headers)
+    if failures.ERROR_KIND in headers:  # failed in the worker: it says why
         kind = str(headers[failures.ERROR_KIND])
         reason = str(headers.get(failures.ERROR_MESSAGE, ""))
-    else:  # dead-lettered by the broker itself: the delivery limit (a crash loop)
-        kind = str(headers.get("x-first-death-reason", "unknown"))
-        reason = "redelivered past the delivery limit without being settled (worker crash loop?)"
-    return DeadLetter(
-        id=message.message_id or "",
+        source = str(headers.get(failures.ORIGINAL_QUEUE, ""))
+        exchange = topology.EVENTS_EXCHANGE
+        routing_key = str(headers.get(failures.ORIGINAL_ROUTING_KEY) or message.type or "")
+    else:  # dead-lettered by the broker itself
+        kind = str(headers.get("x-first-death-reason") or death.get("reason") or "unknown")
+        reason = _BROKER_REASONS.get(kind, f"dead-lettered by the broker ({kind})")
+        source = str(headers.get("x-first-death-queue") or death.get("queue") or "")
+        exchange = str(death.get("exchange") or message.exchange or topology.EVENTS_EXCHANGE)
+        keys = death.get("routing-keys") or [message.routing_key or message.type or ""]
+        routing_key = str(keys[0])
+    now = datetime.now(UTC)
+    return DeadLetterRow(
+        message_id=message.message_id or f"no-message-id-{uuid.uuid4().hex}",
         type=message.type or "",
-        order_id=_order_id(message.body),
+        order_id=order_id(message.body),
         kind=kind,
-        reason=reason,
+        reason=reason[:1000],
         attempts=int(str(headers.get(failures.ATTEMPTS, 0))),
-        first_failed_at=_text(headers.get(failures.FIRST_FAILED_AT)),
-        last_failed_at=_text(headers.get(failures.LAST_FAILED_AT)),
-        routing_key=str(headers.get(failures.ORIGINAL_ROUTING_KEY) or message.type or ""),
+        first_failed_at=_time(headers.get(failures.FIRST_FAILED_AT)) or now,
+        last_failed_at=_time(headers.get(failures.LAST_FAILED_AT)) or now,
+        source_queue=source or "?",
+        exchange=exchange,
+        routing_key=routing_key,
+        headers=orjson.dumps(headers, default=str).decode(),
+        body=message.body,
     )
 
 
-def _text(value: object) -> str | None:
-    return None if value is None else str(value)
+_BROKER_REASONS = {
+    "delivery_limit": "redelivered past the delivery limit without being settled (crash loop?)",
+    "maxlen": "dropped from a full queue (its length bound)",
+    "expired": "expired in its queue",
+    "rejected": "rejected without requeue",
+}
 
 
-def _order_id(body: bytes) -> str | None:
-    try:
-        order_id = orjson.loads(body)["data"]["object"]["id"]
-    except (orjson.JSONDecodeError, KeyError, TypeError):
+def _first_death(headers: dict[str, Any]) -> dict[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[-1], dict):
+        return deaths[-1]  # x-death is newest first; the last one is the first death
+    return {}
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
         return None
-    return order_id if isinstance(order_id, str) else None
-
-
-def full_view(message: AbstractIncomingMessage) -> dict[str, Any]:
-    """One dead letter whole: its summary, every header and the body."""
     try:
-        body: Any = orjson.loads(message.body)
-    except orjson.JSONDecodeError:
-        body = message.body.decode("utf-8", "replace")
-    headers = {
-        k: v if isinstance(v, str | int | float | bool) or v is None else str(v)
-        for k, v in dict(message.headers).items()
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
+
+
+def order_id(body: bytes) -> str | None:
+    try:
+        document = orjson.loads(body)
+        resource = document["data"]["object"] if "data" in document else document
+        found = resource.get("order_id") or resource.get("id")
+    except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
+        return None
+    return found if isinstance(found, str) and found.startswith("ord_") else None
+
+
+class DeadLetterConsumer(Consumer[DeadLetterRow]):
+    """Moves dead letters from the queue into the table; acked only after the commit."""
+
+    def __init__(self, store: Store, *, batch_size: int, batch_wait: float) -> None:
+        super().__init__(Requeue(), batch_size=batch_size, batch_wait=batch_wait)
+        self._store = store
+
+    def decode(self, message: AbstractIncomingMessage) -> DeadLetterRow:
+        return row_from_message(message)
+
+    async def apply(self, items: list[DeadLetterRow]) -> list[str]:
+        await self._store.insert_dead_letters(items)
+        return [STORED] * len(items)
+
+    def committed(self, items: Sequence[DeadLetterRow], outcomes: Sequence[str]) -> None:
+        metrics.DEAD_LETTERS_STORED.inc(len(items))
+
+
+class Requeue:
+    """A dead letter that cannot be stored goes back to its queue: the queue's delivery limit
+    then parks it (conekta.dead-letters.parked), never drops it."""
+
+    async def failed(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        log.error(
+            "dead letter not stored, returned to its queue",
+            event_id=message.message_id,
+            error=f"{type(exc).__name__}: {exc}",
+        )
+        await message.nack(requeue=True)
+
+
+# -- on-call actions (the CLI and, later, the console call these) --------------------------------
+
+
+def summary(row: Any) -> dict[str, Any]:
+    """One line's worth of a dead letter (a list row or a full row)."""
+    return {
+        "id": row["message_id"],
+        "type": row["type"],
+        "order_id": row["order_id"],
+        "kind": row["kind"],
+        "reason": row["reason"],
+        "attempts": row["attempts"],
+        "first_failed_at": _iso(row["first_failed_at"]),
+        "last_failed_at": _iso(row["last_failed_at"]),
+        "source_queue": row["source_queue"],
+        "dead_at": _iso(row["dead_at"]),
     }
-    return {**describe(message).summary(), "headers": headers, "body": body}
 
 
-class DeadLetters:
-    """Every message now in the DLQ, held unacked until the block ends."""
-
-    def __init__(
-        self, messages: list[AbstractIncomingMessage], publisher: broker.Publisher
-    ) -> None:
-        self.messages = messages
-        self._publisher = publisher
-
-    def select(self, predicate: Callable[[DeadLetter], bool]) -> list[AbstractIncomingMessage]:
-        return [m for m in self.messages if predicate(describe(m))]
-
-    async def replay(self, message: AbstractIncomingMessage) -> None:
-        """Back into processing with fresh attempts; the worker's idempotency makes it safe."""
-        letter = describe(message)
-        headers = {k: v for k, v in dict(message.headers).items() if k not in FAILURE_HEADERS}
-        headers["x-replayed-from-dlq"] = letter.kind
-        await self._publisher.publish(
-            topology.EVENTS_EXCHANGE,
-            letter.routing_key,
-            message.body,
-            message_id=letter.id,
-            message_type=letter.type,
-            headers=headers,
-        )
-        await message.ack()
-
-    async def purge(self, message: AbstractIncomingMessage) -> None:
-        await message.ack()
-
-
-@contextlib.asynccontextmanager
-async def open_dead_letters(
-    amqp_url: str, queue: str = topology.ORDERS_DLQ, publish_timeout: float = 10.0
-) -> AsyncIterator[DeadLetters]:
-    connection = await broker.connect(amqp_url, "conekta-ingest dlq", attempts=3)
-    publish_connection = await broker.connect(amqp_url, "conekta-ingest dlq publish", attempts=3)
-    publisher = broker.Publisher(publish_connection, publish_timeout)
+def full_view(row: Any) -> dict[str, Any]:
+    """One dead letter whole: its summary, status, every header and the body."""
     try:
-        channel = await connection.channel()
-        dlq = await channel.get_queue(queue, ensure=False)
-        messages = []
-        while (message := await dlq.get(no_ack=False, fail=False)) is not None:
-            messages.append(message)
-        yield DeadLetters(messages, publisher)
-    finally:
-        await publisher.close()
-        await connection.close()  # what was not acked returns to the queue
+        body: Any = orjson.loads(row["body"])
+    except orjson.JSONDecodeError:
+        body = bytes(row["body"]).decode("utf-8", "replace")
+    return {
+        **summary(row),
+        "status": row["status"],
+        "settled_at": _iso(row["settled_at"]),
+        "settled_by": row["settled_by"],
+        "settle_reason": row["settle_reason"],
+        "exchange": row["exchange"],
+        "routing_key": row["routing_key"],
+        "headers": orjson.loads(row["headers"]),
+        "body": body,
+    }
 
 
-def matcher(
-    ids: Iterable[str] = (), event_type: str | None = None, everything: bool = False
-) -> Callable[[DeadLetter], bool]:
-    wanted = set(ids)
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
 
-    def match(letter: DeadLetter) -> bool:
-        return (
-            everything
-            or letter.id in wanted
-            or (event_type is not None and letter.type == event_type)
+
+@dataclass(frozen=True)
+class Selection:
+    ids: tuple[str, ...] = ()
+    event_type: str | None = None
+    everything: bool = False
+
+
+async def replay(
+    store: Store, publisher: broker.Publisher, selection: Selection, actor: str
+) -> list[str]:
+    """Publish the selected dead letters with confirms, mark them replayed; their ids."""
+    done: list[str] = []
+    async with store.settle_dead_letters(
+        selection.ids, selection.event_type, selection.everything
+    ) as claim:
+        for row in claim.rows:
+            headers = {
+                k: v for k, v in orjson.loads(row["headers"]).items() if k not in FAILURE_HEADERS
+            }
+            headers[REPLAYED_HEADER] = row["kind"]
+            await publisher.publish(
+                row["exchange"],
+                row["routing_key"],
+                bytes(row["body"]),
+                message_id=row["message_id"],
+                message_type=row["type"] or None,
+                headers=headers,
+            )
+            await claim.settle(row["id"], "replayed", actor, None)
+            done.append(row["message_id"])
+        await claim.audit(actor, "dlq.replay", len(done), {**_details(selection), "ids": done})
+    return done
+
+
+async def purge(store: Store, selection: Selection, actor: str, reason: str) -> list[str]:
+    """Mark the selected dead letters purged, each leaving a tombstone in the archive."""
+    done: list[str] = []
+    async with store.settle_dead_letters(
+        selection.ids, selection.event_type, selection.everything
+    ) as claim:
+        for row in claim.rows:
+            tomb = tombstone(row)
+            if tomb is not None:
+                await claim.tombstone(tomb, f"purged by {actor}: {reason}")
+            await claim.settle(row["id"], "purged", actor, reason)
+            done.append(row["message_id"])
+        await claim.audit(
+            actor, "dlq.purge", len(done), {**_details(selection), "ids": done, "reason": reason}
         )
+    return done
 
-    return match
+
+def tombstone(row: Any) -> ArchiveRow | None:
+    """The archive row a purged event leaves, under the event's bounded key (core.event); None
+    for what is not a Conekta event."""
+    body = bytes(row["body"])
+    seen = peek(body)
+    if seen.type is None or seen.livemode is None or seen.created_at is None:
+        return None
+    return ArchiveRow(
+        event_id=seen.key,
+        type=seen.type,
+        order_id=row["order_id"],
+        livemode=seen.livemode,
+        created_at=seen.created_at,
+        received_at=None,
+        outcome=Outcome.PURGED,
+        body=body,
+        original_id=seen.original_id,
+    )
+
+
+def _details(selection: Selection) -> dict[str, Any]:
+    return {
+        "selection": {
+            "ids": list(selection.ids),
+            "type": selection.event_type,
+            "all": selection.everything,
+        }
+    }

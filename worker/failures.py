@@ -22,7 +22,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from core import backoff, topology
 from core.broker import Publisher
-from core.errors import is_permanent
+from core.errors import UnknownCharge, is_permanent
 from worker import metrics
 
 log = structlog.get_logger(__name__)
@@ -41,9 +41,12 @@ ORIGINAL_QUEUE = "x-original-queue"
 class FailureKind(StrEnum):
     PERMANENT = "permanent"
     TRANSIENT = "transient"
+    UNKNOWN_CHARGE = "unknown_charge"  # transient, named so on-call sees why it waited
 
 
 def kind_of(error: BaseException) -> FailureKind:
+    if isinstance(error, UnknownCharge):
+        return FailureKind.UNKNOWN_CHARGE
     return FailureKind.PERMANENT if is_permanent(error) else FailureKind.TRANSIENT
 
 
@@ -112,10 +115,7 @@ class FailureRouter:
         )
         if kind is FailureKind.PERMANENT or attempts >= self._max_attempts:
             await self._publish(
-                message,
-                headers,
-                topology.DEAD_LETTER_EXCHANGE,
-                topology.dead_letter_queue_name(self._queue),
+                message, headers, topology.DEAD_LETTER_EXCHANGE, topology.DEAD_LETTER_KEY
             )
             metrics.DEAD_LETTERS.labels(kind).inc()
             bound.error("event dead-lettered")

@@ -6,8 +6,9 @@ from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS = Counter(
     "conekta_worker_events_total",
-    "Consumed events by outcome (applied, duplicate, stale, redelivered; ignored: no handler;"
-    " invalid: signed but not a usable event, archived with the reason).",
+    "Consumed messages by outcome (applied, duplicate, stale, redelivered, other_mode; ignored:"
+    " no handler; invalid: signed but not a usable event, archived with the reason; dead_letter:"
+    " stored in the dead-letter table).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(
@@ -32,6 +33,14 @@ DEAD_LETTERS = Counter(
     "conekta_worker_dead_letters_total",
     "Messages dead-lettered by the worker, by error kind.",
     ["kind"],
+)
+DEAD_LETTERS_STORED = Counter(
+    "conekta_worker_dead_letters_stored_total",
+    "Dead letters moved from conekta.dead-letters into the dead_letters table.",
+)
+DEAD_LETTERS_OPEN = Gauge(
+    "conekta_worker_dead_letters_open",
+    "Dead letters in the dead_letters table not yet replayed or purged.",
 )
 DATABASE_DOWN = Gauge("conekta_worker_database_unavailable", "1 while the database is unreachable.")
 OUTBOX_BACKLOG = Gauge("conekta_worker_outbox_backlog", "Fulfillment messages not yet published.")
@@ -64,4 +73,15 @@ RECONCILE_DIFFERENCE = Gauge(
     "conekta_reconcile_difference",
     "After the last reconcile: events Conekta lists that are still not archived although an "
     "earlier reconcile published them (queued, retrying, dead-lettered or purged).",
+)
+QUEUE_NONEMPTY_SECONDS = Gauge(
+    "conekta_worker_queue_nonempty_seconds",
+    "Seconds since a queue was last seen empty (for a queue nobody consumes: its oldest message's"
+    " age, at most since this worker started).",
+    ["queue"],
+)
+CONTRADICTIONS = Counter(
+    "conekta_worker_contradictions_total",
+    "Events where an unpaid order's ending (expired, canceled, voided) met a payment: for"
+    " reconciliation with Conekta.",
 )

@@ -1,8 +1,10 @@
-"""The read side: one order, the balances, and the ledger's proof of its own invariants."""
+"""The read side: one order, the balances, the entries, and the ledger's proof of its own
+invariants."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from worker.store import Store
@@ -15,6 +17,12 @@ async def order(store: Store, order_id: str) -> dict[str, Any] | None:
     result = dict(row)
     result["last_event_created_at"] = row["last_event_created_at"].isoformat()
     result["updated_at"] = row["updated_at"].isoformat()
+    money = await store.order_money(order_id)
+    result["refunded_amount"] = money["refunded_amount"] if money else 0
+    result["chargebacks"] = [
+        {"id": c["id"], "status": c["status"], "amount": c["amount"], "charge_id": c["charge_id"]}
+        for c in await store.order_chargebacks(order_id)
+    ]
     result["events"] = [
         {
             "event_id": e["event_id"],
@@ -27,11 +35,53 @@ async def order(store: Store, order_id: str) -> dict[str, Any] | None:
     return result
 
 
-async def balances(store: Store) -> list[dict[str, Any]]:
-    """Balances in cents, positive on each account's normal side."""
+async def balances(
+    store: Store, *, at: datetime | None = None, livemode: bool | None = None
+) -> list[dict[str, Any]]:
+    """Balances in cents, positive on each account's normal side; as of `at` (by when the money
+    moved) when given; one mode, or both."""
     return [
-        {"account": r["account"], "currency": r["currency"], "balance": r["balance"]}
-        for r in await store.balances()
+        {
+            "account": r["account"],
+            "currency": r["currency"],
+            "livemode": r["livemode"],
+            "balance": r["balance"],
+        }
+        for r in await store.balances(at=at, livemode=livemode)
+    ]
+
+
+ENTRY_FIELDS = (
+    "effective_at",
+    "recorded_at",
+    "livemode",
+    "business_key",
+    "kind",
+    "order_id",
+    "charge_id",
+    "event_id",
+    "account",
+    "currency",
+    "amount",
+)
+
+
+async def entries(
+    store: Store,
+    *,
+    account: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    livemode: bool | None = None,
+) -> list[dict[str, Any]]:
+    """Ledger entries for accountants (amount signed: debit +, credit -), by effective date."""
+    rows = await store.entries(account=account, since=since, until=until, livemode=livemode)
+    return [
+        {
+            name: (r[name].isoformat() if isinstance(r[name], datetime) else r[name])
+            for name in ENTRY_FIELDS
+        }
+        for r in rows
     ]
 
 
@@ -46,7 +96,12 @@ CHECKS = (
     Check("verify_balances_match_entries", "every balance equals the sum of its entries"),
     Check("verify_currency_totals", "balances sum to zero per currency"),
     Check("verify_one_payment_per_charge", "at most one payment posting per charge"),
-    Check("verify_payments_of_unpaid_orders", "payments are posted only for paid orders"),
+    Check("verify_refunds_within_payment", "refunds per charge are at most what it paid"),
+    Check(
+        "verify_disputed_matches_open_chargebacks",
+        "the disputed balance equals the open chargebacks",
+    ),
+    Check("verify_money_on_unpaid_orders", "no money on orders that were never paid"),
     Check("verify_paid_orders_without_payment", "every paid order has its payment posted"),
 )
 

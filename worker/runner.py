@@ -1,18 +1,25 @@
-"""The worker process: wire the database, the broker, both consumers and the outbox relay."""
+"""The worker process: wire the database, the broker, the consumers and the outbox relay, each
+supervised."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 import structlog
-from aio_pika.abc import AbstractQueue, AbstractRobustConnection
+from aio_pika.abc import AbstractRobustConnection
 
 from core import backoff, broker, database, health, lifecycle, topology
-from core.errors import DatabaseUnavailable
+from core.errors import DatabaseUnavailable, TaskFailing
 from core.settings import Settings
+from core.supervisor import Supervisor, for_settings
 from worker import metrics, migrations, reconcile
+from worker.consumer import Consumer
+from worker.dlq import DeadLetterConsumer
 from worker.failures import FailureRouter
 from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
@@ -23,11 +30,16 @@ log = structlog.get_logger(__name__)
 
 WATCHED_QUEUES = (
     topology.ORDERS_QUEUE,
-    topology.ORDERS_DLQ,
     topology.UNHANDLED_QUEUE,
-    topology.FULFILLMENT_UNROUTED,
+    topology.DEAD_LETTER_QUEUE,
+    topology.PARKED_QUEUE,
+    topology.FULFILLMENT_UNROUTED_QUEUE,
 )
 WATCH_INTERVAL = 5.0
+# v1 queues (core.topology.RETIRED_QUEUES) still holding messages: drained by a consumer of the
+# same kind as the new queue's. The retired fulfillment.unrouted is left alone: the outbox in
+# Postgres keeps every one of its messages.
+RETIRED_DRAINED_BY = {"conekta.orders.dlq": "dead-letters", "conekta.unhandled": "unhandled"}
 
 
 async def wait_for_database(url: str) -> database.Pool:
@@ -68,75 +80,131 @@ async def worker_resources(
 
 
 async def run_worker(
-    settings: Settings, stop: asyncio.Event, *, serve_metrics: bool = True
+    settings: Settings,
+    stop: asyncio.Event,
+    *,
+    serve_metrics: bool = True,
+    supervisor: Supervisor | None = None,
 ) -> None:
+    """Every long-running part under one supervisor: it restarts what fails (with backoff),
+    turns readiness down while something keeps failing, and past its bound stops the worker,
+    which then raises TaskFailing (the process exits non-zero)."""
+    supervisor = supervisor or for_settings(settings, stop)
     async with worker_resources(settings) as (store, connection, publisher):
         relay = OutboxRelay(store, publisher, settings.outbox_interval)
-        # Dead letters of both consumers go to the one DLQ on-call watches.
-        failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
-        size, wait = settings.batch_size, settings.batch_wait
-        orders = OrderConsumer(
-            store, failures, batch_size=size, batch_wait=wait, on_commit=relay.wake
-        )
-        unhandled = ArchiveConsumer(store, failures, batch_size=size, batch_wait=wait)
-        tasks = [
-            asyncio.create_task(relay.run(stop), name="outbox"),
-            asyncio.create_task(_watch_queues(connection, stop), name="queue-watch"),
-        ]
+        consumers = _consumers(settings, store, publisher, relay)
+        for retired in await topology.existing_retired_queues(connection):
+            if retired.name in RETIRED_DRAINED_BY:
+                kind = consumers[RETIRED_DRAINED_BY[retired.name]][0]
+                consumers[f"retired {retired.name}"] = (kind.fresh(), retired.name)
+        for name, (consumer, queue) in consumers.items():
+            supervisor.run(
+                name, functools.partial(_consume, connection, consumer, queue, settings, stop)
+            )
+        supervisor.run("outbox", functools.partial(relay.run, stop))
+        supervisor.run("queue-watch", functools.partial(_watch_queues, connection, store, stop))
         if settings.conekta_api_key:
-            tasks.append(
-                asyncio.create_task(
-                    reconcile.run_scheduled(store, publisher, settings, stop), name="reconcile"
-                )
+            supervisor.run(
+                "reconcile",
+                functools.partial(reconcile.run_scheduled, store, publisher, settings, stop),
             )
-        checks = {
-            "database": lambda: orders.database_ok and unhandled.database_ok,
-            "broker": lambda: not connection.is_closed,
-        }
-        runner = (
-            await lifecycle.start_site(
-                health.create_app(checks), settings.host, settings.worker_metrics_port
-            )
-            if serve_metrics
-            else None
-        )
-        try:
-            # Either consumer failing stops the worker (loudly) rather than leaving it half alive.
-            await asyncio.gather(
-                orders.run(await _queue(connection, topology.ORDERS_QUEUE, settings), stop),
-                unhandled.run(await _queue(connection, topology.UNHANDLED_QUEUE, settings), stop),
-            )
+        if serve_metrics:
+            checks = {
+                "database": lambda: all(c.database_ok for c, _ in consumers.values()),
+                "broker": lambda: not connection.is_closed,
+                "tasks": supervisor.ready,
+            }
+            supervisor.run("metrics", functools.partial(_serve_metrics, settings, checks, stop))
+        await stop.wait()
+        await supervisor.wait()
+        if supervisor.gave_up is None:
             log.info("consumers stopped; flushing outbox")
-            await asyncio.wait_for(relay.flush(), timeout=10)
-        finally:
-            stop.set()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            if runner is not None:
-                await runner.cleanup()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(relay.flush(), timeout=10)
+    if supervisor.gave_up is not None:
+        raise TaskFailing(f"task {supervisor.gave_up!r} kept failing")
     log.info("worker stopped")
 
 
-async def _queue(
-    connection: AbstractRobustConnection, name: str, settings: Settings
-) -> AbstractQueue:
-    """The queue on a channel of its own: one consumer per channel (ack_all relies on it)."""
+def _consumers(
+    settings: Settings, store: Store, publisher: broker.Publisher, relay: OutboxRelay
+) -> dict[str, tuple[Consumer[Any], str]]:
+    """Each consumer by task name, with its queue; retired queues (core.topology) are drained
+    by a consumer of the same kind until someone deletes them."""
+    # Dead letters of both event consumers go to the one dead-letter queue.
+    failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
+    size, wait = settings.batch_size, settings.batch_wait
+    return {
+        "orders": (
+            OrderConsumer(
+                store,
+                failures,
+                batch_size=size,
+                batch_wait=wait,
+                on_commit=relay.wake,
+                modes=settings.accept_modes,
+            ),
+            topology.ORDERS_QUEUE,
+        ),
+        "unhandled": (
+            ArchiveConsumer(store, failures, batch_size=size, batch_wait=wait),
+            topology.UNHANDLED_QUEUE,
+        ),
+        "dead-letters": (
+            DeadLetterConsumer(store, batch_size=size, batch_wait=wait),
+            topology.DEAD_LETTER_QUEUE,
+        ),
+    }
+
+
+async def _consume(
+    connection: AbstractRobustConnection,
+    consumer: Consumer[Any],
+    queue_name: str,
+    settings: Settings,
+    stop: asyncio.Event,
+) -> None:
+    """The consumer on a channel of its own (one consumer per channel: ack_all relies on it)."""
     channel = await connection.channel()
-    await channel.set_qos(prefetch_count=settings.prefetch)
-    return await channel.get_queue(name, ensure=False)
+    try:
+        await channel.set_qos(prefetch_count=settings.prefetch)
+        queue = await channel.get_queue(queue_name, ensure=False)
+        await consumer.run(queue, stop)
+    finally:
+        with contextlib.suppress(Exception):
+            await channel.close()
 
 
-async def _watch_queues(connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
-    """Queue depths and consumer counts as metrics (consumer lag, dead letters)."""
+async def _serve_metrics(settings: Settings, checks: health.Checks, stop: asyncio.Event) -> None:
+    runner = await lifecycle.start_site(
+        health.create_app(checks), settings.host, settings.worker_metrics_port
+    )
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _watch_queues(
+    connection: AbstractRobustConnection, store: Store, stop: asyncio.Event
+) -> None:
+    """Queue depths, consumer counts, how long each queue has held messages (for a queue nobody
+    consumes, the age of its oldest), and the open dead letters, as metrics."""
+    last_empty = {name: time.monotonic() for name in WATCHED_QUEUES}
     while not stop.is_set():
+        channel = await connection.channel()
         try:
-            channel = await connection.channel()
             for name in WATCHED_QUEUES:
                 declared = await channel.declare_queue(name, passive=True)
                 result = declared.declaration_result
-                metrics.QUEUE_DEPTH.labels(name).set(result.message_count or 0)
+                depth = result.message_count or 0
+                now = time.monotonic()
+                last_empty[name] = now if depth == 0 else last_empty[name]
+                metrics.QUEUE_DEPTH.labels(name).set(depth)
                 metrics.QUEUE_CONSUMERS.labels(name).set(result.consumer_count or 0)
+                metrics.QUEUE_NONEMPTY_SECONDS.labels(name).set(now - last_empty[name])
+        finally:
             await channel.close()
-        except Exception as exc:
-            log.warning("queue watch failed", error=str(exc))
+        metrics.DEAD_LETTERS_OPEN.set(await store.dead_letter_count())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)

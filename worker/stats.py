@@ -13,13 +13,13 @@ import orjson
 from aio_pika.abc import AbstractRobustConnection
 
 from core import broker, topology
-from worker import dlq
 from worker.reconcile import PING
 from worker.store import Store
 
 QUEUED = (
     topology.ORDERS_QUEUE,
     topology.UNHANDLED_QUEUE,
+    topology.DEAD_LETTER_QUEUE,  # on their way into the dead_letters table
     *(
         topology.retry_queue_name(topology.ORDERS_QUEUE, t)
         for t in range(len(topology.RETRY_DELAYS_MS))
@@ -28,7 +28,7 @@ QUEUED = (
 
 
 async def stats(store: Store, amqp_url: str, since: datetime, until: datetime) -> dict[str, Any]:
-    dead = await _dead_letters(amqp_url)
+    dead, purged = await _dead_letters(store)
     days: dict[tuple[date, str], dict[str, int]] = defaultdict(dict)
     for row in await store.archived_by_day(since, until):
         days[(row["day"], row["type"])][row["outcome"]] = row["events"]
@@ -43,7 +43,7 @@ async def stats(store: Store, amqp_url: str, since: datetime, until: datetime) -
             for (day, event_type), counts in sorted(days.items())
         ],
         "dead_letters": sum(dead.values()),
-        "purged": None,  # `dlq purge` keeps no record yet: unknown, not zero
+        "purged": sum(purged.values()),
         "queued": await _queued(amqp_url),
         "last_reconcile": await _last_reconcile(store, dead),
     }
@@ -89,18 +89,20 @@ async def _last_reconcile(store: Store, dead: Counter[tuple[date, str]]) -> dict
     }
 
 
-async def _dead_letters(amqp_url: str) -> Counter[tuple[date, str]]:
-    """Dead letters per (day of Conekta's created_at, type); read, left in the queue."""
-    found: Counter[tuple[date, str]] = Counter()
-    async with dlq.open_dead_letters(amqp_url) as letters:
-        for message in letters.messages:
-            try:
-                created = orjson.loads(message.body)["created_at"]
-                day = datetime.fromtimestamp(created, UTC).date()
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-                day = date.min  # not an event at all: still counted
-            found[(day, message.type or "?")] += 1
-    return found
+async def _dead_letters(
+    store: Store,
+) -> tuple[Counter[tuple[date, str]], Counter[tuple[date, str]]]:
+    """Open and purged dead letters (the dead_letters table), each per (day of Conekta's
+    created_at, type)."""
+    found: dict[str, Counter[tuple[date, str]]] = {"dead": Counter(), "purged": Counter()}
+    for row in await store.dead_letter_bodies():
+        try:
+            created = orjson.loads(row["body"])["created_at"]
+            day = datetime.fromtimestamp(created, UTC).date()
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            day = date.min  # not an event at all: still counted
+        found[row["status"]][(day, row["type"] or "?")] += 1
+    return found["dead"], found["purged"]
 
 
 async def _queued(amqp_url: str) -> dict[str, int]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,15 +20,21 @@ from importlib import resources
 from typing import Any
 
 import orjson
+import structlog
 
 from core import database
 from core.database import Connection, Pool, Record
 from core.errors import TransientDatabaseError
+from domain import ledger
 from domain.archive import ArchiveRow
+from domain.fulfillment import OrderView
 from domain.ledger import Posting
 from domain.order_state import OrderState
 from domain.outcome import Outcome
-from domain.plan import Incoming, Plan, plan_batch
+from domain.plan import ALL_MODES, Booked, Incoming, Plan, plan_batch
+from worker import metrics
+
+log = structlog.get_logger(__name__)
 
 ORDER_INSERT_COLUMNS = (
     "id",
@@ -56,8 +62,47 @@ ARCHIVE_COLUMNS = (
 BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 # One reconcile at a time, across processes (a session-level advisory lock).
 RECONCILE_LOCK = 0x7265636F6E63  # "reconc"
-POSTING_COLUMNS = ("business_key", "kind", "order_id", "charge_id", "currency", "event_id")
+POSTING_COLUMNS = (
+    "business_key",
+    "kind",
+    "order_id",
+    "charge_id",
+    "currency",
+    "livemode",
+    "event_id",
+    "effective_at",
+    "amount",
+)
+CHARGEBACK_COLUMNS = (
+    "id",
+    "livemode",
+    "charge_id",
+    "order_id",
+    "status",
+    "amount",
+    "currency",
+    "last_event_id",
+    "last_event_created_at",
+)
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+DEAD_LETTER_COLUMNS = (
+    "message_id",
+    "type",
+    "order_id",
+    "kind",
+    "reason",
+    "attempts",
+    "first_failed_at",
+    "last_failed_at",
+    "source_queue",
+    "exchange",
+    "routing_key",
+    "headers",
+    "body",
+)
+
+
+OUTBOX_RELAY_LOCK = 0x6F7574626F78  # "outbox": the advisory lock of the one active relay
 
 
 @dataclass(frozen=True)
@@ -136,15 +181,22 @@ class Store:
     # -- the write path -------------------------------------------------------------------------
 
     async def apply_batch(
-        self, items: Sequence[Incoming], *, replay: bool = False
+        self,
+        items: Sequence[Incoming],
+        *,
+        replay: bool = False,
+        modes: Collection[bool] = ALL_MODES,
     ) -> list[Outcome]:
         """Outcomes per item, in order, once committed.
 
         `replay` re-applies events already in the archive (after a fix, or to rebuild
         projections): the id check is skipped; order rules and business keys keep it idempotent.
+        `modes`: the livemodes accepted (CONEKTA_ACCEPT_MODES); others are archived `other_mode`.
         """
         async with database.transaction(self.pool) as connection:
-            return await _apply_batch(connection, items, replay=replay)
+            plan = await _apply_batch(connection, items, replay=replay, modes=modes)
+        _report(plan)
+        return plan.outcomes
 
     async def archive(self, rows: Sequence[ArchiveRow]) -> None:
         """Store raw events with their outcome (an id already archived is left as it is)."""
@@ -152,24 +204,75 @@ class Store:
             await _write_archive(connection, rows)
 
     async def rejudge(
-        self, keys: Sequence[str], items: Sequence[Incoming], rows: Sequence[ArchiveRow]
+        self,
+        keys: Sequence[str],
+        items: Sequence[Incoming],
+        rows: Sequence[ArchiveRow],
+        modes: Collection[bool] = ALL_MODES,
     ) -> list[Outcome]:
         """Replace the `invalid` archive rows `keys`, judged again, in one transaction: `items`
         go through the order path as if new, `rows` (still invalid, or ignored) are archived.
         The outcomes of `items`, in order."""
         async with database.transaction(self.pool) as connection:
             await _execute(connection, "forget_invalid", ids=list(keys))
-            outcomes = await _apply_batch(connection, items, replay=False) if items else []
+            plan = await _apply_batch(connection, items, replay=False, modes=modes)
             await _write_archive(connection, rows)
-            return outcomes
+        _report(plan)
+        return plan.outcomes
+
+    # -- dead letters and the audit trail --------------------------------------------------------
+
+    async def insert_dead_letters(self, rows: Sequence[object]) -> None:
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, "insert_dead_letters", **columns(rows, DEAD_LETTER_COLUMNS))
+
+    async def dead_letters(self) -> list[Record]:
+        return await self._read("list_dead_letters")
+
+    async def dead_letter(self, message_id: str) -> list[Record]:
+        return await self._read("get_dead_letters", message_id=message_id)
+
+    async def dead_letter_bodies(self) -> list[Record]:
+        return await self._read("dead_letter_bodies")
+
+    async def dead_letter_count(self) -> int:
+        rows = await self._read("dead_letter_count")
+        return int(rows[0][0])
+
+    @asynccontextmanager
+    async def settle_dead_letters(
+        self, ids: Sequence[str], event_type: str | None, everything: bool
+    ) -> AsyncIterator[DeadLetterClaim]:
+        """Open dead letters by selection, locked until the block ends (one transaction)."""
+        async with database.transaction(self.pool) as connection:
+            rows = await _fetch(
+                connection,
+                "select_dead_letters",
+                ids=list(ids),
+                event_type=event_type,
+                everything=everything,
+            )
+            yield DeadLetterClaim(connection, rows)
+
+    async def record_audit(
+        self, actor: str, action: str, count: int, details: dict[str, Any]
+    ) -> Record:
+        async with database.transaction(self.pool) as connection:
+            return await _record_audit(connection, actor, action, count, details)
+
+    async def audit_log(self, since: datetime | None) -> list[Record]:
+        return await self._read("list_audit", since=since)
 
     # -- the outbox -----------------------------------------------------------------------------
 
     @asynccontextmanager
     async def claim_outbox(self, limit: int) -> AsyncIterator[OutboxClaim]:
-        """Unsent messages, locked until the block ends (other relays skip them)."""
+        """Unsent messages, oldest first, locked until the block ends. Only one relay (of all
+        workers) holds a claim at a time: another gets no rows and tries again later."""
         async with database.transaction(self.pool) as connection:
-            rows = await _fetch(connection, "claim_outbox", limit=limit)
+            locked = await _fetchrow(connection, "lock_outbox_relay", key=OUTBOX_RELAY_LOCK)
+            held = locked is not None and locked[0]
+            rows = await _fetch(connection, "claim_outbox", limit=limit) if held else []
             yield OutboxClaim(connection, rows)
 
     # -- reconcile ------------------------------------------------------------------------------
@@ -222,8 +325,29 @@ class Store:
     async def order_events(self, order_id: str) -> list[Record]:
         return await self._read("order_events", order_id=order_id)
 
-    async def balances(self) -> list[Record]:
-        return await self._read("list_balances")
+    async def order_money(self, order_id: str) -> Record | None:
+        async with self.pool.acquire() as connection:
+            return await _fetchrow(connection, "order_money", order_id=order_id)
+
+    async def order_chargebacks(self, order_id: str) -> list[Record]:
+        return await self._read("order_chargebacks", order_id=order_id)
+
+    async def balances(self, *, at: datetime | None, livemode: bool | None) -> list[Record]:
+        if at is None:
+            return await self._read("list_balances", livemode=livemode)
+        return await self._read("balances_at", at=at, livemode=livemode)
+
+    async def entries(
+        self,
+        *,
+        account: str | None,
+        since: datetime | None,
+        until: datetime | None,
+        livemode: bool | None,
+    ) -> list[Record]:
+        return await self._read(
+            "list_entries", account=account, since=since, until=until, livemode=livemode
+        )
 
     async def event(self, event_id: str) -> Record | None:
         async with self.pool.acquire() as connection:
@@ -239,6 +363,7 @@ class Store:
         order_id: str | None,
         after: tuple[datetime, str],
         limit: int,
+        include_purged: bool = False,
     ) -> list[Record]:
         """Archived events of handled types in Conekta's order, a page after the cursor."""
         return await self._read(
@@ -251,6 +376,7 @@ class Store:
             after_created_at=after[0],
             after_event_id=after[1],
             limit=limit,
+            include_purged=include_purged,
         )
 
     async def events_of_outcome(
@@ -359,6 +485,30 @@ class OutboxClaim:
         return int(row[0]) if row else 0
 
 
+class DeadLetterClaim:
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        self._connection = connection
+        self.rows = rows
+
+    async def settle(self, row_id: int, status: str, actor: str, reason: str | None) -> None:
+        await _execute(
+            self._connection,
+            "settle_dead_letter",
+            id=row_id,
+            status=status,
+            actor=actor,
+            reason=reason,
+        )
+
+    async def tombstone(self, row: ArchiveRow, note: str) -> None:
+        """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
+        values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
+        await _execute(self._connection, "archive_tombstone", **values, note=note)
+
+    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> None:
+        await _record_audit(self._connection, actor, action, count, details)
+
+
 # -- statements ---------------------------------------------------------------------------------
 
 
@@ -383,24 +533,118 @@ async def _execute(connection: Connection, name: str, **params: Any) -> None:
 
 
 async def _apply_batch(
-    connection: Connection, items: Sequence[Incoming], *, replay: bool
-) -> list[Outcome]:
-    order_ids = sorted({item.event.order_id for item in items})
-    current = {
-        row["id"]: OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])
-        for row in await _fetch(connection, "lock_orders", ids=order_ids)
-    }
-    archived: list[str] = []
-    if not replay:
-        ids = [item.event.event_id for item in items]
-        rows = await _fetch(connection, "archived_event_ids", ids=ids)
-        archived = [row["event_id"] for row in rows]
-    plan = plan_batch(items, current, archived)
+    connection: Connection,
+    items: Sequence[Incoming],
+    *,
+    replay: bool,
+    modes: Collection[bool],
+) -> Plan:
+    """Plan and write a batch (in the caller's transaction)."""
+    booked = await _load(connection, items, replay=replay)
+    plan = plan_batch(items, booked, modes)
     await _write_orders(connection, plan)
     await _write_postings(connection, list(plan.postings.values()))
+    await _write_chargebacks(connection, plan)
     await _write_archive(connection, plan.archive)
     await _write_outbox(connection, plan)
-    return plan.outcomes
+    return plan
+
+
+def _report(plan: Plan) -> None:
+    """What a committed plan found worth a metric and a warning."""
+    for event in plan.contradictions:
+        metrics.CONTRADICTIONS.inc()
+        log.warning(
+            "contradiction: an unpaid order's ending met a payment",
+            event_id=event.event_id,
+            event_type=event.type,
+            order_id=event.order_id,
+        )
+
+
+async def _record_audit(
+    connection: Connection, actor: str, action: str, count: int, details: dict[str, Any]
+) -> Record:
+    row = await _fetchrow(
+        connection,
+        "record_audit",
+        actor=actor,
+        action=action,
+        count=count,
+        details=orjson.dumps(details, default=str).decode(),
+    )
+    assert row is not None
+    return row
+
+
+async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bool) -> Booked:
+    """Lock the batch's orders and read what the plan needs; charges are resolved first, so the
+    orders of chargebacks (which name only a charge) are locked too."""
+    events = [item.event for item in items]
+    # Charges named by charge events, and refunded ones (a refund goes back to the customer the
+    # payment was booked for); plain payments need no lookup.
+    charge_ids = sorted(
+        {e.charge_id for e in events if e.charge_id}
+        | {c.id for e in events for c in e.paid_charges if c.refunds}
+    )
+    charges = {}
+    for row in await _fetch(connection, "booked_charges", charge_ids=charge_ids):
+        charges[(row["livemode"], row["charge_id"])] = ledger.Charge(
+            row["charge_id"],
+            row["order_id"],
+            row["amount"],
+            row["currency"],
+            row["livemode"],
+            row["customer_key"],
+        )
+    order_ids = sorted(
+        {e.order_id for e in events if e.order_id} | {c.order_id for c in charges.values()}
+    )
+    orders = await _fetch(connection, "lock_orders", ids=order_ids)
+    archived: list[str] = []
+    if not replay:
+        rows = await _fetch(connection, "archived_event_ids", ids=[e.event_id for e in events])
+        archived = [row["event_id"] for row in rows]
+    known = {r["id"] for r in orders}
+    candidates = _candidate_keys(
+        [i for i in items if i.event.order_id in known or i.event.chargeback]
+    )
+    keys = await _fetch(connection, "booked_keys", keys=sorted(candidates))
+    chargeback_ids = sorted({e.chargeback.id for e in events if e.chargeback})
+    chargebacks = await _fetch(connection, "chargeback_states", ids=chargeback_ids)
+    return Booked(
+        orders={r["id"]: _state(r) for r in orders},
+        archived_ids=archived,
+        keys={(r["livemode"], r["business_key"]) for r in keys},
+        charges=charges,
+        chargebacks={r["id"]: _state(r) for r in chargebacks},
+        order_views={
+            r["id"]: OrderView(
+                r["id"], r["status"], r["amount"], r["currency"], r["customer_key"], r["livemode"]
+            )
+            for r in orders
+        },
+    )
+
+
+def _state(row: Record) -> OrderState:
+    return OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])
+
+
+def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
+    """Every business key these events could post (payments, refunds, chargeback steps); the
+    caller leaves out events of orders not in the database yet: nothing of theirs is posted."""
+    keys: set[str] = set()
+    for item in items:
+        event = item.event
+        if event.chargeback is not None:
+            keys |= {ledger.chargeback_key(event.chargeback.id, s) for s in ledger.CHARGEBACK_STEPS}
+            continue
+        order_id = event.order_id or ""
+        for charge in event.paid_charges:
+            keys.add(ledger.business_key(ledger.PAYMENT, order_id, charge.id))
+            keys |= {ledger.business_key(ledger.REFUND, order_id, r.id) for r in charge.refunds}
+    return keys
 
 
 async def _write_orders(connection: Connection, plan: Plan) -> None:
@@ -420,7 +664,7 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
     new = await _fetch(
         connection, "insert_ledger_transactions", **columns(postings, POSTING_COLUMNS)
     )
-    by_key = {p.business_key: p for p in postings}
+    by_key = {p.key: p for p in postings}
     entries: dict[str, list[Any]] = {
         "transaction_id": [],
         "account": [],
@@ -428,7 +672,7 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
         "amount": [],
     }
     for row in new:
-        posting = by_key[row["business_key"]]
+        posting = by_key[(row["livemode"], row["business_key"])]
         for entry in posting.entries:
             entries["transaction_id"].append(row["id"])
             entries["account"].append(entry.account)
@@ -438,9 +682,21 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
         await _execute(connection, "insert_entries", **entries)
 
 
+async def _write_chargebacks(connection: Connection, plan: Plan) -> None:
+    if plan.chargebacks:
+        rows = list(plan.chargebacks.values())
+        await _execute(connection, "upsert_chargebacks", **columns(rows, CHARGEBACK_COLUMNS))
+
+
 async def _write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> None:
-    if rows:
-        await _execute(connection, "archive_events", **columns(rows, ARCHIVE_COLUMNS))
+    # One row per id: an upsert may not touch the same row twice in one statement.
+    unique: dict[str, ArchiveRow] = {}
+    for row in rows:
+        unique.setdefault(row.event_id, row)
+    if unique:
+        await _execute(
+            connection, "archive_events", **columns(list(unique.values()), ARCHIVE_COLUMNS)
+        )
 
 
 async def _write_outbox(connection: Connection, plan: Plan) -> None:

@@ -1,7 +1,7 @@
-"""The archive consumer: events no handler consumes yet (charge.*, order.expired, ...), and
+"""The archive consumer: events no handler consumes yet (charge.created, order.updated, ...), and
 signed bodies without a well-formed type.
 
-They land in `conekta.unhandled` through the events exchange's alternate exchange. Archiving
+They land in `conekta.unhandled.v2` through the events exchange's alternate exchange. Archiving
 them keeps every raw event in one place, keeps the queue from growing without end, and lets a
 future handler re-apply them with `conekta-ingest events replay --type ...` (outcome `ignored`),
 or a fix judge them again with `events replay --outcome invalid` (outcome `invalid`, archived

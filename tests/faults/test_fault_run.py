@@ -28,6 +28,7 @@ import orjson
 from core import topology
 from core.settings import Settings
 from ingest import signature
+from testkit import dbfaults
 from testkit.events import order_event_document
 from testkit.proxy import TcpProxy
 from testkit.services import bind_probe, drain, free_port
@@ -35,6 +36,14 @@ from testkit.wait import wait_for
 from worker import reports
 from worker.store import Store
 
+# Printed after the faults that say something about them.
+WATCHED = (
+    "conekta_task_failures_total",
+    "conekta_task_failing",
+    "conekta_worker_database_unavailable",
+    "conekta_worker_dead_letters_open",
+    "conekta_worker_retries_total",
+)
 ORDERS = 1500
 SEND_RATE = 150.0  # deliveries per second, paced so the faults land mid-stream
 CONCURRENCY = 16
@@ -103,6 +112,7 @@ class Tally:
     accepted_ids: set[str] = field(default_factory=set)
     refusing_since: float | None = None  # first refusal since the last accepted delivery
     outages: list[tuple[float, float]] = field(default_factory=list)  # refused, none accepted
+    observed: list[str] = field(default_factory=list)  # worker metrics right after a fault
 
     def answered(self, body: bytes, ok: bool) -> None:
         now = time.monotonic()
@@ -220,6 +230,20 @@ class Worker:
         self.process.send_signal(signal.SIGKILL)
         await self.process.wait()
 
+    async def metrics(self, names: tuple[str, ...]) -> str:
+        """The worker's samples of these metrics, one line each ('' when it does not answer)."""
+        try:
+            async with (
+                aiohttp.ClientSession() as session,
+                session.get(self.health.replace("/healthz", "/metrics")) as r,
+                session.get(self.health.replace("/healthz", "/readyz")) as ready,
+            ):
+                text, readiness = await r.text(), ready.status
+        except aiohttp.ClientError:
+            return "(worker not answering)"
+        lines = [line for line in text.splitlines() if line.startswith(names)]
+        return f"readyz {readiness}; " + "; ".join(lines)
+
     async def stop(self) -> int:
         """SIGTERM once it is up (before that, the default handler would simply kill it)."""
         assert self.process is not None
@@ -237,7 +261,9 @@ class Worker:
         return await asyncio.wait_for(self.process.wait(), 60)
 
 
-async def inject_faults(worker: Worker, proxies: dict[str, TcpProxy], tally: Tally) -> None:
+async def inject_faults(
+    worker: Worker, proxies: dict[str, TcpProxy], tally: Tally, database_url: str
+) -> None:
     async def pause(seconds: float) -> None:
         await asyncio.sleep(seconds)
 
@@ -256,12 +282,25 @@ async def inject_faults(worker: Worker, proxies: dict[str, TcpProxy], tally: Tal
         await pause(seconds)
         proxies[name].unstall()
 
+    async def disk_full(seconds: float) -> None:
+        """Every write fails with SQLSTATE 53100 (disk full), as Postgres would, then heals."""
+        db = await asyncpg.connect(database_url)
+        try:
+            async with dbfaults.failing_writes(db, "53100"):
+                await pause(seconds)
+                tally.observed.append(f"during disk full: {await worker.metrics(WATCHED)}")
+        finally:
+            await db.close()
+        await pause(3)
+        tally.observed.append(f"3 s after disk full: {await worker.metrics(WATCHED)}")
+
     schedule: list[tuple[str, Callable[[], Awaitable[None]]]] = [
         ("SIGKILL worker", kill_worker),
         ("cut worker->postgres 2s", lambda: cut("worker_db", 2)),
         ("restart RabbitMQ", restart_rabbitmq),
         ("SIGKILL worker", kill_worker),
         ("restart PostgreSQL", restart_postgres),
+        ("disk full (SQLSTATE 53100) 10s", lambda: disk_full(10)),
         ("stall receiver->rabbitmq 3s", lambda: stall("receiver_amqp", 3)),
         ("cut worker->rabbitmq 2s", lambda: cut("worker_amqp", 2)),
         ("SIGKILL worker", kill_worker),
@@ -352,7 +391,8 @@ async def test_fault_run_loses_nothing(
     await worker.start()
     async with receiver_process(receiver_env, free_port()) as url:
         await asyncio.gather(
-            conekta(url, key_pair[0], plan, tally, rng), inject_faults(worker, proxies, tally)
+            conekta(url, key_pair[0], plan, tally, rng),
+            inject_faults(worker, proxies, tally, settings.database_url),
         )
     db = await fresh_db(settings)
     try:
@@ -397,7 +437,8 @@ async def _check(
     stuck = {}
     for name in (
         topology.ORDERS_QUEUE,
-        topology.ORDERS_DLQ,
+        topology.DEAD_LETTER_QUEUE,
+        topology.PARKED_QUEUE,
         topology.UNHANDLED_QUEUE,
         *(
             topology.retry_queue_name(topology.ORDERS_QUEUE, t)
@@ -407,6 +448,7 @@ async def _check(
         queue = await channel.declare_queue(name, passive=True)
         stuck[name] = queue.declaration_result.message_count
     assert not any(stuck.values()), stuck
+    assert await db.fetchval("SELECT count(*) FROM dead_letters") == 0
     messages = await drain(channel, probe)
     ids = Counter(m.message_id for m in messages)
     applied = {
@@ -425,3 +467,5 @@ async def _check(
         f"{len(applied)}, fulfillment messages {len(messages)} ({repeated} repeated ids), "
         f"faults injected {len(tally.faults)}: {', '.join(tally.faults)}; lost 0"
     )
+    for line in tally.observed:
+        print(f"  {line}")

@@ -40,6 +40,11 @@ async def wait_archived(db: Db, n: int, timeout: float = 60) -> None:
     await wait_for(done, timeout=timeout, what=f"{n} events archived")
 
 
+async def dead_letters(db: Db) -> int:
+    """Open dead letters (moved by the worker into Postgres)."""
+    return await count(db, "SELECT count(*) FROM dead_letters WHERE status = 'dead'")
+
+
 def via_proxy(url: str, proxy: TcpProxy) -> str:
     parts = urlsplit(url)
     netloc = parts.netloc.rsplit("@", 1)
@@ -70,7 +75,7 @@ async def test_database_down_mid_stream_loses_and_dead_letters_nothing(
                 return REGISTRY.get_sample_value("conekta_worker_database_unavailable") == 1
 
             await wait_for(noticed, what="worker to notice the database is down")
-            assert await queue_depth(broker, topology.ORDERS_DLQ) == 0
+            assert await dead_letters(db) == 0
             await proxy.restore()
             await wait_archived(db, len(bodies))
     finally:
@@ -82,8 +87,9 @@ async def test_database_down_mid_stream_loses_and_dead_letters_nothing(
         "customer:cus_pg": 1500 * 1200,
     }
     assert all(not rows for _, rows in await reports.verify(store))
+    assert await dead_letters(db) == 0
     for name in (
-        topology.ORDERS_DLQ,
+        topology.DEAD_LETTER_QUEUE,
         topology.ORDERS_QUEUE,
         *(
             topology.retry_queue_name(topology.ORDERS_QUEUE, t)
@@ -115,7 +121,7 @@ async def test_poison_event_is_retried_dead_lettered_and_replayed_once(
         await wait_archived(db, 50)  # the rest keeps flowing
 
         async def dead_lettered() -> bool:
-            return await queue_depth(broker, topology.ORDERS_DLQ) == 1
+            return await dead_letters(db) == 1
 
         await wait_for(dead_lettered, timeout=30, what="poison event dead-lettered")
         code, output = await cli(settings, "dlq", "list", "--json")
@@ -153,14 +159,14 @@ async def test_poison_event_is_retried_dead_lettered_and_replayed_once(
     assert orjson.loads(output)["outcome"] == "applied"
 
 
-async def test_purge_removes_only_what_it_names(settings: Settings, broker: Any) -> None:
+async def test_purge_removes_only_what_it_names(settings: Settings, broker: Any, db: Db) -> None:
     bad = [order_event("order.paid", f"ord_eur{i}", currency="EUR") for i in range(3)]
     ids = [orjson.loads(b)["id"] for b in bad]
     async with running_worker(settings):
         await publish_events(broker, bad)
 
         async def all_dead() -> bool:
-            return await queue_depth(broker, topology.ORDERS_DLQ) == 3
+            return await dead_letters(db) == 3
 
         await wait_for(all_dead, what="three dead letters")
     code, output = await cli(settings, "dlq", "purge", ids[0], "--yes", "--json")
@@ -185,7 +191,7 @@ async def test_sigterm_under_load_loses_nothing(settings: Settings, broker: Any,
             async with session.get(base + "/readyz") as ready:
                 assert (ready.status, await ready.json()) == (
                     200,
-                    {"status": "ok", "database": True, "broker": True},
+                    {"status": "ok", "database": True, "broker": True, "tasks": True},
                 )
             async with session.get(base + "/metrics") as response:
                 exported = await response.text()

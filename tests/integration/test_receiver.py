@@ -60,8 +60,8 @@ async def test_every_sample_is_accepted_and_queued_byte_for_byte(
     assert paid.routing_key == "order.paid"
     assert paid.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
     assert paid.headers["livemode"] is True and "received_at" in paid.headers
-    orders = {m.message_id for m in queued if m.routing_key in topology.ORDER_EVENT_TYPES}
-    assert len(orders) == 3
+    handled = {m.routing_key for m in queued if m.routing_key in topology.ORDER_EVENT_TYPES}
+    assert {m.routing_key for m in queued} - handled == {"charge.paid", "charge.declined"}
 
 
 async def test_header_name_is_case_insensitive(

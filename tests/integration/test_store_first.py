@@ -25,7 +25,7 @@ from testkit.events import order_event, order_event_document
 from testkit.processes import cli
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import archive, dlq, failures, reports
+from worker import archive, failures, reports
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -98,7 +98,7 @@ async def test_signed_event_stricter_than_conekta_is_kept_invalid_and_replayable
     relaxed = copy.deepcopy(schemas.load("event.json"))
     relaxed["definitions"]["order"]["required"].remove("payment_status")
     monkeypatch.setattr(core_event, "_VALIDATOR", jsonschema_rs.validator_for(relaxed))
-    totals = await archive.replay_invalid(store, archive.ReplayFilter(), lambda _: None)
+    totals = await archive.replay_invalid(store, archive.ReplayFilter(), "test", lambda _: None)
     assert totals == {"applied": 1}
     assert await outcome_of(store, document["id"]) == "applied"
     assert await balances(db) == {
@@ -212,8 +212,13 @@ async def test_an_unexpected_error_dead_letters_one_event_with_its_traceback_the
     async with running_receiver(one_attempt) as url, running_worker(one_attempt):
         await post_signed(url, bodies, private_key)
         await wait_archived(db, 20)
-    async with dlq.open_dead_letters(settings.amqp_url) as letters:
-        [letter] = letters.messages
-    assert letter.message_id == orjson.loads(bodies[7])["id"]
-    assert letter.headers[failures.ERROR_MESSAGE] == "ZeroDivisionError: a bug"
-    assert "in plan_or_fail" in str(letter.headers[failures.ERROR_TRACEBACK])
+
+        async def stored() -> bool:
+            return await count(db, "SELECT count(*) FROM dead_letters") == 1
+
+        await wait_for(stored, timeout=30, what="the poison event in the dead-letter table")
+    [letter] = await db.fetch("SELECT message_id, reason, headers FROM dead_letters")
+    headers = orjson.loads(letter["headers"])
+    assert letter["message_id"] == orjson.loads(bodies[7])["id"]
+    assert letter["reason"] == headers[failures.ERROR_MESSAGE] == "ZeroDivisionError: a bug"
+    assert "in plan_or_fail" in headers[failures.ERROR_TRACEBACK]

@@ -117,10 +117,22 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     code, output = await cli(settings, "ledger", "balances", "--json")
     assert code == 0
     assert sorted(orjson.loads(output), key=lambda r: r["account"]) == [
-        {"account": "conekta:fees", "currency": "MXN", "balance": 7},
-        {"account": "conekta:receivable", "currency": "MXN", "balance": 770},
-        {"account": "customer:cus_test", "currency": "MXN", "balance": 777},
+        {"account": "conekta:fees", "currency": "MXN", "livemode": False, "balance": 7},
+        {"account": "conekta:receivable", "currency": "MXN", "livemode": False, "balance": 770},
+        {"account": "customer:cus_test", "currency": "MXN", "livemode": False, "balance": 777},
     ]
+    assert (order["refunded_amount"], order["chargebacks"], order["livemode"]) == (0, [], False)
+    code, output = await cli(settings, "ledger", "balances", "--json", "--mode", "live")
+    assert (code, orjson.loads(output)) == (0, [])
+    code, output = await cli(settings, "ledger", "balances", "--json", "--at", "1500000000")
+    assert (code, orjson.loads(output)) == (0, [])  # paid_at is 1600000000
+    code, output = await cli(settings, "ledger", "entries", "--csv", "--account", "conekta:fees")
+    assert code == 0
+    header, row = output.strip().splitlines()
+    assert header.startswith("effective_at,recorded_at,livemode,business_key")
+    assert "payment:ord_r:ch_ord_r" in row and row.endswith(",conekta:fees,MXN,7")
+    code, output = await cli(settings, "ledger", "entries", "--json", "--since", "1600000001")
+    assert (code, orjson.loads(output)) == (0, [])
     code, output = await cli(settings, "orders", "show", "ord_missing")
     assert code == 1
     assert "no order" in output
@@ -132,7 +144,8 @@ async def test_entries_cannot_be_edited_or_unbalanced(settings: Settings, db: Db
 
     transaction_id = await db.fetchval(
         "INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency,"
-        " event_id) VALUES ('k', 'payment', 'o', 'c', 'MXN', 'e') RETURNING id"
+        " livemode, event_id, effective_at, amount)"
+        " VALUES ('k', 'payment', 'o', 'c', 'MXN', true, 'e', now(), 5) RETURNING id"
     )
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="does not balance"):
         await db.execute(

@@ -6,9 +6,16 @@ from pathlib import Path
 import pytest
 
 from core import topology
-from core.errors import ConfigError
+from core.errors import ConfigError, UnknownCharge
 from core.settings import load_settings
-from worker.failures import ATTEMPTS, FIRST_FAILED_AT, failure_headers, retry_delay_ms
+from worker.failures import (
+    ATTEMPTS,
+    FIRST_FAILED_AT,
+    FailureKind,
+    failure_headers,
+    kind_of,
+    retry_delay_ms,
+)
 
 
 def test_settings_from_env_and_overrides() -> None:
@@ -27,11 +34,22 @@ def test_settings_from_env_and_overrides() -> None:
 
 
 @pytest.mark.parametrize(
+    ("value", "modes"),
+    [("live,test", {True, False}), ("live", {True}), (" Test ", {False})],
+)
+def test_accept_modes(value: str, modes: set[bool]) -> None:
+    assert load_settings({"CONEKTA_ACCEPT_MODES": value}).accept_modes == modes
+    assert load_settings({}).accept_modes == {True, False}
+
+
+@pytest.mark.parametrize(
     "env",
     [
         {"CONEKTA_INGEST_PORT": "eighty"},
         {"CONEKTA_ALLOW_UNSIGNED": "maybe"},
         {"CONEKTA_INGEST_BATCH_SIZE": "0"},
+        {"CONEKTA_ACCEPT_MODES": "sandbox"},
+        {"CONEKTA_ACCEPT_MODES": ""},
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:
@@ -70,3 +88,34 @@ def test_every_queue_is_quorum_and_at_least_once_dead_lettering_is_complete() ->
         if queue.arguments.get("x-dead-letter-strategy") == "at-least-once":
             assert queue.arguments["x-overflow"] == "reject-publish"
             assert queue.arguments["x-dead-letter-exchange"] in exchanges | {""}
+
+
+def test_every_queue_has_an_explicit_delivery_limit_and_a_dead_letter_target() -> None:
+    """Same behaviour on RabbitMQ 3.x (no default limit) and 4.x (20, then dropped)."""
+    for queue in topology.QUEUES:
+        assert queue.arguments["x-delivery-limit"] == topology.DELIVERY_LIMIT, queue.name
+        if queue.name != topology.PARKED_QUEUE:  # the end of the line: nobody consumes it
+            assert "x-dead-letter-exchange" in queue.arguments, queue.name
+    assert {q.arguments["x-delivery-limit"] for q in topology.queues(limit=3)} == {3}
+
+
+def test_retired_queues_are_no_longer_declared() -> None:
+    declared = {q.name for q in topology.QUEUES}
+    assert not declared & {r.name for r in topology.RETIRED_QUEUES}
+
+
+def test_orders_queue_arguments_are_unchanged_since_v1() -> None:
+    """conekta.orders keeps its name: its arguments must be exactly what v1 declared."""
+    [orders] = [q for q in topology.QUEUES if q.name == topology.ORDERS_QUEUE]
+    assert orders.arguments == {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": 20,
+        "x-dead-letter-exchange": "conekta.dlx",
+        "x-dead-letter-routing-key": "conekta.orders.dlq",
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+def test_an_unknown_charge_is_retried_under_its_own_kind() -> None:
+    assert kind_of(UnknownCharge("ch")) is FailureKind.UNKNOWN_CHARGE

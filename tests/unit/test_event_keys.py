@@ -10,8 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.event import UNKNOWN_TYPE, event_key, peek
-from domain.ledger import payment_postings
 from domain.order_event import parse_order_event
+from domain.outcome import Outcome
+from domain.plan import Booked, Incoming, plan_batch
 from testkit.events import order_event
 from worker.archive import invalid_row
 from worker.failures import traceback_summary
@@ -66,6 +67,9 @@ def test_the_traceback_summary_names_where_it_was_raised() -> None:
 
 
 def test_a_paid_charge_of_zero_posts_nothing() -> None:
-    event = parse_order_event(order_event("order.paid", "ord_zero", amount=0, fee=0))
+    body = order_event("order.paid", "ord_zero", amount=0, fee=0)
+    event = parse_order_event(body)
     assert event.paid_charges == ()
-    assert payment_postings(event) == []
+    plan = plan_batch([Incoming(event, body, None)], Booked())
+    assert plan.outcomes == [Outcome.APPLIED]
+    assert not plan.postings

@@ -48,7 +48,17 @@ def test_customer_key_prefers_id_then_lowercase_email() -> None:
             "without a paid charge",
         ),
         (order_event("order.paid", "ord_x", customer_id=None, email=None), "customer"),
-        (order_event("order.refunded", "ord_x"), "no handler"),
+        (order_event("order.updated", "ord_x"), "no handler"),
+        (
+            order_event("order.refunded", "ord_x", amount=100, fee=0, refunds=(("r", 101, 1),)),
+            "refunds add up",
+        ),
+        (
+            changed_paid_event(lambda d: d.update(type="order.partially_refunded")).replace(
+                b'"status":"paid"', b'"status":"pending_payment"'
+            ),
+            "without a paid charge",
+        ),
         (changed_paid_event(lambda d: order_of(d).update(amount=1.5)), "whole cents"),
         (b"{}", "malformed"),
     ],
@@ -62,3 +72,32 @@ def test_whole_float_amounts_become_integers() -> None:
     event = parse_order_event(changed_paid_event(lambda d: order_of(d).update(amount=10000.0)))
     assert event.amount == 10000
     assert isinstance(event.amount, int)
+
+
+def test_refunds_are_positive_cents_with_their_dates() -> None:
+    body = order_event(
+        "order.refunded", "ord_x", amount=400, fee=10, refunds=(("r1", 150, 7), ("r2", 250, 8))
+    )
+    event = parse_order_event(body)
+    (charge,) = event.paid_charges
+    assert [(r.id, r.amount, int(r.created_at.timestamp())) for r in charge.refunds] == [
+        ("r1", 150, 7),
+        ("r2", 250, 8),
+    ]
+    assert event.status == "refunded"
+
+
+def test_sample_chargeback_names_its_charge_and_no_order() -> None:
+    from testkit.events import SAMPLES
+
+    event = parse_order_event((SAMPLES / "charge.chargeback.created.json").read_bytes())
+    assert event.order_id is None
+    assert event.chargeback is not None
+    assert (event.charge_id, event.chargeback.status) == ("637e79c970d06300013ea159", "open")
+
+
+def test_handled_types_are_routed_to_the_order_queue() -> None:
+    from core import topology
+    from domain.order_event import HANDLED_TYPES
+
+    assert sorted(HANDLED_TYPES) == sorted(topology.ORDER_EVENT_TYPES)

@@ -63,7 +63,7 @@ def test_a_paid_checkout_answer_is_the_order_paid_event_it_amounts_to() -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"payment_status": "expired"}, "payment_status 'expired'"),
+        ({"payment_status": "pre_authorized"}, "payment_status 'pre_authorized'"),
         ({"object": "customer"}, "not an order"),
         ({"created_at": None}, "created_at"),
     ],

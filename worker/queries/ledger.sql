@@ -1,31 +1,66 @@
 -- The double-entry ledger: postings, entries, balances, and the checks of `ledger verify`.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- insert_ledger_transactions: new postings; returns only those not posted before
-INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, event_id)
+-- insert_ledger_transactions: new postings; returns only those not posted before (per mode)
+INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, livemode,
+                                 event_id, effective_at, amount)
 SELECT * FROM unnest(:business_key::text[], :kind::text[], :order_id::text[], :charge_id::text[],
-                     :currency::text[], :event_id::text[])
-ORDER BY 1
-ON CONFLICT (business_key) DO NOTHING
-RETURNING id, business_key;
+                     :currency::text[], :livemode::boolean[], :event_id::text[],
+                     :effective_at::timestamptz[], :amount::bigint[])
+ORDER BY 1, 6
+ON CONFLICT (business_key, livemode) DO NOTHING
+RETURNING id, business_key, livemode;
 
--- insert_entries: entries, and their sum per account added to balances in one fixed lock order
+-- insert_entries: entries, and their sum per account and mode added to balances in one fixed
+-- lock order
 WITH inserted AS (
     INSERT INTO ledger_entries (transaction_id, account, currency, amount)
     SELECT * FROM unnest(:transaction_id::bigint[], :account::text[], :currency::text[],
                          :amount::bigint[])
-    RETURNING account, currency, amount
+    RETURNING transaction_id, account, currency, amount
 )
-INSERT INTO balances (account, currency, normal_side, balance)
-SELECT account, currency,
-       CASE WHEN account LIKE 'customer:%' THEN 'credit' ELSE 'debit' END, sum(amount)
-FROM inserted GROUP BY account, currency ORDER BY account, currency
-ON CONFLICT (account, currency) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
+INSERT INTO balances (account, currency, livemode, normal_side, balance)
+SELECT i.account, i.currency, t.livemode,
+       CASE WHEN i.account LIKE 'customer:%' THEN 'credit' ELSE 'debit' END, sum(i.amount)
+FROM inserted i JOIN ledger_transactions t ON t.id = i.transaction_id
+GROUP BY i.account, i.currency, t.livemode ORDER BY 1, 2, 3
+ON CONFLICT (account, currency, livemode) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
 
--- list_balances: every balance, signed to its normal side
-SELECT account, currency, normal_side,
+-- booked_keys: which of these business keys are posted already, in which mode
+-- One index lookup per key (as lock_orders: `= ANY(...)` turns into a seq scan on young stats).
+SELECT t.livemode, t.business_key
+FROM unnest(:keys::text[]) AS wanted (key)
+CROSS JOIN LATERAL (SELECT livemode, business_key FROM ledger_transactions
+                    WHERE business_key = wanted.key) AS t;
+
+-- booked_charges: paid charges already booked (a refund or chargeback event names only the charge)
+SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key
+FROM ledger_transactions t JOIN orders o ON o.id = t.order_id
+WHERE t.kind = 'payment' AND t.charge_id = ANY(:charge_ids::text[]);
+
+-- list_balances: every balance (one mode, or both when :livemode is null), signed to its normal side
+SELECT account, currency, livemode,
        CASE WHEN normal_side = 'credit' THEN -balance ELSE balance END AS balance
-FROM balances ORDER BY account, currency;
+FROM balances WHERE :livemode::boolean IS NULL OR livemode = :livemode
+ORDER BY livemode DESC, account, currency;
+
+-- balances_at: balances as of a moment (money that moved at or before it), from the entries
+SELECT e.account, e.currency, t.livemode,
+       (CASE WHEN e.account LIKE 'customer:%' THEN -1 ELSE 1 END * sum(e.amount))::bigint AS balance
+FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE t.effective_at <= :at AND (:livemode::boolean IS NULL OR t.livemode = :livemode)
+GROUP BY e.account, e.currency, t.livemode
+ORDER BY t.livemode DESC, e.account, e.currency;
+
+-- list_entries: entries for accountants, by when the money moved
+SELECT t.effective_at, t.recorded_at, t.livemode, t.business_key, t.kind, t.order_id, t.charge_id,
+       t.event_id, e.account, e.currency, e.amount
+FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+WHERE (:account::text IS NULL OR e.account = :account)
+  AND (:since::timestamptz IS NULL OR t.effective_at >= :since)
+  AND (:until::timestamptz IS NULL OR t.effective_at < :until)
+  AND (:livemode::boolean IS NULL OR t.livemode = :livemode)
+ORDER BY t.effective_at, t.id, e.id;
 
 -- verify_unbalanced_transactions: ledger transactions whose entries do not sum to zero
 SELECT t.id, t.business_key, coalesce(sum(e.amount), 0)::bigint AS total, count(e.id) AS entries
@@ -34,25 +69,47 @@ GROUP BY t.id HAVING coalesce(sum(e.amount), 0) <> 0 OR count(e.id) < 2;
 
 -- verify_balances_match_entries: balances that differ from the sum of their entries
 SELECT coalesce(b.account, e.account) AS account, coalesce(b.currency, e.currency) AS currency,
-       b.balance AS stored, coalesce(e.total, 0)::bigint AS from_entries
+       coalesce(b.livemode, e.livemode) AS livemode, b.balance AS stored,
+       coalesce(e.total, 0)::bigint AS from_entries
 FROM balances b
-FULL JOIN (SELECT account, currency, sum(amount) AS total FROM ledger_entries
-           GROUP BY account, currency) e ON e.account = b.account AND e.currency = b.currency
+FULL JOIN (SELECT e.account, e.currency, t.livemode, sum(e.amount) AS total
+           FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+           GROUP BY 1, 2, 3) e
+     ON e.account = b.account AND e.currency = b.currency AND e.livemode = b.livemode
 WHERE b.balance IS DISTINCT FROM coalesce(e.total, 0);
 
 -- verify_one_payment_per_charge: charges with more than one payment posting
-SELECT charge_id, count(*) AS postings FROM ledger_transactions
-WHERE kind = 'payment' GROUP BY charge_id HAVING count(*) > 1;
+SELECT charge_id, livemode, count(*) AS postings FROM ledger_transactions
+WHERE kind = 'payment' GROUP BY charge_id, livemode HAVING count(*) > 1;
 
--- verify_payments_of_unpaid_orders: payment postings for orders that are not paid
-SELECT t.order_id, o.status FROM ledger_transactions t LEFT JOIN orders o ON o.id = t.order_id
-WHERE t.kind = 'payment'
-  AND (o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded', 'charged_back'));
+-- verify_refunds_within_payment: charges refunded more than they paid (or with no payment)
+SELECT r.charge_id, r.livemode, r.refunded, p.amount AS paid
+FROM (SELECT charge_id, livemode, sum(amount) AS refunded FROM ledger_transactions
+      WHERE kind = 'refund' GROUP BY 1, 2) r
+LEFT JOIN ledger_transactions p
+       ON p.kind = 'payment' AND p.charge_id = r.charge_id AND p.livemode = r.livemode
+WHERE p.id IS NULL OR r.refunded > p.amount;
+
+-- verify_disputed_matches_open_chargebacks: per currency and mode, conekta:disputed equals the
+-- chargebacks still open (or under review)
+SELECT coalesce(b.currency, c.currency) AS currency, coalesce(b.livemode, c.livemode) AS livemode,
+       coalesce(b.balance, 0) AS disputed, coalesce(c.total, 0)::bigint AS open_chargebacks
+FROM (SELECT currency, livemode, balance FROM balances WHERE account = 'conekta:disputed') b
+FULL JOIN (SELECT currency, livemode, sum(amount) AS total FROM chargebacks
+           WHERE status IN ('open', 'under_review') GROUP BY 1, 2) c
+     ON c.currency = b.currency AND c.livemode = b.livemode
+WHERE coalesce(b.balance, 0) <> coalesce(c.total, 0);
+
+-- verify_money_on_unpaid_orders: money posted on orders that were never paid
+SELECT t.order_id, o.status, t.business_key FROM ledger_transactions t
+LEFT JOIN orders o ON o.id = t.order_id
+WHERE o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded');
 
 -- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
-WHERE o.status = 'paid' AND o.amount > 0
+WHERE o.status IN ('paid', 'partially_refunded', 'refunded') AND o.amount > 0
   AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
 
--- verify_currency_totals: per currency, all balances must sum to zero
-SELECT currency, sum(balance)::bigint AS total FROM balances GROUP BY currency HAVING sum(balance) <> 0;
+-- verify_currency_totals: per currency and mode, all balances must sum to zero
+SELECT currency, livemode, sum(balance)::bigint AS total FROM balances GROUP BY currency, livemode
+HAVING sum(balance) <> 0;

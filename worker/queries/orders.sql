@@ -3,7 +3,8 @@
 
 -- lock_orders: current state of the batch's existing orders, locked in the order given (sorted ids)
 -- One primary-key lookup per id: `id = ANY(...)` turns into a seq scan while stats are young.
-SELECT o.id, o.status, o.last_event_id, o.last_event_created_at
+SELECT o.id, o.status, o.amount, o.currency, o.customer_key, o.livemode, o.last_event_id,
+       o.last_event_created_at
 FROM unnest(:ids::text[]) WITH ORDINALITY AS wanted (id, n)
 CROSS JOIN LATERAL (SELECT * FROM orders WHERE orders.id = wanted.id FOR UPDATE) AS o
 ORDER BY wanted.n;
@@ -39,3 +40,7 @@ ORDER BY created_at, event_id;
 
 -- orders_updated_since: ids of the orders whose last event is at or after a time
 SELECT id FROM orders WHERE last_event_created_at >= :since ORDER BY id;
+
+-- order_money: what one order's ledger says: refunded cents
+SELECT coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)::bigint AS refunded_amount
+FROM ledger_transactions WHERE order_id = :order_id;

@@ -6,9 +6,13 @@ INSERT INTO outbox (message_id, routing_key, body)
 SELECT * FROM unnest(:message_id::text[], :routing_key::text[], :body::bytea[])
 ON CONFLICT (message_id) DO NOTHING;
 
--- claim_outbox: unsent messages, oldest first, skipping those another relay holds
+-- lock_outbox_relay: become the one relay publishing now (until the transaction ends), or not;
+-- one at a time keeps the messages of each order in the order of its changes, across workers
+SELECT pg_try_advisory_xact_lock(:key);
+
+-- claim_outbox: unsent messages, oldest first
 SELECT id, message_id, routing_key, body FROM outbox
-WHERE sent_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED;
+WHERE sent_at IS NULL ORDER BY id LIMIT :limit FOR UPDATE;
 
 -- mark_outbox_sent: record that the broker confirmed these messages
 UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids::bigint[]);

@@ -1,0 +1,115 @@
+"""`conekta-ingest ledger …`: balances (now or as of a moment, per mode), entries for
+accountants, and verify. Printing only; the reads live in worker/reports.py."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from typing import Any
+
+from cli.tools import parse_time, print_json, read
+from core.settings import MODES, Settings
+from worker import reports
+
+
+def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
+    ledger = sub.add_parser("ledger", help="read and check the ledger")
+    ledger_sub = ledger.add_subparsers(dest="ledger_command", required=True, metavar="COMMAND")
+    balances = ledger_sub.add_parser("balances", parents=[common], help="every account balance")
+    balances.add_argument(
+        "--at", type=parse_time, help="as of this moment: money that moved by then (ISO or unix)"
+    )
+    _mode_flag(balances)
+    balances.add_argument("--json", action="store_true", help="machine-readable output")
+    balances.set_defaults(handler=cmd_ledger_balances)
+
+    entries = ledger_sub.add_parser(
+        "entries", parents=[common], help="ledger entries for accountants, by effective date"
+    )
+    entries.add_argument("--account", help="only this account (e.g. conekta:receivable)")
+    entries.add_argument("--since", type=parse_time, help="effective at or after T")
+    entries.add_argument("--until", type=parse_time, help="effective before T")
+    _mode_flag(entries)
+    output = entries.add_mutually_exclusive_group()
+    output.add_argument("--csv", action="store_true", help="CSV with a header row")
+    output.add_argument("--json", action="store_true", help="a JSON list")
+    entries.set_defaults(handler=cmd_ledger_entries)
+
+    verify = ledger_sub.add_parser(
+        "verify", parents=[common], help="check every ledger invariant; non-zero exit on failure"
+    )
+    verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.set_defaults(handler=cmd_ledger_verify)
+
+
+def _mode_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mode", choices=sorted(MODES), help="only live or only test money (default: both)"
+    )
+
+
+def _livemode(args: argparse.Namespace) -> bool | None:
+    return MODES[args.mode] if args.mode else None
+
+
+def _mode_name(livemode: bool) -> str:
+    return "live" if livemode else "test"
+
+
+async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
+    rows = await read(settings, lambda s: reports.balances(s, at=args.at, livemode=_livemode(args)))
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{'mode':5} {'account':40} {'currency':8} {'balance (cents)':>16}")
+    for row in rows:
+        print(
+            f"{_mode_name(row['livemode']):5} {row['account']:40} {row['currency']:8} "
+            f"{row['balance']:>16}"
+        )
+    return 0
+
+
+async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> int:
+    rows = await read(
+        settings,
+        lambda s: reports.entries(
+            s, account=args.account, since=args.since, until=args.until, livemode=_livemode(args)
+        ),
+    )
+    if args.json:
+        print_json(rows)
+    elif args.csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=reports.ENTRY_FIELDS)
+        writer.writeheader()
+        writer.writerows(rows)
+    else:
+        for row in rows:
+            print(
+                f"{row['effective_at']}  {_mode_name(row['livemode']):4} {row['business_key']:52}"
+                f" {row['account']:36} {row['currency']} {row['amount']:>12}"
+            )
+    return 0
+
+
+async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
+    results = await read(settings, reports.verify)
+    failed = [(check, rows) for check, rows in results if rows]
+    if args.json:
+        print_json(
+            {
+                "ok": not failed,
+                "checks": [
+                    {"check": c.description, "ok": not rows, "violations": rows}
+                    for c, rows in results
+                ],
+            }
+        )
+    else:
+        for check, rows in results:
+            print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
+            for row in rows[:20]:
+                print(f"        {row}")
+        print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
+    return 1 if failed else 0

@@ -1,0 +1,38 @@
+-- Dead letters, moved from conekta.dead-letters into Postgres: looking at them is a SELECT.
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- insert_dead_letters: store dead letters; the same message failing again updates its open row
+INSERT INTO dead_letters (message_id, type, order_id, kind, reason, attempts, first_failed_at,
+                          last_failed_at, source_queue, exchange, routing_key, headers, body)
+SELECT * FROM unnest(:message_id::text[], :type::text[], :order_id::text[], :kind::text[],
+                     :reason::text[], :attempts::integer[], :first_failed_at::timestamptz[],
+                     :last_failed_at::timestamptz[], :source_queue::text[], :exchange::text[],
+                     :routing_key::text[], :headers::jsonb[], :body::bytea[])
+ON CONFLICT (message_id) WHERE status = 'dead' DO UPDATE SET
+    kind = EXCLUDED.kind, reason = EXCLUDED.reason, attempts = EXCLUDED.attempts,
+    last_failed_at = EXCLUDED.last_failed_at, headers = EXCLUDED.headers, dead_at = now();
+
+-- list_dead_letters: open dead letters, oldest first
+SELECT id, message_id, type, order_id, kind, reason, attempts, first_failed_at, last_failed_at,
+       source_queue, dead_at
+FROM dead_letters WHERE status = 'dead' ORDER BY id;
+
+-- get_dead_letters: every row (open or settled) of a message id, newest first
+SELECT * FROM dead_letters WHERE message_id = :message_id ORDER BY id DESC;
+
+-- select_dead_letters: open dead letters by ids, type or all, locked for a replay or purge
+SELECT * FROM dead_letters
+WHERE status = 'dead'
+  AND (:everything::boolean OR message_id = ANY(:ids::text[]) OR type = :event_type::text)
+ORDER BY id FOR UPDATE SKIP LOCKED;
+
+-- settle_dead_letter: mark one dead letter replayed or purged, by whom and why
+UPDATE dead_letters SET status = :status, settled_at = now(), settled_by = :actor,
+                        settle_reason = :reason
+WHERE id = :id AND status = 'dead';
+
+-- dead_letter_count: open dead letters (the metric on-call alerts on)
+SELECT count(*) FROM dead_letters WHERE status = 'dead';
+
+-- dead_letter_bodies: open and purged dead letters with their bodies (stats count them per day)
+SELECT status, type, body FROM dead_letters WHERE status IN ('dead', 'purged');
