@@ -133,9 +133,9 @@ def _order_event(document: dict[str, Any]) -> OrderEvent:
     return OrderEvent(
         **_envelope(document),
         status=STATUS_BY_TYPE[document["type"]],
-        order_id=order["id"],
+        order_id=_id(order["id"]),
         amount=_cents(order["amount"]),
-        currency=order["currency"],
+        currency=_id(order["currency"]),
         customer_key=customer_key(order.get("customer_info") or {}),
         paid_charges=_paid_charges((order.get("charges") or {}).get("data") or [], order),
     )
@@ -147,20 +147,20 @@ def _charge_refunded(document: dict[str, Any]) -> OrderEvent:
     return OrderEvent(
         **_envelope(document),
         status=None,
-        order_id=charge["order_id"],
+        order_id=_id(charge["order_id"]),
         amount=_cents(charge["amount"]),
-        currency=charge["currency"],
+        currency=_id(charge["currency"]),
         customer_key=None,
         paid_charges=_paid_charges([charge], charge),
-        charge_id=charge["id"],
+        charge_id=_id(charge["id"]),
     )
 
 
 def _chargeback_event(document: dict[str, Any]) -> OrderEvent:
     chbk = document["data"]["object"]
     chargeback = Chargeback(
-        id=chbk["id"],
-        charge_id=chbk["charge_id"],
+        id=_id(chbk["id"]),
+        charge_id=_id(chbk["charge_id"]),
         status=_chargeback_status(document["type"], chbk),
         created_at=_time(chbk.get("created_at") or document["created_at"]),
     )
@@ -184,10 +184,20 @@ def _chargeback_status(event_type: str, chbk: dict[str, Any]) -> str:
     return status
 
 
+def _id(value: object) -> str:
+    """An id (or currency code) the plan can key on: text, not a number or a container."""
+    if not isinstance(value, str) or not value:
+        raise UnapplicableEvent(f"not an id: {str(value)[:80]!r}")
+    return value
+
+
 def _time(value: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UnapplicableEvent(f"not a unix time: {value!r}")
-    return datetime.fromtimestamp(value, UTC)
+        raise UnapplicableEvent(f"not a unix time: {str(value)[:80]!r}")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # beyond the years datetime can hold
+        raise UnapplicableEvent(f"not a unix time: {value}") from exc
 
 
 def _cents(value: object) -> int:
@@ -221,7 +231,7 @@ def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple
         paid_at = charge.get("paid_at")
         paid.append(
             PaidCharge(
-                charge["id"],
+                _id(charge["id"]),
                 _cents(charge["amount"]),
                 _cents(charge.get("fee") or 0),
                 _time(paid_at) if paid_at else None,
@@ -233,7 +243,9 @@ def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple
 
 def _refunds(charge: dict[str, Any]) -> tuple[Refund, ...]:
     refunds = (charge.get("refunds") or {}).get("data") or []
-    return tuple(Refund(r["id"], abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds)
+    return tuple(
+        Refund(_id(r["id"]), abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds
+    )
 
 
 def _check(event: OrderEvent) -> None:

@@ -596,6 +596,7 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
             row["currency"],
             row["livemode"],
             row["customer_key"],
+            row["refunded"],
         )
     order_ids = sorted(
         {e.order_id for e in events if e.order_id} | {c.order_id for c in charges.values()}

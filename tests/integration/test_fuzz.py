@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import random
 import secrets
 import time
 from dataclasses import replace
@@ -28,32 +29,45 @@ from ingest import signature
 from testkit.events import SAMPLES, order_event_document
 from testkit.services import count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import reports
+from worker import archive, reports
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "1000"))  # fewer only to iterate locally
 PER_EXAMPLE = 10
+RESENT = [0]  # bodies sent again after a 503 or a dropped connection (reported)
 FRESH_ID = "<fresh id>"  # replaced by a unique id when serialised: counts stay exact
 
-BASES = [orjson.loads(path.read_bytes()) for path in sorted(SAMPLES.glob("*.json"))] + [
-    order_event_document(kind, "ord_fuzz", amount=amount, fee=fee)
-    for kind in ("order.paid", "order.pending_payment", "order.declined")
+BASE_BODIES = [path.read_bytes() for path in sorted(SAMPLES.glob("*.json"))] + [
+    orjson.dumps(order_event_document(kind, "ord_fuzz", amount=amount, fee=fee))
+    for kind in ("order.paid", "order.pending_payment", "order.declined", "order.refunded")
     for amount, fee in ((10_000, 300), (0, 0), (1, 1))
 ]
 
-json_values = st.recursive(
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=40)
-    | st.sampled_from(["", "\x00", "a\x00b", "ord_fuzz", "MXN", "paid"])
-    | st.builds(lambda n, c: c * n, st.sampled_from([65, 300, 5000]), st.sampled_from("xñ0")),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
-    max_leaves=8,
-)
+# Values of every JSON type, the awkward ones often: huge and negative numbers, long strings,
+# NUL, non-ASCII, nested containers.
+SPECIAL_TEXT = ["", "\x00", "a\x00b", "ord_fuzz", "MXN", "paid", "x" * 65, "ñ" * 300, "0" * 5000]
+SPECIAL_NUMBERS = [0, -1, 1, 2**31, -(2**63), 2**63, 2**64, 2**70, -(2**70), 0.5, 1.0, -1e308]
+
+
+def random_value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(9 if depth < 3 else 6)
+    if kind == 0:
+        return rng.choice([None, True, False])
+    if kind == 1:
+        return rng.choice(SPECIAL_NUMBERS)
+    if kind == 2:
+        return rng.choice([rng.randint(-(10**9), 10**9), rng.uniform(-1e6, 1e6)])
+    if kind == 3:
+        return rng.choice(SPECIAL_TEXT)
+    if kind in (4, 5):
+        alphabet = rng.choice(["abc_.:- ", 'ñé€😀\x00\n"\\', "0123456789"])
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(40)))
+    if kind in (6, 7):
+        return [random_value(rng, depth + 1) for _ in range(rng.randrange(5))]
+    keys = [*SPECIAL_TEXT[:6], "id", "type", "data", "object", "amount"]
+    return {rng.choice(keys): random_value(rng, depth + 1) for _ in range(rng.randrange(5))}
 
 
 def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
@@ -68,44 +82,44 @@ def paths(value: Any, prefix: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     return found
 
 
-@st.composite
-def mutated_document(draw: st.DrawFn) -> Any:
-    document = json.loads(json.dumps(draw(st.sampled_from(BASES))))
+def mutated_document(rng: random.Random) -> Any:
+    """A sample with 1 to 3 keys deleted or given another value."""
+    document = orjson.loads(rng.choice(BASE_BODIES))
     document["id"] = FRESH_ID
-    for _ in range(draw(st.integers(1, 3))):
+    for _ in range(rng.randint(1, 3)):
         candidates = paths(document)
         if not candidates:
             break
-        path = draw(st.sampled_from(candidates))
+        path = rng.choice(candidates)
         parent = document
         for part in path[:-1]:
             parent = parent[part]
-        if draw(st.booleans()):
+        if rng.random() < 0.5:
             del parent[path[-1]]
         else:
-            parent[path[-1]] = draw(json_values)
+            parent[path[-1]] = random_value(rng)
     return document
 
 
-@st.composite
-def signed_body(draw: st.DrawFn) -> bytes:
+def signed_body(rng: random.Random) -> bytes:
     """A mutated sample, or a body no JSON object: a list, a scalar, broken or deep JSON."""
-    shape = draw(st.sampled_from(["mutated"] * 7 + ["top", "broken", "deep", "duplicate"]))
+    shape = rng.choice(["mutated"] * 7 + ["top", "broken", "deep", "duplicate"])
     if shape == "top":
-        return json.dumps(draw(json_values)).encode()
-    document = draw(mutated_document())
-    text = json.dumps(document)
+        return json.dumps(random_value(rng)).encode()
+    text = json.dumps(mutated_document(rng))
     if shape == "broken":
-        return text[: draw(st.integers(0, len(text) - 1))].encode()
+        return text[: rng.randrange(len(text))].encode()
     if shape == "deep":
-        depth = draw(st.sampled_from([50, 500, 5000]))
+        depth = rng.choice([50, 500, 5000])
         return ('{"deep": ' + "[" * depth + "]" * depth + ", " + text[1:]).encode()
     if shape == "duplicate":  # the same key twice: the last wins in most parsers
-        return ('{"id": ' + json.dumps(draw(json_values)) + ", " + text[1:]).encode()
+        return ('{"id": ' + json.dumps(random_value(rng)) + ", " + text[1:]).encode()
     return text.encode()
 
 
 def generate() -> list[bytes]:
+    """Hypothesis draws the seeds (a failing run names them); a seeded generator mutates, which
+    costs a fraction of drawing every value through Hypothesis for 10,000 bodies."""
     bodies: list[bytes] = []
 
     @settings(
@@ -115,9 +129,10 @@ def generate() -> list[bytes]:
         suppress_health_check=list(HealthCheck),
         phases=[Phase.generate],  # collecting only: nothing to shrink here
     )
-    @given(st.lists(signed_body(), min_size=PER_EXAMPLE, max_size=PER_EXAMPLE))
-    def collect(batch: list[bytes]) -> None:
-        bodies.extend(batch)
+    @given(st.integers(min_value=0, max_value=2**64))
+    def collect(seed: int) -> None:
+        rng = random.Random(seed)
+        bodies.extend(signed_body(rng) for _ in range(PER_EXAMPLE))
 
     collect()
     # Unique ids where the mutation kept ours, so every accepted event can be counted.
@@ -143,6 +158,7 @@ async def post_all(url: str, bodies: list[bytes], key: Path) -> list[tuple[int, 
                     answer = (0, "connection dropped")
                 if answer[0] not in (0, 503):
                     break
+                RESENT[0] += 1
                 await asyncio.sleep(attempt)
             return answer
 
@@ -157,7 +173,9 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
     bodies = generate()
     assert len(bodies) == EXAMPLES * PER_EXAMPLE  # 10,000 unless FUZZ_EXAMPLES says otherwise
     generated = time.perf_counter()
-    settings = replace(settings, publish_timeout=10.0)
+    # Two attempts: a refund or chargeback of a charge never booked (unknown_charge, transient)
+    # reaches the dead-letter table in seconds rather than after the 10-minute retry tier.
+    settings = replace(settings, publish_timeout=10.0, max_attempts=2)
     async with running_receiver(settings) as url, running_worker(settings):
         answers = await post_all(url, bodies, key_pair[0])
         failed = [(s, a, b[:200]) for (s, a), b in zip(answers, bodies, strict=True) if s != 200]
@@ -176,6 +194,9 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
             return archived + dead >= len(keys)
 
         await wait_for(all_settled, timeout=180, what=f"{len(keys)} events archived")
+        for key in random.Random(0).sample(sorted(keys), min(300, len(keys))):
+            found = await archive.show(store, key) or await store.dead_letter(key)
+            assert found, f"accepted {key} is neither archived nor a dead letter"
         # The worker is still consuming: one more plain event is applied.
         await post_all(
             url, [orjson.dumps(order_event_document("order.paid", "ord_last"))], key_pair[0]
@@ -185,10 +206,12 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
             return await count(db, "SELECT count(*) FROM orders WHERE id = 'ord_last'") == 1
 
         await wait_for(last_applied, what="an event after the fuzz applied")
-    assert all(not rows for _, rows in await reports.verify(store))
+    violations = [(c.description, rows[:3]) for c, rows in await reports.verify(store) if rows]
+    assert not violations, violations
     outcomes = dict(await db.fetch("SELECT outcome, count(*) FROM events GROUP BY outcome"))
     print(
-        f"\nfuzz: {len(bodies)} signed bodies, {len(keys)} accepted keys, outcomes {outcomes}, "
+        f"\nfuzz: {len(bodies)} signed bodies, {len(keys)} accepted keys, {RESENT[0]} resent "
+        f"after a 503 or a dropped connection, outcomes {outcomes}, "
         f"dead letters {await count(db, 'SELECT count(*) FROM dead_letters')}; generated in "
         f"{generated - started:.1f} s, posted and settled in "
         f"{time.perf_counter() - generated:.1f} s"

@@ -34,7 +34,10 @@ CROSS JOIN LATERAL (SELECT livemode, business_key FROM ledger_transactions
                     WHERE business_key = wanted.key) AS t;
 
 -- booked_charges: paid charges already booked (a refund or chargeback event names only the charge)
-SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key
+SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key,
+       (SELECT coalesce(sum(r.amount), 0) FROM ledger_transactions r
+        WHERE r.kind = 'refund' AND r.charge_id = t.charge_id AND r.livemode = t.livemode)::bigint
+           AS refunded
 FROM ledger_transactions t JOIN orders o ON o.id = t.order_id
 WHERE t.kind = 'payment' AND t.charge_id = ANY(:charge_ids::text[]);
 
