@@ -7,7 +7,13 @@ import pytest
 
 from core.errors import InvalidEvent
 from core.event import parse_event
-from testkit.events import SAMPLES, changed_paid_event, order_of
+from testkit.events import (
+    SAMPLES,
+    changed_paid_event,
+    charge_refunded_event,
+    chargeback_event,
+    order_of,
+)
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.name)
@@ -38,6 +44,28 @@ def test_schema_errors_name_the_field(change: Any, field: str) -> None:
     with pytest.raises(InvalidEvent) as raised:
         parse_event(changed_paid_event(change))
     assert field in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "drop", "field"),
+    [
+        (
+            chargeback_event("charge.chargeback.created", "chbk_1", charge_id="ch_1"),
+            "charge_id",
+            "data.object.charge_id: required",
+        ),
+        (
+            charge_refunded_event("ord_a", charge_id="ch_1", amount=100, refunds=(("r1", 100, 1),)),
+            "order_id",
+            "data.object.order_id: required",
+        ),
+    ],
+)
+def test_refund_and_chargeback_fields_are_judged_too(body: bytes, drop: str, field: str) -> None:
+    document = orjson.loads(body)
+    del document["data"]["object"][drop]
+    with pytest.raises(InvalidEvent, match=field):
+        parse_event(orjson.dumps(document))
 
 
 def test_unknown_fields_are_accepted() -> None:
