@@ -23,11 +23,19 @@ import uvloop
 
 from core import broker, topology
 
+# As the store archives: the id into event_ids (the dedupe key), then the body if the id was new.
 ARCHIVE = """
-INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body)
-SELECT id, type, NULL, false, now(), now(), 'applied', body
-FROM unnest($1::text[], $2::text[], $3::bytea[]) AS e (id, type, body)
-ON CONFLICT (event_id) DO NOTHING
+WITH e AS (
+    SELECT DISTINCT ON (id) * FROM unnest($1::text[], $2::text[], $3::bytea[]) AS e (id, type, body)
+),
+new_ids AS (
+    INSERT INTO event_ids (event_id) SELECT id FROM e ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, archived_at
+)
+INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
+                    applied_at)
+SELECT id, type, NULL, false, now(), now(), 'applied', body, archived_at
+FROM e JOIN new_ids ON new_ids.event_id = e.id
 """
 BALANCES = """
 INSERT INTO balances (account, currency, livemode, normal_side, balance)

@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import audit, events, ledger, reconcile, service, tools
+from cli import audit, events, ledger, reconcile, retention, service, tools
 from core import lifecycle
 from core.errors import ApiKeyRejected, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -95,6 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_commands(sub, common)
     events.add_commands(sub, common)
     ledger.add_commands(sub, common)
+    retention.add_commands(sub, common)
     return parser
 
 

@@ -15,8 +15,9 @@ from core.errors import TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
 from ingest import receiver
-from worker import migrations
+from worker import migrations, retention
 from worker.runner import run_worker
+from worker.store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -79,6 +80,9 @@ async def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     print("broker topology declared")
     applied = await migrations.migrate(settings.database_url)
     print(f"database migrated ({len(applied)} migration(s) applied: {', '.join(applied) or '-'})")
+    async with Store.open(settings.database_url) as store:
+        await retention.ensure_partitions(store)  # a year ahead; `archive prune` keeps it so
+    print("runtime grants applied, month partitions ready")
     return 0
 
 

@@ -170,4 +170,48 @@ class Publisher:
 
 
 async def declare_topology(connection: AbstractRobustConnection) -> None:
+    """Declare every exchange and queue: `migrate` only (it needs the configure permission)."""
     await topology.declare(connection)
+
+
+async def wait_for_topology(connection: AbstractRobustConnection) -> None:
+    """Return once every exchange and queue exists (declared by `migrate`), checking passively.
+
+    The services never declare: their broker users have no configure permission, which would
+    also allow deleting. A passive declare needs no permission; a missing name closes the
+    channel, so each attempt opens its own.
+    """
+    attempt = 0
+    while True:
+        attempt += 1
+        try:
+            missing = await _missing_topology(connection)
+        except (AMQPError, OSError) as exc:
+            missing = f"{type(exc).__name__}: {exc}"
+        if missing is None:
+            return
+        log.warning(
+            "waiting for the broker topology (run `conekta-ingest migrate`)",
+            missing=missing,
+            attempt=attempt,
+        )
+        await asyncio.sleep(backoff.delay(attempt, base=1.0, cap=10.0))
+
+
+async def _missing_topology(connection: AbstractRobustConnection) -> str | None:
+    """The first missing exchange or queue, or None when all exist."""
+    channel = await connection.channel()
+    what = ""
+    try:
+        for exchange in topology.EXCHANGES:
+            what = f"exchange {exchange.name}"
+            await channel.declare_exchange(exchange.name, passive=True)
+        for queue in topology.QUEUES:
+            what = f"queue {queue.name}"
+            await channel.declare_queue(queue.name, passive=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return what
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return None

@@ -60,6 +60,10 @@ class InvalidEvent(PermanentError, ValueError):
     """The body is not an event the service can take; the message says why, naming the field."""
 
 
+class RetentionRefused(PermanentError):
+    """A prune that would lose something: an export that does not match, the current month."""
+
+
 class StopRequested(ConektaIngestError):
     """Asked to stop while waiting for the database: leave the work to be redelivered."""
 

@@ -48,6 +48,8 @@ class Settings:
     # Which Conekta modes this deployment applies (livemode true = live); the other mode's
     # events are archived with outcome `other_mode` and nothing else.
     accept_modes: frozenset[bool] = frozenset({True, False})
+    # retention: `archive prune` with no --before keeps this many whole months before this one
+    retention_months: int = 13
 
 
 # env var -> (field, parser)
@@ -99,6 +101,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_TASK_HEALTHY_AFTER": ("task_healthy_after", float),
     "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
     "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
+    "CONEKTA_INGEST_RETENTION_MONTHS": ("retention_months", int),
 }
 
 
@@ -128,3 +131,5 @@ def _check(settings: Settings) -> None:
         raise ConfigError("CONEKTA_RECONCILE_INTERVAL must be positive (seconds)")
     if settings.max_concurrent_reads <= 0 or settings.body_read_timeout <= 0:
         raise ConfigError("max concurrent reads and body read timeout must be positive")
+    if settings.retention_months < 1:
+        raise ConfigError("retention months must be at least 1")

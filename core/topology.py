@@ -4,7 +4,8 @@
                     │ (no binding matches)
                     └─alternate-exchange─▶ conekta.unhandled (fanout) ─▶ conekta.unhandled.v2
 
-    worker, transient failure ──▶ conekta.orders.retry.v2.<n> (TTL) ──dead-letter──▶ conekta.orders
+    worker, transient failure ──▶ conekta.retry ──▶ conekta.orders.retry.v2.<n> (TTL)
+                                      ──dead-letter──▶ conekta.orders
     worker, permanent / too many attempts ──conekta.dlx──▶ conekta.dead-letters
     any queue past its delivery limit ──conekta.dlx──▶ conekta.dead-letters
     conekta.dead-letters ──worker──▶ Postgres `dead_letters` (where `dlq` commands look)
@@ -16,10 +17,16 @@ message is never dropped by a default (RabbitMQ 4.x limits deliveries to 20 and 
 has no limit): the same behaviour on both. Arguments cannot change on an existing queue
 (PRECONDITION_FAILED): change them by versioning the queue name, and list the old name in
 RETIRED_QUEUES (its bindings are removed and the worker drains it into the dead-letter table).
+
+Each component connects as its own broker user with only what it does (USERS below): the
+internet-facing receiver can publish to conekta.events and nothing else; only `migrate` may
+declare (configure). The retry tiers have an exchange of their own so that no service needs
+write access to the default exchange (which reaches every queue by name).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +38,7 @@ EVENTS_EXCHANGE = "conekta.events"
 UNHANDLED_EXCHANGE = "conekta.unhandled"
 UNHANDLED_QUEUE = "conekta.unhandled.v2"
 DEAD_LETTER_EXCHANGE = "conekta.dlx"
+RETRY_EXCHANGE = "conekta.retry"
 DEAD_LETTER_QUEUE = "conekta.dead-letters"
 # The last stop: dead letters the mover itself could not settle 20 times. Nobody consumes it; an
 # alert fires on any message in it (read it with the management UI, never lost).
@@ -130,6 +138,7 @@ EXCHANGES: tuple[ExchangeSpec, ...] = (
     ExchangeSpec(UNHANDLED_EXCHANGE, ExchangeType.FANOUT),
     ExchangeSpec(EVENTS_EXCHANGE, ExchangeType.TOPIC, {"alternate-exchange": UNHANDLED_EXCHANGE}),
     ExchangeSpec(DEAD_LETTER_EXCHANGE, ExchangeType.DIRECT),
+    ExchangeSpec(RETRY_EXCHANGE, ExchangeType.DIRECT),
     ExchangeSpec(FULFILLMENT_UNROUTED, ExchangeType.FANOUT),
     ExchangeSpec(
         FULFILLMENT_EXCHANGE, ExchangeType.TOPIC, {"alternate-exchange": FULFILLMENT_UNROUTED}
@@ -155,6 +164,7 @@ def queues(limit: int = DELIVERY_LIMIT) -> tuple[QueueSpec, ...]:
                     "x-overflow": "reject-publish",
                 },
             ),
+            ((RETRY_EXCHANGE, retry_queue_name(ORDERS_QUEUE, tier)),),
         )
         for tier, delay in enumerate(RETRY_DELAYS_MS)
     )
@@ -192,6 +202,73 @@ RETIRED_QUEUES: tuple[RetiredQueue, ...] = (
     RetiredQueue("conekta.orders.dlq", ((DEAD_LETTER_EXCHANGE, DEAD_LETTER_KEY),)),
     RetiredQueue("conekta.unhandled", ((UNHANDLED_EXCHANGE, ""),)),
     RetiredQueue("conekta.fulfillment.unrouted", ((FULFILLMENT_UNROUTED, ""),)),
+)
+
+
+@dataclass(frozen=True)
+class BrokerUser:
+    """A component's broker user: RabbitMQ permission regexes over exchange and queue names
+    (configure: declare/delete; write: publish to an exchange, bind a queue; read: consume,
+    get, purge a queue)."""
+
+    name: str
+    configure: str
+    write: str
+    read: str
+    purpose: str
+
+
+def only(*names: str) -> str:
+    """A permission regex matching exactly these resource names (none: matches nothing)."""
+    return f"^({'|'.join(re.escape(n) for n in names)})$" if names else "^$"
+
+
+# RabbitMQ calls the default exchange "amq.default" in permissions.
+_DEFAULT_EXCHANGE = "amq.default"
+_OURS = "^conekta\\..*"
+
+RECEIVER_USER = BrokerUser(
+    "conekta-receiver", only(), only(EVENTS_EXCHANGE), only(), "publishes verified webhooks"
+)
+WORKER_USER = BrokerUser(
+    "conekta-worker",
+    only(),
+    # conekta.events: the scheduled reconcile publishes what Conekta's API lists and we lack.
+    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE),
+    # its work queues, the dead letters it moves into Postgres, the v1 queues it drains
+    only(
+        ORDERS_QUEUE,
+        UNHANDLED_QUEUE,
+        DEAD_LETTER_QUEUE,
+        *(retired.name for retired in RETIRED_QUEUES),
+    ),
+    "consumes events and dead letters; publishes fulfillment, retries, dead letters and "
+    "reconciled events",
+)
+CONSOLE_USER = BrokerUser(
+    "conekta-console",
+    only(),
+    # dlq replay: back to where each message first went (dead letters live in Postgres)
+    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE),
+    only(),
+    "on-call: replays dead letters, reconciles",
+)
+MIGRATE_USER = BrokerUser(
+    "conekta-migrate",
+    _OURS,
+    f"^(conekta\\..*|{re.escape(_DEFAULT_EXCHANGE)})$",  # retry queues dead-letter to ""
+    _OURS,
+    "declares the topology (the only user that may configure)",
+)
+MONITOR_USER = BrokerUser(
+    "conekta-monitor", only(), only(), only(), "queue depths by passive declare (KEDA)"
+)
+USERS: tuple[BrokerUser, ...] = (
+    RECEIVER_USER,
+    WORKER_USER,
+    CONSOLE_USER,
+    MIGRATE_USER,
+    MONITOR_USER,
 )
 
 

@@ -201,7 +201,7 @@ async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
     async def connect() -> None:
         connection = await broker.connect(settings.amqp_url, "conekta-ingest receiver")
         try:
-            await broker.declare_topology(connection)
+            await broker.wait_for_topology(connection)
         except BaseException:
             await connection.close()
             raise

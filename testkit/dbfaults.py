@@ -23,8 +23,11 @@ CREATE OR REPLACE FUNCTION injected_fault() RETURNS trigger LANGUAGE plpgsql AS 
 DECLARE
     code text;
 BEGIN
+    -- a monthly partition (events, outbox) answers for its parent table
     SELECT sqlstate INTO code FROM injected_fault
-    WHERE TG_TABLE_NAME = ANY(tables) AND TG_OP = ANY(ops) LIMIT 1;
+    WHERE coalesce((SELECT inhparent::regclass::text FROM pg_inherits WHERE inhrelid = TG_RELID),
+                   TG_TABLE_NAME) = ANY(tables)
+      AND TG_OP = ANY(ops) LIMIT 1;
     IF code IS NOT NULL THEN
         RAISE EXCEPTION 'injected fault %', code USING ERRCODE = code;
     END IF;

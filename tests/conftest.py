@@ -68,8 +68,13 @@ async def database_url(template_database: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def amqp_url() -> AsyncIterator[str]:
+    """A vhost of its own with the topology declared, as `migrate` leaves a broker."""
     vhost = f"conekta-test-{RUN_ID}-{next(_counter)}"
-    yield await create_vhost(vhost)
+    url = await create_vhost(vhost)
+    connection = await aio_pika.connect(url)
+    await declare_topology(connection)  # type: ignore[arg-type]
+    await connection.close()
+    yield url
     await delete_vhost(vhost)
 
 
@@ -94,9 +99,8 @@ def settings(database_url: str, amqp_url: str, key_pair: tuple[Path, Path]) -> S
 
 @pytest.fixture
 async def broker(settings: Settings) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
-    """A connection to the test vhost with the topology declared."""
+    """A connection to the test vhost (its topology is declared)."""
     connection = await aio_pika.connect_robust(settings.amqp_url)
-    await declare_topology(connection)
     yield connection
     await connection.close()
 

@@ -204,12 +204,12 @@ async def _rejudge_pages(
         since=selection.since, until=selection.until, after=cursor, limit=PAGE
     ):
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
-        judged: list[tuple[str, Incoming | ArchiveRow]] = []
+        judged: list[Incoming | ArchiveRow] = []
         for row in rows:
             verdict = judged_row(row["body"], row["received_at"])
             if isinstance(verdict, ArchiveRow):  # keeps its place (its created_at may be a guess)
                 verdict = replace(verdict, created_at=row["created_at"])
-            judged.append((row["event_id"], verdict))
+            judged.append(verdict)
         try:
             totals.update(await _rejudge(store, judged, modes))
         except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
@@ -222,10 +222,10 @@ async def _rejudge_pages(
 
 
 async def _rejudge(
-    store: Store, judged: list[tuple[str, Incoming | ArchiveRow]], modes: Collection[bool]
+    store: Store, judged: list[Incoming | ArchiveRow], modes: Collection[bool]
 ) -> list[str]:
     """One transaction: the outcomes of the judged rows."""
-    items = [verdict for _, verdict in judged if isinstance(verdict, Incoming)]
-    archived = [verdict for _, verdict in judged if isinstance(verdict, ArchiveRow)]
-    outcomes = await store.rejudge([key for key, _ in judged], items, archived, modes)
+    items = [verdict for verdict in judged if isinstance(verdict, Incoming)]
+    archived = [verdict for verdict in judged if isinstance(verdict, ArchiveRow)]
+    outcomes = await store.rejudge(items, archived, modes)
     return [outcome.value for outcome in outcomes] + [row.outcome.value for row in archived]

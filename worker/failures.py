@@ -122,7 +122,9 @@ class FailureRouter:
         else:
             delay = retry_delay_ms(attempts)
             queue = topology.retry_queue_name(self._queue, topology.retry_tier(attempts))
-            await self._publish(message, headers, "", queue, expiration=delay / 1000)
+            await self._publish(
+                message, headers, topology.RETRY_EXCHANGE, queue, expiration=delay / 1000
+            )
             metrics.RETRIES.labels(kind).inc()
             bound.warning("event will be retried", delay_ms=delay)
         await message.ack()

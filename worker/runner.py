@@ -71,7 +71,7 @@ async def worker_resources(
     publish_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker publish")
     publisher = broker.Publisher(publish_connection, settings.publish_timeout)
     try:
-        await broker.declare_topology(consume_connection)
+        await broker.wait_for_topology(consume_connection)
         yield Store(pool), consume_connection, publisher
     finally:
         await publisher.close()

@@ -15,7 +15,8 @@ import re
 from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from importlib import resources
 from typing import Any
 
@@ -85,6 +86,7 @@ CHARGEBACK_COLUMNS = (
     "last_event_created_at",
 )
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+_RESTORE = {"events": "restore_events", "outbox": "restore_outbox"}  # exported table -> query
 DEAD_LETTER_COLUMNS = (
     "message_id",
     "type",
@@ -205,17 +207,16 @@ class Store:
 
     async def rejudge(
         self,
-        keys: Sequence[str],
         items: Sequence[Incoming],
         rows: Sequence[ArchiveRow],
         modes: Collection[bool] = ALL_MODES,
     ) -> list[Outcome]:
-        """Replace the `invalid` archive rows `keys`, judged again, in one transaction: `items`
-        go through the order path as if new, `rows` (still invalid, or ignored) are archived.
+        """`invalid` archive rows judged again, in one transaction: `items` go
+        through the order path (as a replay: their ids are archived already), `rows` (still
+        invalid, or ignored) are archived; each archive row takes its new outcome and reason.
         The outcomes of `items`, in order."""
         async with database.transaction(self.pool) as connection:
-            await _execute(connection, "forget_invalid", ids=list(keys))
-            plan = await _apply_batch(connection, items, replay=False, modes=modes)
+            plan = await _apply_batch(connection, items, replay=True, modes=modes)
             await _write_archive(connection, rows)
         _report(plan)
         return plan.outcomes
@@ -417,6 +418,54 @@ class Store:
             connection.transaction(isolation="repeatable_read", readonly=True),
         ):
             return [await _fetch(connection, check) for check in checks]
+
+    # -- retention (as the owner of the tables) ------------------------------------------------
+
+    async def create_partitions(
+        self, keys: dict[str, str], first_month: date, last_month: date
+    ) -> None:
+        """Month partitions of each table (name -> partition key column), where missing."""
+        await self._read(
+            "create_partitions",
+            parents=list(keys),
+            keys=list(keys.values()),
+            first_month=first_month,
+            last_month=last_month,
+        )
+
+    async def months(self, table: str) -> list[date]:
+        return [row["month"] for row in await self._read("list_months", parent=table)]
+
+    async def month_summary(self, table: str, month: date) -> tuple[int, Decimal]:
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(connection, "month_summary", parent=table, month=month)
+        assert row is not None
+        return int(row["rows"]), Decimal(row["checksum"])
+
+    async def month_lines(self, table: str, month: date) -> AsyncIterator[str]:
+        """A month's rows as JSON lines, streamed through a cursor."""
+        query = QUERIES["month_rows"]
+        async with database.transaction(self.pool) as connection:
+            args = query.args({"parent": table, "month": month})
+            async for row in connection.cursor(query.sql, *args, prefetch=1000):
+                yield row["line"]
+
+    async def unsent_in_month(self, month: date) -> int:
+        async with self.pool.acquire() as connection:
+            row = await _fetchrow(connection, "unsent_in_month", month=month)
+        return int(row[0]) if row else 0
+
+    async def drop_month(self, table: str, month: date, rows: int, checksum: Decimal) -> None:
+        """Drop the month's partition if it still holds exactly `rows` rows with `checksum`."""
+        async with database.transaction(self.pool) as connection:
+            await _execute(
+                connection, "drop_month", parent=table, month=month, rows=rows, checksum=checksum
+            )
+
+    async def restore(self, table: str, lines: Sequence[str]) -> None:
+        """Exported rows back into their table (and month partition), in one transaction."""
+        async with database.transaction(self.pool) as connection:
+            await _execute(connection, _RESTORE[table], lines=list(lines))
 
     async def _read(self, name: str, **params: Any) -> list[Record]:
         async with self.pool.acquire() as connection:

@@ -19,7 +19,7 @@ from core import topology
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 BIN = Path(sys.executable).parent
-CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling"}
+CORE_GROUPS = {"", "apps", "batch", "policy", "autoscaling", "networking.k8s.io"}
 
 
 def run(*command: str | Path, cwd: Path = ROOT) -> str:
@@ -215,3 +215,107 @@ def test_scaled_worker_has_one_autoscaler_and_the_queue_exists() -> None:
     assert [s["spec"]["scaleTargetRef"]["name"] for s in scaled] == ["conekta-worker"]
     assert all(h["spec"]["scaleTargetRef"]["name"] != "conekta-worker" for h in hpas)
     assert scaled[0]["spec"]["triggers"][0]["metadata"]["queueName"] == topology.ORDERS_QUEUE
+
+
+def _compose_config(tmp_path: Path) -> dict[str, Any]:
+    import compose
+
+    binary = Path(compose.__file__).parent / "docker-compose"
+    result = subprocess.run(
+        [str(binary), "-f", "compose.yaml", "config", "--format", "json"],
+        cwd=DEPLOY / "compose",
+        capture_output=True,
+        text=True,
+        check=False,
+        env={"PATH": "/usr/bin:/bin", "CONEKTA_KEYS_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    config: dict[str, Any] = json.loads(result.stdout)
+    return config
+
+
+def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_path: Path) -> None:
+    services = _compose_config(tmp_path)["services"]
+    definitions = json.loads((DEPLOY / "compose/rabbitmq/definitions.json").read_text())
+    assert all(u["tags"] == [] for u in definitions["users"]), "no broker administrator"
+    broker_users = {u["name"] for u in definitions["users"]}
+    expected = {
+        "receiver": ("conekta-receiver", None),
+        "worker": ("conekta-worker", "conekta_app"),
+        "migrate": ("conekta-migrate", "conekta_owner"),
+    }
+    for name, (broker_user, database_user) in expected.items():
+        env = services[name]["environment"]
+        assert env["AMQP_URL"].startswith(f"amqp://{broker_user}:"), name
+        assert broker_user in broker_users
+        if database_user is None:
+            assert "DATABASE_URL" not in env
+        else:
+            assert env["DATABASE_URL"].startswith(f"postgresql://{database_user}:"), name
+    mounts = {
+        name: [v["target"] for v in service.get("volumes", [])]
+        for name, service in services.items()
+        if name in expected
+    }
+    assert mounts == {"receiver": ["/keys/conekta.public.pem"], "worker": [], "migrate": []}
+    source = services["receiver"]["volumes"][0]["source"]
+    assert source.endswith(".public.pem")
+
+
+def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
+    everything = [d for _, d in k8s_documents()]
+    users = {d["metadata"]["name"] for d in everything if d["kind"] == "User"}
+    workloads = {"Deployment", "Job", "CronJob", "Cluster"}
+    documents = {d["metadata"]["name"]: d for d in everything if d["kind"] in workloads}
+    assert users == {u.name for u in topology.USERS}
+
+    def env(name: str) -> dict[str, Any]:
+        spec = documents[name]["spec"]
+        pod = spec.get("jobTemplate", {}).get("spec", spec)["template"]["spec"]
+        return {e["name"]: e for e in pod["containers"][0]["env"]}
+
+    for workload, user in (
+        ("conekta-receiver", "conekta-receiver"),
+        ("conekta-worker", "conekta-worker"),
+        ("conekta-migrate", "conekta-migrate"),
+    ):
+        secret = env(workload)["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        assert secret == f"{user}-user-credentials"
+    assert "DATABASE_URL" not in env("conekta-receiver")
+    assert env("conekta-worker")["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
+    for owner_job in ("conekta-migrate", "conekta-archive-prune"):
+        assert env(owner_job)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
+            "conekta-db-app"
+        )
+    roles = {r["name"]: r for r in documents["conekta-db"]["spec"]["managed"]["roles"]}
+    assert roles["conekta_app"]["inRoles"] == ["conekta_runtime"]
+    assert roles["conekta_runtime"]["login"] is False
+
+
+def test_network_policies_fence_each_workload() -> None:
+    policies = {
+        d["metadata"]["name"]: d["spec"] for _, d in k8s_documents() if d["kind"] == "NetworkPolicy"
+    }
+    assert policies["conekta-default-deny"] == {
+        "podSelector": {"matchLabels": {"app.kubernetes.io/part-of": "conekta-ingest"}},
+        "policyTypes": ["Ingress", "Egress"],
+    }
+
+    def peers(rules: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [peer for rule in rules for peer in rule["to"] if "podSelector" in peer]
+
+    receiver, worker = policies["conekta-receiver"], policies["conekta-worker"]
+    assert [p["namespaceSelector"]["matchLabels"] for p in receiver["ingress"][0]["from"]] == [
+        {"kubernetes.io/metadata.name": "ingress-nginx"},
+        {"kubernetes.io/metadata.name": "monitoring"},
+    ]
+    rabbitmq = {"app.kubernetes.io/name": "conekta-rabbitmq"}
+    postgres = {"cnpg.io/cluster": "conekta-db"}
+    dns = {"k8s-app": "kube-dns"}
+    assert [p["podSelector"]["matchLabels"] for p in peers(receiver["egress"])] == [rabbitmq, dns]
+    assert [p["podSelector"]["matchLabels"] for p in peers(worker["egress"])] == [
+        postgres,
+        rabbitmq,
+        dns,
+    ]
+    assert policies["conekta-console"]["ingress"] == [{"from": [{"podSelector": {}}]}]

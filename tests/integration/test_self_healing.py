@@ -95,6 +95,10 @@ async def test_looking_at_a_dead_letter_cannot_lose_it(
     (never dropped), and `dlq list`/`show` ten times leave it there."""
     monkeypatch.setattr(topology, "QUEUES", topology.queues(limit=3))
     connection = await aio_pika.connect_robust(amqp_url)
+    channel = await connection.channel()
+    for spec in topology.QUEUES:  # the vhost comes declared with limit 20, as migrate leaves it
+        await channel.queue_delete(spec.name)
+    await channel.close()
     await topology.declare(connection)
     crashed = order_event("order.paid", "ord_crash")
     await publish_events(connection, [crashed])

@@ -1,5 +1,7 @@
-"""Numbered SQL migrations, each applied once, recorded in `schema_migrations`.
+"""Numbered SQL migrations, each applied once, recorded in `schema_migrations`; then the runtime
+role's grants (grants.sql), re-applied on every run so they always match the file.
 
+`migrate` connects as the role that owns the tables; the services as a member of conekta_runtime.
 An advisory lock makes `migrate` safe to run from several processes at once.
 """
 
@@ -10,6 +12,7 @@ from importlib import resources
 from core import database
 
 _LOCK_KEY = 0x636F6E656B7461  # "conekta"
+GRANTS = "grants.sql"
 
 _CREATE_TABLE = """
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -20,9 +23,11 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
 
 
 def available() -> list[tuple[str, str]]:
-    """(name, sql) of every migration file, in order."""
+    """(name, sql) of every numbered migration file (NNNN_name.sql), in order."""
     folder = resources.files(__name__)
-    files = sorted(f.name for f in folder.iterdir() if f.name.endswith(".sql"))
+    files = sorted(
+        f.name for f in folder.iterdir() if f.name.endswith(".sql") and f.name[:4].isdigit()
+    )
     return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in files]
 
 
@@ -42,9 +47,16 @@ async def migrate(url: str) -> list[str]:
                 await connection.execute(sql)
                 await connection.execute("INSERT INTO schema_migrations (name) VALUES ($1)", name)
             applied.append(name)
+        async with connection.transaction():
+            await connection.execute(grants())
         return applied
     finally:
         await connection.close()  # closing the session releases the advisory lock
+
+
+def grants() -> str:
+    """The runtime role's privileges, as SQL (worker/migrations/grants.sql)."""
+    return resources.files(__name__).joinpath(GRANTS).read_text()
 
 
 async def pending(pool: database.Pool) -> list[str]:

@@ -1,29 +1,52 @@
 -- The archive of raw events: every event once, with its outcome.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- archived_event_ids: which of these event ids are already in the archive
-SELECT event_id FROM events WHERE event_id = ANY(:ids::text[]);
+-- archived_event_ids: which of these event ids were ever archived (their bodies may be pruned)
+SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction);
--- a purge tombstone takes the outcome of a replay that applies the event on purpose, and an
--- event archived `ignored` (no handler then) the outcome of its replay
+-- an id already archived, even one whose body was pruned, is left as it is, except that a purge
+-- tombstone takes the outcome of a replay that applies the event on purpose, an event archived
+-- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
+-- reason) of being judged again (events replay --outcome invalid)
+WITH incoming AS (
+    SELECT DISTINCT ON (event_id) *
+    FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
+                :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
+                :body::bytea[], :original_id::text[], :reason::text[])
+         AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
+               original_id, reason)
+), new_ids AS (
+    INSERT INTO event_ids (event_id) SELECT event_id FROM incoming
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING event_id, archived_at
+), revived AS (
+    UPDATE events e
+    SET outcome = i.outcome, order_id = coalesce(e.order_id, i.order_id), reason = i.reason,
+        applied_at = clock_timestamp()
+    FROM incoming i
+    WHERE e.event_id = i.event_id
+      AND ((e.outcome IN ('purged', 'ignored') AND i.outcome NOT IN ('purged', 'ignored'))
+           OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
+)
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
                     original_id, reason, applied_at)
-SELECT *, clock_timestamp()
-FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
-            :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
-            :body::bytea[], :original_id::text[], :reason::text[])
-ON CONFLICT (event_id) DO UPDATE
-SET outcome = EXCLUDED.outcome, order_id = coalesce(events.order_id, EXCLUDED.order_id),
-    applied_at = EXCLUDED.applied_at
-WHERE events.outcome IN ('purged', 'ignored') AND EXCLUDED.outcome NOT IN ('purged', 'ignored');
+SELECT i.event_id, i.type, i.order_id, i.livemode, i.created_at, i.received_at, i.outcome, i.body,
+       i.original_id, i.reason, n.archived_at
+FROM incoming i JOIN new_ids n USING (event_id);
 
 -- archive_tombstone: a purged dead letter's event, with who and why (kept if already archived)
+WITH new_id AS (
+    INSERT INTO event_ids (event_id) VALUES (:event_id::text)
+    ON CONFLICT (event_id) DO NOTHING
+    RETURNING archived_at
+)
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    original_id, reason, note)
-VALUES (:event_id, :type, :order_id, :livemode, :created_at, :received_at, 'purged', :body,
-        :original_id, :reason, :note)
-ON CONFLICT (event_id) DO NOTHING;
+                    original_id, reason, note, applied_at)
+SELECT :event_id::text, :type::text, :order_id::text, :livemode::boolean,
+       :created_at::timestamptz, :received_at::timestamptz, 'purged', :body::bytea,
+       :original_id::text, :reason::text, :note::text, archived_at
+FROM new_id;
 
 -- get_event: one archived event, whole
 SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
@@ -49,9 +72,6 @@ WHERE outcome = 'invalid'
   AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
 ORDER BY created_at, event_id
 LIMIT :limit;
-
--- forget_invalid: drop `invalid` rows about to be judged again (in the same transaction)
-DELETE FROM events WHERE event_id = ANY(:ids::text[]) AND outcome = 'invalid';
 
 -- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
 -- (created_at, id) cursor

@@ -20,10 +20,11 @@ WHERE id = :run_id;
 SELECT max(until) AS until, max(finished_at) AS finished_at FROM reconcile_runs
 WHERE status = 'ok' AND NOT dry_run;
 
--- reconcile_known_events: which of these ids are archived, or were backfilled already
+-- reconcile_known_events: which of these ids are archived (event_ids: bodies may be pruned), or
+-- were backfilled already
 SELECT w.id AS event_id, e.event_id IS NOT NULL AS archived, b.event_id IS NOT NULL AS backfilled
 FROM unnest(:ids::text[]) AS w (id)
-LEFT JOIN events e ON e.event_id = w.id
+LEFT JOIN event_ids e ON e.event_id = w.id
 LEFT JOIN reconcile_backfills b ON b.event_id = w.id
 WHERE e.event_id IS NOT NULL OR b.event_id IS NOT NULL;
 
@@ -52,5 +53,5 @@ GROUP BY type;
 -- stats_window_backfilled_unarchived: backfilled events of a window not archived yet, per type
 SELECT b.type, count(*) AS events FROM reconcile_backfills b
 WHERE b.created_at >= :since AND b.created_at < :until
-  AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = b.event_id)
+  AND NOT EXISTS (SELECT 1 FROM event_ids e WHERE e.event_id = b.event_id)
 GROUP BY b.type;

@@ -1,0 +1,306 @@
+"""Least privilege on the real services: each component's broker user (rabbitmqctl, on the test's
+own vhost) and the database's runtime role can do their work and nothing more."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeAlias
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+import aio_pika
+import aiohttp
+import aiormq
+import asyncpg
+import pytest
+
+from core import broker as core_broker
+from core import topology
+from core.errors import PublishFailed
+from core.settings import Settings
+from ingest import signature
+from testkit.events import order_event
+from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
+from testkit.services import balances, count, running_receiver, running_worker
+from testkit.wait import wait_for
+from worker import dlq, migrations
+from worker.store import Store
+
+Db: TypeAlias = "asyncpg.Connection[Any]"
+REFUSED = (aiormq.exceptions.ChannelAccessRefused, aio_pika.exceptions.ChannelClosed)
+
+
+@pytest.fixture
+async def broker_users(amqp_url: str) -> AsyncIterator[dict[str, str]]:
+    """An AMQP URL per component (topology.USERS), each user with exactly its permissions."""
+    parts = urlsplit(amqp_url)
+    vhost = unquote(parts.path.lstrip("/"))
+    urls, created = {}, []
+    for user in topology.USERS:
+        name, password = f"{user.name}-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+        await rabbitmqctl("add_user", name, password)
+        created.append(name)
+        await rabbitmqctl(
+            "set_permissions", "-p", vhost, name, user.configure, user.write, user.read
+        )
+        netloc = f"{quote(name)}:{password}@{parts.hostname}:{parts.port or 5672}"
+        urls[user.name] = urlunsplit(parts._replace(netloc=netloc))
+    yield urls
+    for name in created:
+        await rabbitmqctl("delete_user", name)
+
+
+@pytest.fixture(scope="session")
+async def runtime_login() -> str:
+    """A login role in conekta_runtime, as the services connect (roles are cluster-wide)."""
+    name = "conekta_test_app"
+    admin = await asyncpg.connect(database_url_for("postgres"))
+    try:
+        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+            await admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE conekta_runtime")
+    finally:
+        await admin.close()
+    return name
+
+
+def as_role(database_url: str, role: str) -> str:
+    parts = urlsplit(database_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    return urlunsplit(parts._replace(netloc=f"{role}@{host}"))
+
+
+async def open_channel(url: str) -> tuple[aio_pika.abc.AbstractConnection, Any]:
+    connection = await aio_pika.connect(url)
+    return connection, await connection.channel()
+
+
+async def _consume(channel: Any) -> None:
+    queue = await channel.get_queue(topology.ORDERS_QUEUE, ensure=False)
+    await queue.consume(_ignore)
+
+
+async def _ignore(message: Any) -> None:
+    pass
+
+
+async def _get(channel: Any) -> None:
+    await (await channel.get_queue(topology.ORDERS_QUEUE, ensure=False)).get(fail=False)
+
+
+async def _purge(channel: Any) -> None:
+    await (await channel.get_queue(topology.ORDERS_QUEUE, ensure=False)).purge()
+
+
+async def _delete_queue(channel: Any) -> None:
+    await channel.queue_delete(topology.ORDERS_QUEUE)
+
+
+async def _declare_queue(channel: Any) -> None:
+    await channel.declare_queue("conekta.sneaky", durable=True)
+
+
+async def _delete_exchange(channel: Any) -> None:
+    await channel.exchange_delete(topology.EVENTS_EXCHANGE)
+
+
+async def _bind(channel: Any) -> None:
+    queue = await channel.get_queue(topology.UNHANDLED_QUEUE, ensure=False)
+    await queue.bind(topology.FULFILLMENT_EXCHANGE, "#")
+
+
+FORBIDDEN_TO_RECEIVER = (
+    _consume,
+    _get,
+    _purge,
+    _delete_queue,
+    _declare_queue,
+    _delete_exchange,
+    _bind,
+)
+
+
+async def test_receiver_user_publishes_events_and_can_do_nothing_else(
+    broker_users: dict[str, str],
+) -> None:
+    url = broker_users[topology.RECEIVER_USER.name]
+    connection = await core_broker.connect(url, "test receiver", attempts=1)
+    publisher = core_broker.Publisher(connection, timeout=5)
+    try:
+        await core_broker.wait_for_topology(connection)  # passive checks need no permission
+        for event_type in ("order.paid", "charge.paid"):  # routed, and via the alternate exchange
+            await publisher.publish(
+                topology.EVENTS_EXCHANGE, event_type, b"{}", message_id=uuid.uuid4().hex
+            )
+    finally:
+        await publisher.close()
+
+    for operation in FORBIDDEN_TO_RECEIVER:
+        plain, channel = await open_channel(url)
+        try:
+            with pytest.raises(REFUSED):
+                await operation(channel)
+        finally:
+            await plain.close()
+    for exchange in (topology.FULFILLMENT_EXCHANGE, topology.RETRY_EXCHANGE, ""):
+        publisher = core_broker.Publisher(
+            await core_broker.connect(url, "test receiver", attempts=1), timeout=5
+        )
+        try:
+            with pytest.raises(PublishFailed, match="ACCESS_REFUSED"):
+                await publisher.publish(exchange, topology.ORDERS_QUEUE, b"{}", message_id="x")
+        finally:
+            await publisher.close()
+
+
+async def test_services_work_with_their_own_users_and_the_runtime_role(
+    settings: Settings,
+    broker_users: dict[str, str],
+    runtime_login: str,
+    db: Db,
+    key_pair: tuple[Path, Path],
+) -> None:
+    runtime_url = as_role(settings.database_url, runtime_login)
+    receiver = replace(settings, amqp_url=broker_users[topology.RECEIVER_USER.name])
+    worker = replace(
+        settings, amqp_url=broker_users[topology.WORKER_USER.name], database_url=runtime_url
+    )
+    bodies = [
+        order_event("order.paid", "ord_lp1", amount=2000, fee=60, customer_id="cus_lp"),
+        order_event("order.paid", "ord_lp2", currency="EUR"),  # permanent: dead-lettered
+    ]
+    key = signature.load_private_key(key_pair[0])
+    async with running_worker(worker), running_receiver(receiver) as url:
+        async with aiohttp.ClientSession() as session:
+            for body in bodies:
+                headers = {"Content-Type": "application/json", "DIGEST": signature.sign(body, key)}
+                async with session.post(url, data=body, headers=headers) as response:
+                    assert response.status == 200
+
+        async def applied() -> bool:
+            return await count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NOT NULL") == 1
+
+        await wait_for(applied, what="paid order applied and its fulfillment published")
+        await wait_for(
+            lambda: _depth(broker_users[topology.MONITOR_USER.name], topology.ORDERS_QUEUE, 0),
+            what="the queue drained (the monitor user's passive declare)",
+        )
+
+        async def dead_lettered() -> bool:
+            return await count(db, "SELECT count(*) FROM dead_letters WHERE status = 'dead'") == 1
+
+        await wait_for(
+            dead_lettered,
+            what="the EUR order dead-lettered via conekta.dlx and moved into Postgres",
+        )
+    assert await balances(db) == {
+        "conekta:receivable": 1940,
+        "conekta:fees": 60,
+        "customer:cus_lp": 2000,
+    }
+    # On-call, as the console user and the runtime role: replay the dead letter (it goes back
+    # where it first went), then purge it (a tombstone in the archive, an audit line).
+    console = core_broker.Publisher(
+        await core_broker.connect(
+            broker_users[topology.CONSOLE_USER.name], "test console", attempts=1
+        ),
+        timeout=5,
+    )
+    try:
+        async with Store.open(runtime_url) as store:
+            assert len(await dlq.replay(store, console, dlq.Selection(everything=True), "t")) == 1
+            async with running_worker(worker):
+                await wait_for(dead_lettered, what="the replayed EUR order dead-lettered again")
+            assert len(await dlq.purge(store, dlq.Selection(everything=True), "t", "test")) == 1
+    finally:
+        await console.close()
+    assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'purged'") == 1
+    # The worker's retry tier: its exchange routes to the retry queue (mandatory: no return).
+    connection = await core_broker.connect(worker.amqp_url, "test worker", attempts=1)
+    publisher = core_broker.Publisher(connection, timeout=5)
+    try:
+        queue = topology.retry_queue_name(topology.ORDERS_QUEUE, 0)
+        await publisher.publish(topology.RETRY_EXCHANGE, queue, b"{}", message_id="r")
+    finally:
+        await publisher.close()
+
+
+async def _depth(url: str, queue: str, expected: int) -> bool:
+    connection, channel = await open_channel(url)  # the monitor user: passive declare only
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return bool(declared.declaration_result.message_count == expected)
+    finally:
+        await connection.close()
+
+
+async def test_runtime_role_cannot_change_schema_triggers_or_history(
+    database_url: str, runtime_login: str, db: Db
+) -> None:
+    await db.execute(
+        "INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency,"
+        " event_id, livemode, effective_at, amount)"
+        " VALUES ('payment:o:c', 'payment', 'o', 'c', 'MXN', 'e', false, now(), 5)"
+    )
+    await db.execute(
+        "INSERT INTO ledger_entries (transaction_id, account, currency, amount)"
+        " SELECT id, a, 'MXN', v FROM ledger_transactions, (VALUES ('x', 5), ('y', -5)) t(a, v)"
+    )
+    runtime = await asyncpg.connect(as_role(database_url, runtime_login))
+    try:
+        refused = [
+            "ALTER TABLE ledger_entries ADD COLUMN note text",
+            "ALTER TABLE ledger_entries DISABLE TRIGGER ledger_entries_immutable",
+            "ALTER TABLE events DISABLE TRIGGER ALL",
+            "DELETE FROM ledger_entries",
+            "UPDATE ledger_entries SET amount = 1",
+            "DELETE FROM ledger_transactions",
+            "TRUNCATE ledger_entries",
+            "TRUNCATE events",
+            "UPDATE events SET body = '\\x00'",
+            "DELETE FROM events",
+            "DELETE FROM event_ids",
+            "DELETE FROM outbox",
+            "UPDATE outbox SET body = '\\x00'",
+            "DROP TABLE orders",
+            "CREATE TABLE sneaky (id int)",
+            "SELECT drop_month_partition('events', current_date, 0, 0)",
+        ]
+        for statement in refused:
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await runtime.execute(statement)
+        assert await runtime.fetchval("SELECT count(*) FROM ledger_entries") == 2
+        await runtime.execute("UPDATE outbox SET sent_at = now() WHERE false")  # what it uses
+    finally:
+        await runtime.close()
+    assert await count(db, "SELECT count(*) FROM ledger_entries") == 2
+
+
+async def test_every_table_has_a_line_in_grants_sql(db: Db) -> None:
+    tables = {
+        r["relname"]
+        for r in await db.fetch(
+            "SELECT relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
+            " WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition"
+        )
+    }
+    named = migrations.grants()
+    missing = sorted(t for t in tables if f" ON {t} " not in named)
+    assert not missing, f"add a line to worker/migrations/grants.sql for {missing}"
+
+
+async def test_services_wait_for_the_topology_migrate_declares() -> None:
+    vhost = f"conekta-test-bare-{uuid.uuid4().hex[:8]}"
+    url = await create_vhost(vhost)  # no topology yet
+    try:
+        connection = await core_broker.connect(url, "test waits", attempts=1)
+        missing = await core_broker._missing_topology(connection)
+        assert missing == f"exchange {topology.EXCHANGES[0].name}"
+        await core_broker.declare_topology(connection)  # what `migrate` does
+        await asyncio.wait_for(core_broker.wait_for_topology(connection), timeout=30)
+        await connection.close()
+    finally:
+        await delete_vhost(vhost)

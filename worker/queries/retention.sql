@@ -1,0 +1,37 @@
+-- Retention of the monthly partitions of the archive (events) and the outbox; run as the owner.
+-- Each query: "-- name: description", then the statement; parameters are named (:name).
+
+-- create_partitions: month partitions first_month..last_month of each table (by its key column)
+SELECT create_month_partitions(parent, key, :first_month, :last_month)
+FROM unnest(:parents::text[], :keys::text[]) AS t (parent, key);
+
+-- list_months: the months that have a partition of this table (the default one aside)
+SELECT to_date(substr(c.relname, length(:parent::text) + 2), 'YYYY_MM') AS month
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+WHERE i.inhparent = :parent::regclass AND c.relname ~ '_\d{4}_\d{2}$'
+ORDER BY month;
+
+-- month_rows: a month's rows as JSON lines
+SELECT month_rows(:parent, :month) AS line;
+
+-- month_summary: a month's row count and checksum
+SELECT rows, checksum FROM month_summary(:parent, :month);
+
+-- drop_month: drop a month's partition if it still matches its verified export
+SELECT drop_month_partition(:parent, :month, :rows, :checksum);
+
+-- unsent_in_month: outbox messages of a month not yet published (such a month is kept)
+SELECT count(*) FROM outbox
+WHERE created_at >= :month::date::timestamp AT TIME ZONE 'UTC'
+  AND created_at < (:month::date + interval '1 month')::timestamp AT TIME ZONE 'UTC'
+  AND sent_at IS NULL;
+
+-- restore_events: put exported archive rows back (JSON lines of an export); rows present are kept
+INSERT INTO events SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
+    LATERAL jsonb_populate_record(NULL::events, l) AS r
+ON CONFLICT DO NOTHING;
+
+-- restore_outbox: put exported outbox rows back (JSON lines of an export)
+INSERT INTO outbox SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
+    LATERAL jsonb_populate_record(NULL::outbox, l) AS r
+ON CONFLICT DO NOTHING;
