@@ -9,7 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import audit, console, ledger, reconcile, retention, service, tools
+from cli import audit, console, events, ledger, reconcile, retention, service, tools
 from core import lifecycle
 from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -93,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     tools.add_commands(sub, common)
     reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
     audit.add_commands(sub, common)
+    events.add_commands(sub, common)
     ledger.add_commands(sub, common)
     retention.add_commands(sub, common)
     console.add_commands(sub, common)

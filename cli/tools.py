@@ -1,12 +1,12 @@
-"""The one-shot commands: keys, send, orders, dlq, events (ledger: cli/ledger.py). Printing
-only; the actions live in ingest/ and worker/ (the console's API calls the same functions)."""
+"""The one-shot commands: keys, send, orders, dlq (events: cli/events.py; ledger:
+cli/ledger.py). Printing only; the actions live in ingest/ and worker/ (the console's API calls
+the same functions)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +19,7 @@ from core.errors import BadRequest
 from core.settings import Settings
 from ingest import signature
 from ingest.send import send_files
-from worker import archive, audit, dlq, explore, reports
+from worker import audit, dlq, explore, reports
 from worker.store import Store
 
 T = TypeVar("T")
@@ -34,7 +34,6 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     show.set_defaults(handler=cmd_orders_show)
 
     _add_dlq_commands(sub, common)
-    _add_events_commands(sub, common)
 
 
 def _add_dlq_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -79,31 +78,6 @@ def _selection(parser: argparse.ArgumentParser) -> None:
     _filter_options(parser)
     parser.add_argument("--dry-run", action="store_true", help="only show what would be done")
     parser.add_argument("--json", action="store_true")
-
-
-def _add_events_commands(sub: Any, common: argparse.ArgumentParser) -> None:
-    events = sub.add_parser("events", help="the archive of raw events")
-    events_sub = events.add_subparsers(dest="events_command", required=True, metavar="COMMAND")
-    show = events_sub.add_parser("show", parents=[common], help="one archived event, whole")
-    show.add_argument("id", metavar="ID")
-    show.add_argument("--json", action="store_true")
-    show.set_defaults(handler=cmd_events_show)
-    replay = events_sub.add_parser(
-        "replay",
-        parents=[common],
-        help="re-apply archived events through the worker's path (idempotent)",
-    )
-    replay.add_argument("--since", type=parse_time, help="Conekta created_at >= T (ISO or unix)")
-    replay.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
-    replay.add_argument("--type", dest="event_type", help="only this event type")
-    replay.add_argument("--order", dest="order_id", help="only this order")
-    replay.add_argument(
-        "--include-purged",
-        action="store_true",
-        help="also apply events an operator purged from the dead letters (on purpose)",
-    )
-    replay.add_argument("--json", action="store_true")
-    replay.set_defaults(handler=cmd_events_replay)
 
 
 def parse_time(value: str) -> datetime:
@@ -254,34 +228,3 @@ def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
 async def _confirm(count: int) -> bool:
     answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
     return answer.strip().lower() in {"y", "yes"}
-
-
-async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    event = await read(settings, lambda c: archive.show(c, args.id))
-    if event is None:
-        print(f"no archived event {args.id}", file=sys.stderr)
-        return 1
-    print_json(event)
-    return 0
-
-
-async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    selection = archive.ReplayFilter(
-        args.since, args.until, args.event_type, args.order_id, args.include_purged
-    )
-
-    def progress(totals: Counter[str]) -> None:
-        print(f"... {sum(totals.values())} replayed", file=sys.stderr)
-
-    async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(
-            store, selection, audit.os_actor(), progress, settings.accept_modes
-        )
-    if args.json:
-        print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
-    else:
-        print(
-            f"replayed {sum(totals.values())} event(s): "
-            + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none matched")
-        )
-    return 0

@@ -47,6 +47,10 @@ FULFILLMENT_EXCHANGE = "conekta.fulfillment"
 FULFILLMENT_UNROUTED = "conekta.fulfillment.unrouted"  # the exchange
 FULFILLMENT_UNROUTED_QUEUE = "conekta.fulfillment.unrouted.v2"
 
+# The routing key of a signed body without a well-formed type: no binding matches it, so it
+# reaches conekta.unhandled, whose consumer archives it as `invalid`.
+UNUSABLE_ROUTING_KEY = "unusable"
+
 ORDERS_QUEUE = "conekta.orders"
 # Every type the order consumer applies (domain.order_event.HANDLED_TYPES; a test compares them).
 # Adding a binding is safe on a running broker; queue arguments are not.

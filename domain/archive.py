@@ -2,14 +2,16 @@
 
 Every event ends up here exactly once, applied or not, so the archive is the complete history
 and the source for `events replay`.
+
+The archive's key (`event_id`) is bounded (core.event.event_key); an event whose own id is not
+its key keeps that id in `original_id`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import orjson
+from typing import Any
 
 from domain.outcome import Outcome
 
@@ -18,7 +20,7 @@ from domain.outcome import Outcome
 class ArchiveRow:
     """One event as the archive stores it."""
 
-    event_id: str
+    event_id: str  # the bounded key (see the module docstring)
     type: str
     order_id: str | None
     livemode: bool
@@ -26,21 +28,24 @@ class ArchiveRow:
     received_at: datetime | None
     outcome: Outcome
     body: bytes
+    original_id: str | None = None  # the event's own id when the key is not that id
+    reason: str | None = None  # why an `invalid` event could not be applied
 
 
-def unhandled_row(body: bytes, received_at: datetime | None) -> ArchiveRow:
-    """The archive row of an event no handler consumes (outcome `ignored`).
+def unhandled_row(
+    document: dict[str, Any], body: bytes, received_at: datetime | None
+) -> ArchiveRow:
+    """The archive row of a valid event (core.event.judge) no handler consumes (`ignored`).
 
-    Raises KeyError, TypeError or ValueError (orjson's decode error is one) on a body that is not
-    such an event.
+    A valid event's id is Conekta's 24 hex digits: it is its own key.
     """
-    document = orjson.loads(body)
-    resource = (document.get("data") or {}).get("object") or {}
+    resource = document["data"].get("object")
+    resource = resource if isinstance(resource, dict) else {}
     order_id = resource.get("id") if resource.get("object") == "order" else resource.get("order_id")
     return ArchiveRow(
         event_id=document["id"],
         type=document["type"],
-        order_id=order_id if isinstance(order_id, str) else None,
+        order_id=order_id if isinstance(order_id, str) and len(order_id) <= 64 else None,
         livemode=bool(document["livemode"]),
         created_at=datetime.fromtimestamp(document["created_at"], UTC),
         received_at=received_at,

@@ -63,6 +63,7 @@ class Charge:
     currency: str
     livemode: bool
     customer_key: str
+    refunded: int = 0  # refunds already booked against it
 
 
 def customer_account(key: str) -> str:

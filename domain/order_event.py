@@ -4,7 +4,7 @@ Two shapes: order events (`data.object` is the order, with its charges and their
 charge events (`charge.refunded`, `charge.chargeback.*`: a charge or a chargeback, no order
 id for chargebacks; the worker finds the order from the charge already booked).
 
-Anything that passed the receiver's schema but cannot be applied raises `UnapplicableEvent`:
+Anything that passed the schema (core.event.judge) but cannot be applied raises `UnapplicableEvent`:
 a permanent failure, dead-lettered at once.
 """
 
@@ -93,6 +93,14 @@ class OrderEvent:
 def parse_order_event(body: bytes) -> OrderEvent:
     try:
         document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise UnapplicableEvent(f"malformed event: {exc}") from exc
+    return order_event_from(document)
+
+
+def order_event_from(document: Any) -> OrderEvent:
+    """The event in a parsed event document (checked against the schema first)."""
+    try:
         event_type = document["type"]
         if event_type in STATUS_BY_TYPE:
             event = _order_event(document)
@@ -102,7 +110,7 @@ def parse_order_event(body: bytes) -> OrderEvent:
             event = _chargeback_event(document)
         else:
             raise UnapplicableEvent(f"no handler for event type {event_type}")
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
         if isinstance(exc, UnapplicableEvent):
             raise
         raise UnapplicableEvent(f"malformed event: {type(exc).__name__}: {exc}") from exc
@@ -125,9 +133,9 @@ def _order_event(document: dict[str, Any]) -> OrderEvent:
     return OrderEvent(
         **_envelope(document),
         status=STATUS_BY_TYPE[document["type"]],
-        order_id=order["id"],
+        order_id=_id(order["id"]),
         amount=_cents(order["amount"]),
-        currency=order["currency"],
+        currency=_id(order["currency"]),
         customer_key=customer_key(order.get("customer_info") or {}),
         paid_charges=_paid_charges((order.get("charges") or {}).get("data") or [], order),
     )
@@ -139,20 +147,20 @@ def _charge_refunded(document: dict[str, Any]) -> OrderEvent:
     return OrderEvent(
         **_envelope(document),
         status=None,
-        order_id=charge["order_id"],
+        order_id=_id(charge["order_id"]),
         amount=_cents(charge["amount"]),
-        currency=charge["currency"],
+        currency=_id(charge["currency"]),
         customer_key=None,
         paid_charges=_paid_charges([charge], charge),
-        charge_id=charge["id"],
+        charge_id=_id(charge["id"]),
     )
 
 
 def _chargeback_event(document: dict[str, Any]) -> OrderEvent:
     chbk = document["data"]["object"]
     chargeback = Chargeback(
-        id=chbk["id"],
-        charge_id=chbk["charge_id"],
+        id=_id(chbk["id"]),
+        charge_id=_id(chbk["charge_id"]),
         status=_chargeback_status(document["type"], chbk),
         created_at=_time(chbk.get("created_at") or document["created_at"]),
     )
@@ -176,10 +184,20 @@ def _chargeback_status(event_type: str, chbk: dict[str, Any]) -> str:
     return status
 
 
+def _id(value: object) -> str:
+    """An id (or currency code) the plan can key on: text, not a number or a container."""
+    if not isinstance(value, str) or not value:
+        raise UnapplicableEvent(f"not an id: {str(value)[:80]!r}")
+    return value
+
+
 def _time(value: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise UnapplicableEvent(f"not a unix time: {value!r}")
-    return datetime.fromtimestamp(value, UTC)
+        raise UnapplicableEvent(f"not a unix time: {str(value)[:80]!r}")
+    try:
+        return datetime.fromtimestamp(value, UTC)
+    except (OverflowError, OSError, ValueError) as exc:  # beyond the years datetime can hold
+        raise UnapplicableEvent(f"not a unix time: {value}") from exc
 
 
 def _cents(value: object) -> int:
@@ -203,8 +221,8 @@ def customer_key(customer_info: dict[str, Any]) -> str | None:
 def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple[PaidCharge, ...]:
     paid = []
     for charge in charges:
-        if charge.get("status") not in PAID_CHARGE_STATUSES:
-            continue  # a fee on a pending or declined charge is not money
+        if charge.get("status") not in PAID_CHARGE_STATUSES or charge.get("amount") == 0:
+            continue  # a pending, declined or zero charge moves no money: nothing to post
         currency = charge.get("currency", owner["currency"])
         if currency != owner["currency"]:
             raise UnapplicableEvent(
@@ -213,7 +231,7 @@ def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple
         paid_at = charge.get("paid_at")
         paid.append(
             PaidCharge(
-                charge["id"],
+                _id(charge["id"]),
                 _cents(charge["amount"]),
                 _cents(charge.get("fee") or 0),
                 _time(paid_at) if paid_at else None,
@@ -225,7 +243,9 @@ def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple
 
 def _refunds(charge: dict[str, Any]) -> tuple[Refund, ...]:
     refunds = (charge.get("refunds") or {}).get("data") or []
-    return tuple(Refund(r["id"], abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds)
+    return tuple(
+        Refund(_id(r["id"]), abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds
+    )
 
 
 def _check(event: OrderEvent) -> None:
@@ -246,7 +266,7 @@ def _check(event: OrderEvent) -> None:
             raise UnapplicableEvent(
                 f"charge {charge.id} refunds add up to {refunded}, more than its {charge.amount}"
             )
-    if event.status in PAID_STATUSES and not event.paid_charges:
+    if event.status in PAID_STATUSES and not event.paid_charges and event.amount > 0:
         raise UnapplicableEvent(f"{event.type} without a paid charge: no money to post")
     if event.type == CHARGE_REFUNDED and not event.paid_charges:
         raise UnapplicableEvent("charge.refunded for a charge that was never paid")

@@ -11,5 +11,6 @@ class Outcome(StrEnum):
     STALE = "stale"  # older than, or overruled by, what the order already shows
     REDELIVERED = "redelivered"  # the event id is archived already (a redelivery or a resend)
     IGNORED = "ignored"  # no handler for this type yet: archived, replayable later
+    INVALID = "invalid"  # signed, but not a usable event (the reason names the field): kept
     PURGED = "purged"  # a dead letter an operator purged: a resend is not applied (tombstone)
     OTHER_MODE = "other_mode"  # livemode not accepted here (CONEKTA_ACCEPT_MODES): archived only

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from core.errors import UnknownCharge
+from core.errors import UnapplicableEvent, UnknownCharge
 from domain import fulfillment, ledger
 from domain.archive import ArchiveRow
 from domain.order_event import OrderEvent
@@ -106,6 +106,7 @@ class _Batch:
         self.charges: dict[tuple[bool, str], ledger.Charge] = dict(booked.charges)
         self.chargebacks: dict[str, OrderState] = dict(booked.chargebacks)
         self.seen = set(booked.archived_ids)
+        self.refunded = {key: charge.refunded for key, charge in booked.charges.items()}
         self.plan = Plan()
 
     def posted(self, key: tuple[bool, str]) -> bool:
@@ -147,6 +148,7 @@ def _apply(batch: _Batch, event: OrderEvent) -> tuple[Outcome, str]:
         postings = _order_event_postings(batch, event)
         status_outcome = _order_status(batch, event)
     new = [p for p in postings if not batch.posted(p.key)]
+    _check_refunds(batch, new)
     for posting in new:
         batch.plan.postings[posting.key] = posting
     outcome = Outcome.APPLIED if new else status_outcome
@@ -155,6 +157,23 @@ def _apply(batch: _Batch, event: OrderEvent) -> tuple[Outcome, str]:
         if view is not None:
             batch.plan.messages.append(fulfillment.build(event, view))
     return outcome, order_id
+
+
+def _check_refunds(batch: _Batch, postings: Sequence[ledger.Posting]) -> None:
+    """Refunds of a charge (across events: each names its own refund ids) never add up to more
+    than it paid; an event that would make them is not applied (permanent: dead letter)."""
+    for posting in postings:
+        if posting.kind != ledger.REFUND:
+            continue
+        key = (posting.livemode, posting.charge_id)
+        total = batch.refunded.get(key, 0) + posting.amount
+        paid = batch.charges[key].amount
+        if total > paid:
+            raise UnapplicableEvent(
+                f"refunds of charge {posting.charge_id} would add up to {total},"
+                f" more than its {paid}"
+            )
+        batch.refunded[key] = total
 
 
 def _order_event_postings(batch: _Batch, event: OrderEvent) -> list[ledger.Posting]:

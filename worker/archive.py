@@ -1,17 +1,20 @@
-"""The archive of raw events: read one, or re-apply a selection through the worker's own path."""
+"""The archive of raw events: read one, list by outcome, or re-apply a selection through the
+worker's own path (`invalid` events are judged again from scratch)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 
-from core.errors import UnapplicableEvent, UnknownCharge
-from domain.order_event import HANDLED_TYPES, parse_order_event
+from core.errors import InvalidEvent, UnapplicableEvent, UnknownCharge
+from core.event import UNKNOWN_TYPE, event_key, judge, peek
+from domain.archive import ArchiveRow, unhandled_row
+from domain.order_event import HANDLED_TYPES, order_event_from, parse_order_event
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from worker import audit
@@ -30,14 +33,69 @@ class ReplayFilter:
     include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
+def invalid_row(body: bytes, received_at: datetime | None, reason: str) -> ArchiveRow:
+    """The archive row of a body that is not a usable event; never raises."""
+    seen = peek(body)
+    return ArchiveRow(
+        event_id=seen.key,
+        type=seen.type or UNKNOWN_TYPE,
+        order_id=None,
+        livemode=bool(seen.livemode),
+        created_at=seen.created_at or received_at or datetime.now(UTC),
+        received_at=received_at,
+        outcome=Outcome.INVALID,
+        body=body,
+        original_id=seen.original_id,
+        reason=reason.replace("\x00", "\\u0000"),  # it may quote a value; text holds no NUL
+    )
+
+
+def judged_row(body: bytes, received_at: datetime | None) -> Incoming | ArchiveRow:
+    """An archived body judged as the worker judges it: an order event to apply, or the archive
+    row of an event without a handler (`ignored`) or of one that is not usable (`invalid`)."""
+    try:
+        document = judge(body)
+        if document["type"] not in HANDLED_TYPES:
+            return unhandled_row(document, body, received_at)
+        return Incoming(order_event_from(document), body, received_at)
+    except (InvalidEvent, UnapplicableEvent) as exc:
+        return invalid_row(body, received_at, str(exc))
+
+
 async def show(store: Store, event_id: str) -> dict[str, Any] | None:
+    """One archived event by its key or by the event's own id (an odd id has a hashed key)."""
     row = await store.event(event_id)
+    if row is None and (key := event_key(event_id, b"")) != event_id:
+        row = await store.event(key)
     if row is None:
         return None
-    result = dict(row)
-    result["body"] = orjson.loads(row["body"])
+    result = _listed(row)
+    try:
+        result["body"] = orjson.loads(row["body"])
+    except orjson.JSONDecodeError:
+        result["body"] = row["body"].decode("utf-8", "replace")
+    return result
+
+
+async def listing(store: Store, outcome: Outcome, since: datetime | None) -> list[dict[str, Any]]:
+    """Every archived event of one outcome, in Conekta's order, without bodies."""
+    found: list[dict[str, Any]] = []
+    cursor: tuple[datetime, str] = (BEGINNING, "")
+    while rows := await store.events_of_outcome(
+        outcome.value, since=since, after=cursor, limit=PAGE
+    ):
+        cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
+        found.extend(_listed(row) for row in rows)
+    return found
+
+
+def _listed(row: Any) -> dict[str, Any]:
+    result = {key: value for key, value in row.items() if key != "body"}
     for key in ("created_at", "received_at", "applied_at"):
         result[key] = row[key].isoformat() if row[key] else None
+    # The key says where it came from: the event's id, a hash of an odd id, or of the body.
+    key = str(row["event_id"])
+    result["key_from"] = "body" if key.startswith("body:") else "id hash" if ":" in key else "id"
     return result
 
 
@@ -111,3 +169,63 @@ async def _one_by_one(
         except UnknownCharge:
             totals["unknown_charge"] += 1
     return outcomes
+
+
+async def replay_invalid(
+    store: Store,
+    selection: ReplayFilter,
+    actor: str,
+    progress: Callable[[Counter[str]], None] = print,
+    modes: Collection[bool] = ALL_MODES,
+) -> Counter[str]:
+    """Judge `invalid` events again (after a schema or code fix), a page per transaction:
+    usable ones are applied as if new, the rest archived again (`invalid`, with today's reason).
+    Outcome counts, recorded in the audit trail."""
+    totals: Counter[str] = Counter()
+    try:
+        await _rejudge_pages(store, selection, totals, progress, modes)
+    finally:
+        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
+        await audit.record(
+            store, actor, "events.replay_invalid", sum(totals.values()), {**details, **totals}
+        )
+    return totals
+
+
+async def _rejudge_pages(
+    store: Store,
+    selection: ReplayFilter,
+    totals: Counter[str],
+    progress: Callable[[Counter[str]], None],
+    modes: Collection[bool],
+) -> None:
+    cursor: tuple[datetime, str] = (BEGINNING, "")
+    while rows := await store.invalid_events_page(
+        since=selection.since, until=selection.until, after=cursor, limit=PAGE
+    ):
+        cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
+        judged: list[Incoming | ArchiveRow] = []
+        for row in rows:
+            verdict = judged_row(row["body"], row["received_at"])
+            if isinstance(verdict, ArchiveRow):  # keeps its place (its created_at may be a guess)
+                verdict = replace(verdict, created_at=row["created_at"])
+            judged.append(verdict)
+        try:
+            totals.update(await _rejudge(store, judged, modes))
+        except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
+            for one in judged:
+                try:
+                    totals.update(await _rejudge(store, [one], modes))
+                except UnknownCharge:
+                    totals["unknown_charge"] += 1  # stays `invalid`; replay it again later
+        progress(totals)
+
+
+async def _rejudge(
+    store: Store, judged: list[Incoming | ArchiveRow], modes: Collection[bool]
+) -> list[str]:
+    """One transaction: the outcomes of the judged rows."""
+    items = [verdict for verdict in judged if isinstance(verdict, Incoming)]
+    archived = [verdict for verdict in judged if isinstance(verdict, ArchiveRow)]
+    outcomes = await store.rejudge(items, archived, modes)
+    return [outcome.value for outcome in outcomes] + [row.outcome.value for row in archived]

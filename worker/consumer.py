@@ -2,9 +2,13 @@
 
 A concrete consumer only decodes a message and applies a batch (in one transaction). This class
 owns the rest of a message's trip: batching, holding a batch while the database is unreachable,
-one `multiple` ack per committed batch, a failed batch applied again one event at a time (so one
-poison event cannot hold back the rest), failures routed to retry or dead letter, the settle log
-line and metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
+archiving what is not a usable event (`invalid`, decode raised InvalidEvent), one `multiple` ack
+per committed batch, a failed batch applied again one event at a time (so one poison event
+cannot hold back the rest), failures routed to retry or dead letter, the settle log line and
+metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
+
+No exception from one message stops the loop: only an unreachable database (held in place) or
+broker (the failure router cannot publish: the message is left for redelivery) pauses it.
 """
 
 from __future__ import annotations
@@ -22,8 +26,16 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from core import backoff
-from core.errors import DatabaseUnavailable, StopRequested, TransientDatabaseError
+from core.errors import (
+    DatabaseUnavailable,
+    InvalidEvent,
+    StopRequested,
+    TransientDatabaseError,
+)
+from domain.archive import ArchiveRow
+from domain.outcome import Outcome
 from worker import metrics
+from worker.archive import invalid_row
 
 log = structlog.get_logger(__name__)
 
@@ -31,6 +43,8 @@ T = TypeVar("T")
 
 # Quick in-place retries of a batch that hit a deadlock or serialization failure.
 IN_PLACE_ATTEMPTS = 3
+# Seconds to pause when a failed message cannot even be routed to retry or dead letter.
+FAILURE_PAUSE = 1.0
 
 
 class Decoded(Protocol):
@@ -73,12 +87,18 @@ class Consumer(ABC, Generic[Item]):
 
     @abstractmethod
     def decode(self, message: AbstractIncomingMessage) -> Item:
-        """The message's content; raising sends it to retry or dead letter (core.errors)."""
+        """The message's content. InvalidEvent archives it as `invalid`; any other error sends
+        it to retry or dead letter (core.errors)."""
 
     @abstractmethod
     async def apply(self, items: list[Item]) -> Sequence[str]:
         """Do the batch's work in one transaction; the outcome of each item, in order (an
         archive `Outcome` for events)."""
+
+    async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
+        """Store bodies that are not usable events (decode raised InvalidEvent), in one
+        transaction. A consumer that can meet them says where."""
+        raise NotImplementedError(f"{type(self).__name__} cannot archive invalid events")
 
     def committed(self, items: Sequence[Item], outcomes: Sequence[str]) -> None:
         """Called after a batch committed, before it is acknowledged."""
@@ -108,11 +128,16 @@ class Consumer(ABC, Generic[Item]):
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         """Decode, apply, settle one batch."""
         decoded: list[tuple[AbstractIncomingMessage, Item]] = []
+        invalid: list[tuple[AbstractIncomingMessage, ArchiveRow]] = []
         for message in messages:
             try:
                 decoded.append((message, self.decode(message)))
+            except InvalidEvent as exc:
+                invalid.append((message, invalid_row(message.body, received_at(message), str(exc))))
             except Exception as exc:
-                await self._failures.failed(message, exc)
+                await self._fail(message, exc)
+        if invalid:
+            await self._archive_invalid(invalid)
         if not decoded:
             return
         try:
@@ -132,7 +157,52 @@ class Consumer(ABC, Generic[Item]):
         except StopRequested:
             await _settle(pair[0].nack(requeue=True))
         except Exception as exc:
-            await self._failures.failed(pair[0], exc)
+            await self._fail(pair[0], exc)
+
+    async def _archive_invalid(
+        self, invalid: Sequence[tuple[AbstractIncomingMessage, ArchiveRow]]
+    ) -> None:
+        """Keep bodies that are not usable events, with the reason, then ack each alone (the
+        batch's `multiple` ack must not cover messages committed later). If they cannot be
+        archived together, each is tried alone."""
+        try:
+            await self.with_database(lambda: self.archive_invalid([row for _, row in invalid]))
+        except StopRequested:
+            for message, _ in invalid:
+                await _settle(message.nack(requeue=True))
+            return
+        except Exception as exc:
+            if len(invalid) == 1:
+                await self._fail(invalid[0][0], exc)
+                return
+            for pair in invalid:
+                await self._archive_invalid([pair])
+            return
+        for message, row in invalid:
+            await _settle(message.ack())
+            metrics.EVENTS.labels(Outcome.INVALID).inc()
+            # The field path only: the reason can quote a value from the body.
+            log.warning(
+                "event settled",
+                event_id=row.event_id,
+                event_type=row.type,
+                outcome=Outcome.INVALID,
+                field=(row.reason or "").split(":", 1)[0],
+            )
+
+    async def _fail(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
+        """Retry or dead-letter; when even that cannot be published (the broker is in trouble),
+        leave the message for redelivery and pause a moment rather than stop."""
+        try:
+            await self._failures.failed(message, exc)
+        except Exception as error:
+            log.error(
+                "could not route a failed message; left for redelivery",
+                event_id=message.message_id,
+                error=repr(error),
+            )
+            await _settle(message.nack(requeue=True))
+            await asyncio.sleep(FAILURE_PAUSE)
 
     async def _commit(self, decoded: Sequence[tuple[AbstractIncomingMessage, Item]]) -> None:
         items = [item for _, item in decoded]
@@ -211,9 +281,12 @@ class Consumer(ABC, Generic[Item]):
 
 
 def received_at(message: AbstractIncomingMessage) -> datetime | None:
-    """The receiver's `received_at` header."""
+    """The receiver's `received_at` header (None when missing or not a time)."""
     value = message.headers.get("received_at")
-    return datetime.fromisoformat(value) if isinstance(value, str) else None
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
 
 
 async def _settle(settling: Awaitable[object]) -> None:

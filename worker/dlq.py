@@ -30,6 +30,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from core import broker, topology
 from core.errors import BadRequest
+from core.event import peek
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker import failures, metrics
@@ -45,6 +46,7 @@ FAILURE_HEADERS = (
     failures.ATTEMPTS,
     failures.ERROR_KIND,
     failures.ERROR_MESSAGE,
+    failures.ERROR_TRACEBACK,
     failures.FIRST_FAILED_AT,
     failures.LAST_FAILED_AT,
     failures.ORIGINAL_ROUTING_KEY,
@@ -384,23 +386,22 @@ def _result(action: str, dry_run: bool, selection: Selection, rows: list[Any]) -
 
 
 def tombstone(row: Any) -> ArchiveRow | None:
-    """The archive row a purged event leaves; None for what is not a Conekta event."""
-    try:
-        document = orjson.loads(row["body"])
-        created_at = datetime.fromtimestamp(document["created_at"], UTC)
-        livemode = bool(document["livemode"])
-        event_id, event_type = str(document["id"]), str(document["type"])
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+    """The archive row a purged event leaves, under the event's bounded key (core.event); None
+    for what is not a Conekta event."""
+    body = bytes(row["body"])
+    seen = peek(body)
+    if seen.type is None or seen.livemode is None or seen.created_at is None:
         return None
     return ArchiveRow(
-        event_id=event_id,
-        type=event_type,
+        event_id=seen.key,
+        type=seen.type,
         order_id=row["order_id"],
-        livemode=livemode,
-        created_at=created_at,
+        livemode=seen.livemode,
+        created_at=seen.created_at,
         received_at=None,
         outcome=Outcome.PURGED,
-        body=bytes(row["body"]),
+        body=body,
+        original_id=seen.original_id,
     )
 
 

@@ -12,6 +12,7 @@ The copy is published with confirms before the original is acked: nothing is los
 from __future__ import annotations
 
 import random
+import traceback
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -30,6 +31,7 @@ log = structlog.get_logger(__name__)
 ATTEMPTS = "x-attempts"
 ERROR_KIND = "x-error-kind"
 ERROR_MESSAGE = "x-error-message"
+ERROR_TRACEBACK = "x-error-traceback"
 FIRST_FAILED_AT = "x-first-failed-at"
 LAST_FAILED_AT = "x-last-failed-at"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
@@ -52,13 +54,26 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def traceback_summary(error: BaseException, frames: int = 6, limit: int = 1500) -> str:
+    """Where it was raised, innermost frame last (file:line in function): enough to find the
+    bug, never the locals (they could hold a body)."""
+    stack = traceback.extract_tb(error.__traceback__)[-frames:]
+    lines = [f"{f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in stack]
+    return " > ".join(lines)[-limit:]
+
+
 def retry_delay_ms(attempt: int, rng: random.Random | None = None) -> int:
     """Jittered delay for the n-th retry: between half and all of its tier's delay."""
     return int(backoff.jittered(topology.RETRY_DELAYS_MS[topology.retry_tier(attempt)], rng))
 
 
 def failure_headers(
-    message_headers: dict[str, Any], routing_key: str, queue: str, kind: str, error: str
+    message_headers: dict[str, Any],
+    routing_key: str,
+    queue: str,
+    kind: str,
+    error: str,
+    where: str = "",
 ) -> dict[str, Any]:
     now = datetime.now(UTC).isoformat()
     headers = {k: v for k, v in message_headers.items() if k != "x-death"}
@@ -67,6 +82,7 @@ def failure_headers(
     headers[LAST_FAILED_AT] = now
     headers[ERROR_KIND] = kind
     headers[ERROR_MESSAGE] = error[:1000]
+    headers[ERROR_TRACEBACK] = where
     headers.setdefault(ORIGINAL_ROUTING_KEY, routing_key)
     headers.setdefault(ORIGINAL_QUEUE, queue)
     return headers
@@ -87,6 +103,7 @@ class FailureRouter:
             self._queue,
             kind.value,
             error,
+            traceback_summary(exc),
         )
         attempts = headers[ATTEMPTS]
         bound = log.bind(

@@ -7,7 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 EVENTS = Counter(
     "conekta_worker_events_total",
     "Consumed messages by outcome (applied, duplicate, stale, redelivered, other_mode; ignored:"
-    " no handler; dead_letter: stored in the dead-letter table).",
+    " no handler; invalid: signed but not a usable event, archived with the reason; dead_letter:"
+    " stored in the dead-letter table).",
     ["outcome"],
 )
 BATCH_SIZE = Histogram(

@@ -8,7 +8,9 @@ from datetime import UTC, datetime
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from domain.order_event import parse_order_event
+from core.event import judge
+from domain.archive import ArchiveRow
+from domain.order_event import order_event_from
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from worker import metrics
@@ -34,10 +36,16 @@ class OrderConsumer(Consumer[Incoming]):
         self._on_commit = on_commit
 
     def decode(self, message: AbstractIncomingMessage) -> Incoming:
-        return Incoming(parse_order_event(message.body), message.body, received_at(message))
+        # judge: InvalidEvent archives it `invalid`; what passes but cannot be applied is
+        # UnapplicableEvent (dead letter).
+        document = judge(message.body)
+        return Incoming(order_event_from(document), message.body, received_at(message))
 
     async def apply(self, items: list[Incoming]) -> list[Outcome]:
         return await self._store.apply_batch(items, modes=self._modes)
+
+    async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
+        await self._store.archive(rows)
 
     def committed(self, items: Sequence[Incoming], outcomes: Sequence[str]) -> None:
         self._on_commit()

@@ -57,6 +57,8 @@ ARCHIVE_COLUMNS = (
     "received_at",
     "outcome",
     "body",
+    "original_id",
+    "reason",
 )
 BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 # One reconcile at a time, across processes (a session-level advisory lock).
@@ -199,27 +201,30 @@ class Store:
         `modes`: the livemodes accepted (CONEKTA_ACCEPT_MODES); others are archived `other_mode`.
         """
         async with database.transaction(self.pool) as connection:
-            booked = await _load(connection, items, replay=replay)
-            plan = plan_batch(items, booked, modes)
-            await _write_orders(connection, plan)
-            await _write_postings(connection, list(plan.postings.values()))
-            await _write_chargebacks(connection, plan)
-            await _write_archive(connection, plan.archive)
-            await _write_outbox(connection, plan)
-        for event in plan.contradictions:
-            metrics.CONTRADICTIONS.inc()
-            log.warning(
-                "contradiction: an unpaid order's ending met a payment",
-                event_id=event.event_id,
-                event_type=event.type,
-                order_id=event.order_id,
-            )
+            plan = await _apply_batch(connection, items, replay=replay, modes=modes)
+        _report(plan)
         return plan.outcomes
 
     async def archive(self, rows: Sequence[ArchiveRow]) -> None:
         """Store raw events with their outcome (an id already archived is left as it is)."""
         async with database.transaction(self.pool) as connection:
             await _write_archive(connection, rows)
+
+    async def rejudge(
+        self,
+        items: Sequence[Incoming],
+        rows: Sequence[ArchiveRow],
+        modes: Collection[bool] = ALL_MODES,
+    ) -> list[Outcome]:
+        """`invalid` archive rows judged again, in one transaction: `items` go
+        through the order path (as a replay: their ids are archived already), `rows` (still
+        invalid, or ignored) are archived; each archive row takes its new outcome and reason.
+        The outcomes of `items`, in order."""
+        async with database.transaction(self.pool) as connection:
+            plan = await _apply_batch(connection, items, replay=True, modes=modes)
+            await _write_archive(connection, rows)
+        _report(plan)
+        return plan.outcomes
 
     # -- dead letters and the audit trail --------------------------------------------------------
 
@@ -388,6 +393,37 @@ class Store:
             after_event_id=after[1],
             limit=limit,
             include_purged=include_purged,
+        )
+
+    async def events_of_outcome(
+        self, outcome: str, *, since: datetime | None, after: tuple[datetime, str], limit: int
+    ) -> list[Record]:
+        """Archived events of one outcome, without bodies, a page after the cursor."""
+        return await self._read(
+            "list_events",
+            outcome=outcome,
+            since=since,
+            after_created_at=after[0],
+            after_event_id=after[1],
+            limit=limit,
+        )
+
+    async def invalid_events_page(
+        self,
+        *,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, str],
+        limit: int,
+    ) -> list[Record]:
+        """`invalid` events with their bodies, a page after the cursor."""
+        return await self._read(
+            "invalid_events",
+            since=since,
+            until=until,
+            after_created_at=after[0],
+            after_event_id=after[1],
+            limit=limit,
         )
 
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
@@ -658,6 +694,36 @@ async def _execute(connection: Connection, name: str, **params: Any) -> None:
     await connection.execute(query.sql, *query.args(params))
 
 
+async def _apply_batch(
+    connection: Connection,
+    items: Sequence[Incoming],
+    *,
+    replay: bool,
+    modes: Collection[bool],
+) -> Plan:
+    """Plan and write a batch (in the caller's transaction)."""
+    booked = await _load(connection, items, replay=replay)
+    plan = plan_batch(items, booked, modes)
+    await _write_orders(connection, plan)
+    await _write_postings(connection, list(plan.postings.values()))
+    await _write_chargebacks(connection, plan)
+    await _write_archive(connection, plan.archive)
+    await _write_outbox(connection, plan)
+    return plan
+
+
+def _report(plan: Plan) -> None:
+    """What a committed plan found worth a metric and a warning."""
+    for event in plan.contradictions:
+        metrics.CONTRADICTIONS.inc()
+        log.warning(
+            "contradiction: an unpaid order's ending met a payment",
+            event_id=event.event_id,
+            event_type=event.type,
+            order_id=event.order_id,
+        )
+
+
 async def _record_audit(
     connection: Connection, actor: str, action: str, count: int, details: dict[str, Any]
 ) -> Record:
@@ -692,6 +758,7 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
             row["currency"],
             row["livemode"],
             row["customer_key"],
+            row["refunded"],
         )
     order_ids = sorted(
         {e.order_id for e in events if e.order_id} | {c.order_id for c in charges.values()}

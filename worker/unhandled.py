@@ -1,15 +1,18 @@
-"""The archive consumer: events no handler consumes yet (charge.*, order.expired, ...).
+"""The archive consumer: events no handler consumes yet (charge.created, order.updated, ...), and
+signed bodies without a well-formed type.
 
-They land in `conekta.unhandled` through the events exchange's alternate exchange. Archiving
-them (outcome `ignored`) keeps every raw event in one place, keeps the queue from growing without
-end, and lets a future handler re-apply them with `conekta-ingest events replay --type ...`.
+They land in `conekta.unhandled.v2` through the events exchange's alternate exchange. Archiving
+them keeps every raw event in one place, keeps the queue from growing without end, and lets a
+future handler re-apply them with `conekta-ingest events replay --type ...` (outcome `ignored`),
+or a fix judge them again with `events replay --outcome invalid` (outcome `invalid`, archived
+by the consumer base when `decode` raises InvalidEvent).
 """
 
 from __future__ import annotations
 
 from aio_pika.abc import AbstractIncomingMessage
 
-from core.errors import UnapplicableEvent
+from core.event import judge
 from domain.archive import ArchiveRow, unhandled_row
 from domain.outcome import Outcome
 from worker.consumer import Consumer, received_at
@@ -25,11 +28,11 @@ class ArchiveConsumer(Consumer[ArchiveRow]):
         self._store = store
 
     def decode(self, message: AbstractIncomingMessage) -> ArchiveRow:
-        try:
-            return unhandled_row(message.body, received_at(message))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UnapplicableEvent(f"cannot archive: {exc!r}") from exc
+        return unhandled_row(judge(message.body), message.body, received_at(message))
 
     async def apply(self, items: list[ArchiveRow]) -> list[Outcome]:
         await self._store.archive(items)
         return [row.outcome for row in items]
+
+    async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
+        await self._store.archive(rows)

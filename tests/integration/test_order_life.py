@@ -197,7 +197,9 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
     orphan = chargeback_event(
         "charge.chargeback.created", "chbk_orphan", charge_id="ch_gone", created_at=1_700_000_300
     )
-    await store.archive([unhandled_row(body, None) for body in (refund, opened, orphan)])
+    await store.archive(
+        [unhandled_row(orjson.loads(body), body, None) for body in (refund, opened, orphan)]
+    )
     totals = await archive.replay(store, archive.ReplayFilter(), "test", progress=lambda _: None)
     assert totals == {"applied": 2, "unknown_charge": 1}
     order = await reports.order(store, "ord_old")
@@ -216,8 +218,13 @@ async def test_an_unhandled_event_twice_in_one_batch_is_archived_once(store: Sto
     from domain.archive import unhandled_row
 
     body = order_event("order.updated", "ord_u")
-    await store.archive([unhandled_row(body, None), unhandled_row(body, None)])
-    await store.archive([unhandled_row(body, None)])
+    await store.archive(
+        [
+            unhandled_row(orjson.loads(body), body, None),
+            unhandled_row(orjson.loads(body), body, None),
+        ]
+    )
+    await store.archive([unhandled_row(orjson.loads(body), body, None)])
     assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
 
 

@@ -171,9 +171,15 @@ async def test_migrating_an_unpartitioned_archive_keeps_every_row(template_datab
         )
         events_before = await db.fetch("SELECT * FROM events ORDER BY event_id, applied_at")
 
-        assert await migrations.migrate(url) == ["0009_retention"]
+        later = [name for name, _ in migrations.available() if name >= "0009"]
+        assert await migrations.migrate(url) == later  # 0009_retention first
 
-        assert await db.fetch("SELECT * FROM events ORDER BY event_id, applied_at") == events_before
+        # Every row kept, column by column (later migrations may add columns).
+        events_after = await db.fetch("SELECT * FROM events ORDER BY event_id, applied_at")
+        assert [
+            {k: r[k] for k in dict(before)}
+            for r, before in zip(events_after, events_before, strict=True)
+        ] == [dict(r) for r in events_before]
         assert await count(db, "SELECT count(*) FROM events_2024_06") == 3
         assert await count(db, "SELECT count(*) FROM events_2026_01") == 3
         assert await count(db, "SELECT count(*) FROM event_ids") == 9

@@ -7,9 +7,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import pytest
 from aio_pika.abc import AbstractIncomingMessage
 
-from core.errors import DatabaseUnavailable, UnapplicableEvent
+from core.errors import DatabaseUnavailable, InvalidEvent, PublishFailed, UnapplicableEvent
+from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker.consumer import Consumer
 from worker.failures import FailureRouter
@@ -54,12 +56,20 @@ class Recorder(Consumer[Item]):
     def __init__(self, failures: FakeFailures, down: int = 0) -> None:
         super().__init__(cast(FailureRouter, failures), batch_size=10, batch_wait=0)
         self.batches: list[list[str]] = []
+        self.invalid: list[ArchiveRow] = []
         self.down = down  # database unreachable for this many calls
 
     def decode(self, message: AbstractIncomingMessage) -> Item:
         if message.body == b"bad":
             raise UnapplicableEvent("cannot decode")
+        if message.body.startswith(b"{"):
+            raise InvalidEvent("data.object.payment_status: required")
+        if message.body == b"crash":
+            raise AttributeError("'str' object has no attribute 'get'")
         return Item(message.body.decode())
+
+    async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
+        self.invalid.extend(rows)
 
     async def apply(self, items: list[Item]) -> list[Outcome]:
         if self.down:
@@ -119,3 +129,28 @@ def test_asked_to_stop_while_the_database_is_down_leaves_the_batch_for_redeliver
     handle(consumer, batch)
     assert consumer.batches == []
     assert [m.settled for m in batch] == [["nack"], ["nack"]]
+
+
+def test_an_invalid_event_is_archived_with_its_reason_and_acked_alone() -> None:
+    consumer, batch = Recorder(FakeFailures()), messages(b"a", b'{"id": 1}', b"c")
+    handle(consumer, batch)
+    [row] = consumer.invalid
+    assert (row.outcome, row.reason) == ("invalid", "data.object.payment_status: required")
+    assert row.event_id.startswith("body:")
+    assert consumer.batches == [["a", "c"]]
+    assert [m.settled for m in batch] == [[], ["ack"], ["ack-multiple"]]
+
+
+class BrokerDownFailures(FakeFailures):
+    async def failed(self, message: FakeMessage, exc: BaseException) -> None:
+        raise PublishFailed("broker unreachable")
+
+
+def test_no_exception_stops_the_consumer_not_even_a_failure_router_that_cannot_publish(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("worker.consumer.FAILURE_PAUSE", 0)
+    consumer, batch = Recorder(BrokerDownFailures()), messages(b"a", b"crash", b"poison", b"c")
+    handle(consumer, batch)  # returns: nothing escapes
+    assert consumer.batches == [["a"], ["c"]]
+    assert batch[1].settled == ["nack"] and batch[2].settled == ["nack"]  # left for redelivery

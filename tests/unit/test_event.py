@@ -6,8 +6,14 @@ import orjson
 import pytest
 
 from core.errors import InvalidEvent
-from ingest.event import parse_event
-from testkit.events import SAMPLES, changed_paid_event, order_of
+from core.event import parse_event
+from testkit.events import (
+    SAMPLES,
+    changed_paid_event,
+    charge_refunded_event,
+    chargeback_event,
+    order_of,
+)
 
 
 @pytest.mark.parametrize("path", sorted(SAMPLES.glob("*.json")), ids=lambda p: p.name)
@@ -20,24 +26,46 @@ def test_every_sample_is_accepted(path: Any) -> None:
 @pytest.mark.parametrize(
     ("change", "field"),
     [
-        (lambda d: order_of(d).pop("id"), "event.data.object"),
-        (lambda d: d["data"].pop("object"), "event.data"),
-        (lambda d: order_of(d).update(amount=10.5), "event.data.object.amount"),
-        (lambda d: order_of(d).update(amount="100"), "event.data.object.amount"),
-        (lambda d: order_of(d).update(amount=-1), "event.data.object.amount"),
-        (lambda d: order_of(d).update(amount=10**15), "event.data.object.amount"),
-        (lambda d: order_of(d).update(amount=True), "event.data.object.amount"),
-        (lambda d: order_of(d).update(currency="pesos"), "event.data.object.currency"),
+        (lambda d: order_of(d).pop("id"), "data.object.id: required"),
+        (lambda d: d["data"].pop("object"), "data.object: required"),
+        (lambda d: order_of(d).update(amount=10.5), "data.object.amount: "),
+        (lambda d: order_of(d).update(amount="100"), "data.object.amount: "),
+        (lambda d: order_of(d).update(amount=-1), "data.object.amount: "),
+        (lambda d: order_of(d).update(amount=10**15), "data.object.amount: "),
+        (lambda d: order_of(d).update(amount=True), "data.object.amount: "),
+        (lambda d: order_of(d).update(currency="pesos"), "data.object.currency: "),
         (lambda d: order_of(d)["charges"]["data"][0].update(fee=1.5), "fee"),
-        (lambda d: d.update(id="not-hex"), "event.id"),
-        (lambda d: d.update(type=7), "event.type"),
-        (lambda d: d.pop("created_at"), "event"),
+        (lambda d: d.update(id="not-hex"), "id: "),
+        (lambda d: d.update(type=7), "type: "),
+        (lambda d: d.pop("created_at"), "created_at: required"),
     ],
 )
 def test_schema_errors_name_the_field(change: Any, field: str) -> None:
     with pytest.raises(InvalidEvent) as raised:
         parse_event(changed_paid_event(change))
     assert field in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "drop", "field"),
+    [
+        (
+            chargeback_event("charge.chargeback.created", "chbk_1", charge_id="ch_1"),
+            "charge_id",
+            "data.object.charge_id: required",
+        ),
+        (
+            charge_refunded_event("ord_a", charge_id="ch_1", amount=100, refunds=(("r1", 100, 1),)),
+            "order_id",
+            "data.object.order_id: required",
+        ),
+    ],
+)
+def test_refund_and_chargeback_fields_are_judged_too(body: bytes, drop: str, field: str) -> None:
+    document = orjson.loads(body)
+    del document["data"]["object"][drop]
+    with pytest.raises(InvalidEvent, match=field):
+        parse_event(orjson.dumps(document))
 
 
 def test_unknown_fields_are_accepted() -> None:

@@ -141,6 +141,37 @@ def test_refund_above_the_charge_is_permanent() -> None:
         incoming("order.refunded", "ord_a", amount=100, fee=0, refunds=(("r1", 101, 10),))
 
 
+def test_refunds_across_events_never_exceed_the_charge() -> None:
+    """Found by the fuzz: each event's refunds fit the charge, their sum did not."""
+    paid = incoming("order.paid", "ord_a", amount=40000)
+    first = incoming("order.refunded", "ord_a", amount=40000, refunds=(("r1", 40000, 10),))
+    again = incoming("order.refunded", "ord_a", amount=40000, refunds=(("r9", 40000, 11),))
+    assert plan_batch([paid, first], Booked()).outcomes == ["applied", "applied"]
+    with pytest.raises(UnapplicableEvent, match="would add up to 80000"):
+        plan_batch([paid, first, again], Booked())
+    booked = ledger.Charge("ch_ord_a", "ord_a", 40000, "MXN", False, "cus_1", refunded=40000)
+    by_charge = wrap(
+        charge_refunded_event("ord_a", charge_id="ch_ord_a", amount=40000, refunds=(("r9", 1, 11),))
+    )
+    with pytest.raises(UnapplicableEvent, match="would add up to 40001"):
+        plan_batch([by_charge], Booked(charges={(False, "ch_ord_a"): booked}))
+
+
+@pytest.mark.parametrize("value", [["ch"], 12, {"a": 1}, ""])
+def test_an_id_that_is_not_text_is_permanent(value: object) -> None:
+    document = orjson.loads(chargeback_event("charge.chargeback.created", "chbk_1", charge_id="ch"))
+    document["data"]["object"]["charge_id"] = value
+    with pytest.raises(UnapplicableEvent, match="not an id"):
+        parse_order_event(orjson.dumps(document))
+
+
+def test_a_time_beyond_the_calendar_is_permanent() -> None:
+    document = orjson.loads(order_event("order.paid", "ord_a"))
+    document["data"]["object"]["charges"]["data"][0]["paid_at"] = 10**15
+    with pytest.raises(UnapplicableEvent, match="not a unix time"):
+        parse_order_event(orjson.dumps(document))
+
+
 def test_chargeback_needs_its_charge_booked() -> None:
     opened = wrap(chargeback_event("charge.chargeback.created", "chbk_1", charge_id="ch_x"))
     with pytest.raises(UnknownCharge):

@@ -6,30 +6,33 @@ SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction);
 -- an id already archived, even one whose body was pruned, is left as it is, except that a purge
--- tombstone takes the outcome of a replay that applies the event on purpose, and an event
--- archived `ignored` (no handler then) the outcome of its replay
+-- tombstone takes the outcome of a replay that applies the event on purpose, an event archived
+-- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
+-- reason) of being judged again (events replay --outcome invalid)
 WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
                 :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
-                :body::bytea[]) AS i (event_id, type, order_id, livemode, created_at, received_at,
-                                      outcome, body)
+                :body::bytea[], :original_id::text[], :reason::text[])
+         AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
+               original_id, reason)
 ), new_ids AS (
     INSERT INTO event_ids (event_id) SELECT event_id FROM incoming
     ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, archived_at
 ), revived AS (
     UPDATE events e
-    SET outcome = i.outcome, order_id = coalesce(e.order_id, i.order_id),
+    SET outcome = i.outcome, order_id = coalesce(e.order_id, i.order_id), reason = i.reason,
         applied_at = clock_timestamp()
     FROM incoming i
-    WHERE e.event_id = i.event_id AND e.outcome IN ('purged', 'ignored')
-      AND i.outcome NOT IN ('purged', 'ignored')
+    WHERE e.event_id = i.event_id
+      AND ((e.outcome IN ('purged', 'ignored') AND i.outcome NOT IN ('purged', 'ignored'))
+           OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    applied_at)
+                    original_id, reason, applied_at)
 SELECT i.event_id, i.type, i.order_id, i.livemode, i.created_at, i.received_at, i.outcome, i.body,
-       n.archived_at
+       i.original_id, i.reason, n.archived_at
 FROM incoming i JOIN new_ids n USING (event_id);
 
 -- archive_tombstone: a purged dead letter's event, with who and why (kept if already archived)
@@ -39,16 +42,36 @@ WITH new_id AS (
     RETURNING archived_at
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    note, applied_at)
+                    original_id, reason, note, applied_at)
 SELECT :event_id::text, :type::text, :order_id::text, :livemode::boolean,
-       :created_at::timestamptz, :received_at::timestamptz, 'purged', :body::bytea, :note::text,
-       archived_at
+       :created_at::timestamptz, :received_at::timestamptz, 'purged', :body::bytea,
+       :original_id::text, :reason::text, :note::text, archived_at
 FROM new_id;
 
 -- get_event: one archived event, whole
-SELECT event_id, type, order_id, livemode, created_at, received_at, applied_at, outcome, note,
-       body
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       outcome, reason, note, body
 FROM events WHERE event_id = :event_id;
+
+-- list_events: archived events of one outcome (no bodies), in Conekta's order, a page after the
+-- (created_at, id) cursor
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       outcome, reason
+FROM events
+WHERE outcome = :outcome
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
+ORDER BY created_at, event_id
+LIMIT :limit;
+
+-- invalid_events: `invalid` events by filter, whole, a page after the (created_at, id) cursor
+SELECT event_id, body, received_at, created_at FROM events
+WHERE outcome = 'invalid'
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (:until::timestamptz IS NULL OR created_at < :until)
+  AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
+ORDER BY created_at, event_id
+LIMIT :limit;
 
 -- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
 -- (created_at, id) cursor

@@ -34,7 +34,10 @@ CROSS JOIN LATERAL (SELECT livemode, business_key FROM ledger_transactions
                     WHERE business_key = wanted.key) AS t;
 
 -- booked_charges: paid charges already booked (a refund or chargeback event names only the charge)
-SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key
+SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key,
+       (SELECT coalesce(sum(r.amount), 0) FROM ledger_transactions r
+        WHERE r.kind = 'refund' AND r.charge_id = t.charge_id AND r.livemode = t.livemode)::bigint
+           AS refunded
 FROM ledger_transactions t JOIN orders o ON o.id = t.order_id
 WHERE t.kind = 'payment' AND t.charge_id = ANY(:charge_ids::text[]);
 
@@ -105,9 +108,9 @@ SELECT t.order_id, o.status, t.business_key FROM ledger_transactions t
 LEFT JOIN orders o ON o.id = t.order_id
 WHERE o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded');
 
--- verify_paid_orders_without_payment: paid orders with no payment posting
+-- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
-WHERE o.status IN ('paid', 'partially_refunded', 'refunded')
+WHERE o.status IN ('paid', 'partially_refunded', 'refunded') AND o.amount > 0
   AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
 
 -- verify_currency_totals: per currency and mode, all balances must sum to zero
