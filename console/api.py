@@ -127,7 +127,9 @@ async def replay_events(request: web.Request) -> web.Response:
         event_type=_body_text(body, "type"),
         order_id=_body_text(body, "order_id"),
     )
-    totals = await archive.replay(request.app[STORE], selection, user.actor, lambda _: None)
+    # `invalid` events are judged again (after a schema or code fix); others re-applied.
+    replay = archive.replay_invalid if body.get("outcome") == "invalid" else archive.replay
+    totals = await replay(request.app[STORE], selection, user.actor, lambda _: None)
     return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
 
 

@@ -280,6 +280,7 @@ PATHS: dict[str, Schema] = {
                 "until": TIME,
                 "type": _str(),
                 "order_id": _str(),
+                "outcome": {"enum": ["invalid"], "description": "judge invalid events again"},
             },
         },
         _obj({"replayed": INT, "outcomes": {"type": "object", "additionalProperties": INT}}),

@@ -22,7 +22,7 @@ from domain.plan import Incoming
 from testkit.events import order_event
 from testkit.processes import cli, worker_env
 from testkit.services import put_dead_letter, running_console
-from worker import audit, users
+from worker import archive, audit, users
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -326,3 +326,22 @@ async def test_readiness_and_metrics_come_from_core_health(console: str) -> None
         async with http.get(f"{console}/metrics") as r:
             assert r.status == 200
             assert "conekta_console_jobs_running" in await r.text()
+
+
+async def test_invalid_events_show_their_reason_and_are_judged_again_from_the_api(
+    console: str, store: Store
+) -> None:
+    document = orjson.loads(order_event("order.paid", "ord_inv"))
+    del document["data"]["object"]["payment_status"]
+    body = orjson.dumps(document)
+    await store.archive([archive.invalid_row(body, None, "data.object.payment_status: required")])
+    async with browser_like() as http:
+        assert (await log_in(http, console, VIEWER)).status == 303
+        async with http.get(f"{console}/events/{document['id']}") as r:
+            assert "data.object.payment_status: required" in await r.text()
+    async with aiohttp.ClientSession(headers=basic(OPERATOR)) as http:
+        replay = {"outcome": "invalid"}
+        async with http.post(f"{console}/api/v1/events/replay", json=replay) as r:
+            assert r.status == 200
+            assert (await r.json())["outcomes"] == {"invalid": 1}  # still invalid: no fix yet
+    assert [e["action"] for e in await audit.entries(store)][-1:] == ["events.replay_invalid"]
