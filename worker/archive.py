@@ -4,7 +4,8 @@ worker's own path (`invalid` events are judged again from scratch)."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -109,13 +110,8 @@ async def replay(
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
     Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
     totals: Counter[str] = Counter()
-    try:
+    async with _audited(store, actor, "events.replay", selection, totals):
         await _replay_pages(store, selection, totals, progress, modes)
-    finally:
-        details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
-        await audit.record(
-            store, actor, "events.replay", sum(totals.values()), {**details, **totals}
-        )
     return totals
 
 
@@ -182,14 +178,21 @@ async def replay_invalid(
     usable ones are applied as if new, the rest archived again (`invalid`, with today's reason).
     Outcome counts, recorded in the audit trail."""
     totals: Counter[str] = Counter()
-    try:
+    async with _audited(store, actor, "events.replay_invalid", selection, totals):
         await _rejudge_pages(store, selection, totals, progress, modes)
+    return totals
+
+
+@asynccontextmanager
+async def _audited(
+    store: Store, actor: str, action: str, selection: ReplayFilter, totals: Counter[str]
+) -> AsyncIterator[None]:
+    """Record the run in the audit trail, also when it stops half-way (what was applied stays)."""
+    try:
+        yield
     finally:
         details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
-        await audit.record(
-            store, actor, "events.replay_invalid", sum(totals.values()), {**details, **totals}
-        )
-    return totals
+        await audit.record(store, actor, action, sum(totals.values()), {**details, **totals})
 
 
 async def _rejudge_pages(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -289,13 +290,7 @@ async def show(store: Store, message_id: str) -> list[dict[str, Any]]:
 async def preview(store: Store, action: str, selection: Selection) -> ActionResult:
     """The dry run of a replay or purge: what it would take now (the same locked selection)."""
     selection.check()
-    async with store.settle_dead_letters(
-        selection.ids,
-        selection.everything,
-        selection.event_type,
-        selection.kind,
-        selection.order_id,
-    ) as claim:
+    async with _claim(store, selection) as claim:
         return _result(action, True, selection, claim.rows)
 
 
@@ -311,13 +306,7 @@ async def replay(
     """Publish the selected dead letters with confirms and mark them replayed, in one
     transaction with the audit entry; the worker's idempotency makes a repeat safe."""
     selection.check()
-    async with store.settle_dead_letters(
-        selection.ids,
-        selection.everything,
-        selection.event_type,
-        selection.kind,
-        selection.order_id,
-    ) as claim:
+    async with _claim(store, selection) as claim:
         result = _result("replay", False, selection, claim.rows)
         for n, row in enumerate(claim.rows, 1):
             headers = {
@@ -356,13 +345,7 @@ async def purge(
     if not reason.strip():
         raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
     selection.check()
-    async with store.settle_dead_letters(
-        selection.ids,
-        selection.everything,
-        selection.event_type,
-        selection.kind,
-        selection.order_id,
-    ) as claim:
+    async with _claim(store, selection) as claim:
         result = _result("purge", False, selection, claim.rows)
         for n, row in enumerate(claim.rows, 1):
             tomb = tombstone(row)
@@ -418,3 +401,14 @@ def _details(selection: Selection, result: ActionResult, reason: str) -> dict[st
         },
         "ids": result.done[:1000],
     }
+
+
+def _claim(store: Store, selection: Selection) -> AbstractAsyncContextManager[Any]:
+    """The selected open dead letters, locked until the block ends."""
+    return store.settle_dead_letters(
+        selection.ids,
+        selection.everything,
+        selection.event_type,
+        selection.kind,
+        selection.order_id,
+    )
