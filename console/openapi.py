@@ -125,7 +125,8 @@ SCHEMAS: dict[str, Schema] = {
     "Entry": _obj(
         {
             "id": INT,
-            "created_at": _str(),
+            "effective_at": _str(),
+            "recorded_at": _str(),
             "mode": {"enum": ["live", "test"]},
             "business_key": _str(),
             "account": _str(),
@@ -302,9 +303,9 @@ PATHS: dict[str, Schema] = {
         NOT_FOUND,
     ),
     "/api/v1/ledger/balances": _get(
-        "balances by mode, currency and account, in cents, as of a time",
+        "balances by mode, currency and account, in cents, signed to each account's normal side",
         _obj({"as_of": _str(True), "balances": {"type": "array", "items": _ref("Balance")}}),
-        [_param("as_of", "entries posted before this time (default: now)", schema=TIME)],
+        [_param("as_of", "money that moved at or before this time (default: now)", schema=TIME)],
     ),
     "/api/v1/ledger/entries": _get(
         "ledger entries, oldest first (debit positive, credit negative)",
@@ -312,8 +313,8 @@ PATHS: dict[str, Schema] = {
         [
             _param("account", "an account"),
             _param("currency", "a currency"),
-            _param("since", "posted at or after", schema=TIME),
-            _param("until", "posted before", schema=TIME),
+            _param("since", "the money moved (effective_at) at or after", schema=TIME),
+            _param("until", "the money moved before", schema=TIME),
             CURSOR,
             _param("limit", "page size", schema=LIMIT),
         ],
@@ -324,8 +325,8 @@ PATHS: dict[str, Schema] = {
             "parameters": [
                 _param("account", "an account"),
                 _param("currency", "a currency"),
-                _param("since", "posted at or after", schema=TIME),
-                _param("until", "posted before", schema=TIME),
+                _param("since", "the money moved (effective_at) at or after", schema=TIME),
+                _param("until", "the money moved before", schema=TIME),
             ],
             "responses": {
                 "200": {

@@ -171,7 +171,9 @@ async def search_orders(
 
 
 async def balances(store: Store, as_of: datetime | None = None) -> list[dict[str, Any]]:
-    """Per mode (live/test), currency and account, in cents, as of a time (None: now)."""
+    """Per mode (live/test), currency and account, in cents, signed to each account's normal
+    side, as of a time (money that moved by then; None: now). The CLI's `ledger balances`
+    reads the same query."""
     return [
         {
             "mode": "live" if r["livemode"] else "test",
@@ -179,7 +181,7 @@ async def balances(store: Store, as_of: datetime | None = None) -> list[dict[str
             "currency": r["currency"],
             "balance": r["balance"],
         }
-        for r in await store.balances_as_of(as_of)
+        for r in await store.balances(at=as_of, livemode=None)
     ]
 
 
@@ -198,7 +200,8 @@ async def entries(
 
 ENTRY_COLUMNS = (
     "id",
-    "created_at",
+    "effective_at",
+    "recorded_at",
     "mode",
     "business_key",
     "kind",

@@ -508,9 +508,6 @@ class Store:
         rows = await self._read("outbox_backlog")
         return int(rows[0][0])
 
-    async def balances_as_of(self, as_of: datetime | None) -> list[Record]:
-        return await self._read("balances_as_of", as_of=as_of)
-
     async def ledger_entries(self, **filters: Any) -> list[Record]:
         return await self._read("ledger_entries_page", **filters)
 

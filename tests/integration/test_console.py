@@ -183,14 +183,24 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             ("test", "conekta:fees", 100),
             ("test", "customer:cus_test", 2_000),
         }
+        # "As of" is when the money moved (the charge's paid_at, 2020-09-13), not when the row
+        # was recorded (today): accountants close months by it.
         async with http.get(
-            f"{console}/api/v1/ledger/balances", params={"as_of": "2000-01-01"}
+            f"{console}/api/v1/ledger/balances", params={"as_of": "2020-09-01"}
         ) as r:
             assert (await r.json())["balances"] == []
+        async with http.get(
+            f"{console}/api/v1/ledger/balances", params={"as_of": "2020-10-01"}
+        ) as r:
+            assert (await r.json())["balances"] == rows
+        async with http.get(
+            f"{console}/api/v1/ledger/entries", params={"since": "2020-10-01"}
+        ) as r:
+            assert (await r.json())["items"] == []
         async with http.get(f"{console}/api/v1/ledger/entries.csv") as r:
             assert r.headers["Content-Type"].startswith("text/csv")
             lines = (await r.text()).splitlines()
-        assert lines[0].startswith("id,created_at,mode,business_key")
+        assert lines[0].startswith("id,effective_at,recorded_at,mode,business_key")
         assert len(lines) == 1 + 3
         assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == 0
 

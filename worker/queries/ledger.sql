@@ -47,12 +47,14 @@ SELECT account, currency, livemode,
 FROM balances WHERE :livemode::boolean IS NULL OR livemode = :livemode
 ORDER BY livemode DESC, account, currency;
 
--- balances_at: balances as of a moment (money that moved at or before it), from the entries
+-- balances_at: balances as of a moment (money that moved at or before it, by effective_at), from
+-- the entries, signed to each account's normal side as the running balances are
 SELECT e.account, e.currency, t.livemode,
-       (CASE WHEN e.account LIKE 'customer:%' THEN -1 ELSE 1 END * sum(e.amount))::bigint AS balance
+       (CASE WHEN b.normal_side = 'credit' THEN -1 ELSE 1 END * sum(e.amount))::bigint AS balance
 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
+JOIN balances b ON b.account = e.account AND b.currency = e.currency AND b.livemode = t.livemode
 WHERE t.effective_at <= :at AND (:livemode::boolean IS NULL OR t.livemode = :livemode)
-GROUP BY e.account, e.currency, t.livemode
+GROUP BY e.account, e.currency, t.livemode, b.normal_side
 ORDER BY t.livemode DESC, e.account, e.currency;
 
 -- list_entries: entries for accountants, by when the money moved
