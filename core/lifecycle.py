@@ -4,13 +4,18 @@ event loop is uvloop where available."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from collections.abc import Awaitable
+from typing import TypeVar
 
 import structlog
 from aiohttp import web
 
+from core.errors import StopRequested
+
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -25,6 +30,24 @@ def stop_on_signals() -> asyncio.Event:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stopping)
     return stop
+
+
+async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
+    """`work`'s result; or, when `stop` is set first, `work` cancelled and StopRequested raised.
+    A start-up wait (database, migrations, topology) must not outlive a SIGTERM."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+    if task.cancelled():
+        raise StopRequested("asked to stop while starting")
+    return task.result()
 
 
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:

@@ -14,7 +14,7 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 
 from core import backoff, broker, database, health, lifecycle, topology
-from core.errors import DatabaseUnavailable, TaskFailing
+from core.errors import DatabaseUnavailable, StopRequested, TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
 from worker import metrics, migrations, reconcile
@@ -64,14 +64,16 @@ async def wait_for_database(url: str) -> database.Pool:
 
 @contextlib.asynccontextmanager
 async def worker_resources(
-    settings: Settings,
+    settings: Settings, stop: asyncio.Event
 ) -> AsyncIterator[tuple[Store, AbstractRobustConnection, broker.Publisher]]:
-    pool = await wait_for_database(settings.database_url)
+    """Connections once the database is migrated and the topology declared (waiting for both,
+    until `stop`: then StopRequested)."""
+    pool = await lifecycle.unless_stopped(stop, wait_for_database(settings.database_url))
     consume_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker consume")
     publish_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker publish")
     publisher = broker.Publisher(publish_connection, settings.publish_timeout)
     try:
-        await broker.wait_for_topology(consume_connection)
+        await lifecycle.unless_stopped(stop, broker.wait_for_topology(consume_connection))
         yield Store(pool), consume_connection, publisher
     finally:
         await publisher.close()
@@ -90,7 +92,14 @@ async def run_worker(
     turns readiness down while something keeps failing, and past its bound stops the worker,
     which then raises TaskFailing (the process exits non-zero)."""
     supervisor = supervisor or for_settings(settings, stop)
-    async with worker_resources(settings) as (store, connection, publisher):
+    async with contextlib.AsyncExitStack() as resources:
+        try:
+            store, connection, publisher = await resources.enter_async_context(
+                worker_resources(settings, stop)
+            )
+        except StopRequested:
+            log.info("worker stopped while starting")
+            return
         relay = OutboxRelay(store, publisher, settings.outbox_interval)
         consumers = _consumers(settings, store, publisher, relay)
         for retired in await topology.existing_retired_queues(connection):

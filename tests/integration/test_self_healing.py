@@ -28,6 +28,7 @@ from testkit.processes import cli
 from testkit.services import bind_probe, count, drain, publish_events, running_worker
 from testkit.wait import wait_for
 from worker.outbox import OutboxRelay
+from worker.runner import run_worker
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -41,6 +42,17 @@ async def settled(db: Db, events: int, unsent: int = 0) -> bool:
     archived = await count(db, "SELECT count(*) FROM events")
     pending = await count(db, "SELECT count(*) FROM outbox WHERE sent_at IS NULL")
     return archived >= events and pending == unsent
+
+
+async def test_a_worker_waiting_for_its_database_stops_when_asked(settings: Settings) -> None:
+    """SIGTERM during start-up (database down, say) ends the worker at once, not after the wait."""
+    stop = asyncio.Event()
+    unreachable = replace(settings, database_url="postgresql://127.0.0.1:9/nowhere")
+    worker = asyncio.create_task(run_worker(unreachable, stop, serve_metrics=False))
+    await asyncio.wait({worker}, timeout=0.5)  # long enough to fail once and back off
+    assert not worker.done()
+    stop.set()
+    await asyncio.wait_for(worker, timeout=10)  # returns: no TaskFailing, no hang
 
 
 @pytest.mark.parametrize("sqlstate", ["53100", "25006"])  # disk full; read-only (failover)

@@ -8,8 +8,8 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from core import database
-from core.errors import DatabaseUnavailable, DataRejected, TransientDatabaseError
+from core import database, lifecycle
+from core.errors import DatabaseUnavailable, DataRejected, StopRequested, TransientDatabaseError
 from core.supervisor import Supervisor
 
 
@@ -107,3 +107,20 @@ def test_database_errors_are_classified_by_sqlstate(
 def test_errors_that_are_not_the_drivers_pass_through() -> None:
     error = ValueError("a bug")
     assert database.translate(error) is error
+
+
+async def test_a_start_up_wait_ends_when_asked_to_stop() -> None:
+    stop = asyncio.Event()
+    started = asyncio.Event()
+
+    async def wait_forever() -> int:
+        started.set()
+        await asyncio.Event().wait()
+        return 1
+
+    waiting = asyncio.create_task(lifecycle.unless_stopped(stop, wait_forever()))
+    await started.wait()
+    stop.set()
+    with pytest.raises(StopRequested):
+        await waiting
+    assert await lifecycle.unless_stopped(stop, asyncio.sleep(0, result=7)) == 7
