@@ -11,6 +11,7 @@ Pages have the shape of Conekta's (tests/fixtures/events_list_page.json): newest
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
@@ -40,6 +41,8 @@ class FakeConekta:
     failures: list[Failure] = field(default_factory=list)  # answered first, one per request
     requests: list[str] = field(default_factory=list)  # path?query of every request
     max_limit: int = 250
+    hold: asyncio.Event | None = None  # when given, requests wait until it is set (a slow API)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)  # set once a request waits
 
     def add_event(self, document: dict[str, Any]) -> None:
         """An event Conekta knows; an order event also makes its order known (the latest)."""
@@ -62,6 +65,9 @@ class FakeConekta:
         self.requests.append(request.path_qs)
         if request.headers.get("Authorization") != f"Bearer {self.key}":
             return _error(401, "authentication_error", "Please include your access key.")
+        if self.hold is not None:
+            self.holding.set()
+            await self.hold.wait()
         if self.failures:
             failure = self.failures.pop(0)
             headers = {"Retry-After": failure.retry_after} if failure.retry_after else {}

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,9 +29,9 @@ from typing import Any
 import orjson
 import structlog
 
-from core import backoff, topology
+from core import backoff, lifecycle, topology
 from core.broker import Publisher
-from core.errors import ApiKeyRejected
+from core.errors import ApiKeyRejected, StopRequested
 from core.settings import Settings
 from worker import metrics
 from worker.conekta_api import ConektaApi
@@ -125,16 +125,20 @@ async def reconcile(
         try:
             await _sweep(session, api, publisher, report, progress)
         except Exception as exc:
-            await session.finish(
-                report.run_id,
-                "failed",
-                livemode=report.livemode,
-                counts=_counts(report),
-                error=f"{type(exc).__name__}: {exc}",
-            )
+            await _failed(session, report, f"{type(exc).__name__}: {exc}")
+            raise
+        except asyncio.CancelledError:  # the worker stops mid-run: say so, not `running` forever
+            with contextlib.suppress(Exception):
+                await asyncio.shield(_failed(session, report, "stopped: the worker shut down"))
             raise
         await session.finish(report.run_id, "ok", livemode=report.livemode, counts=_counts(report))
         return report
+
+
+async def _failed(session: ReconcileSession, report: Report, error: str) -> None:
+    await session.finish(
+        report.run_id, "failed", livemode=report.livemode, counts=_counts(report), error=error
+    )
 
 
 def _counts(report: Report) -> dict[str, Any]:
@@ -254,8 +258,11 @@ async def run_scheduled(
     failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
         while not stop.is_set():
-            ok = await _unless_stopped(_scheduled_run(store, api, publisher), stop)
-            if ok is None:
+            # A run can page for minutes: shutdown does not wait for it (events it published
+            # but had not recorded are published again next time; the archive dedupes them).
+            try:
+                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, publisher))
+            except StopRequested:
                 return
             failures = 0 if ok else failures + 1
             await _refresh_last_success(store)
@@ -264,22 +271,6 @@ async def run_scheduled(
                 pause = min(pause, backoff.delay(failures, base=30.0, cap=pause))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
-
-
-async def _unless_stopped(work: Coroutine[Any, Any, bool], stop: asyncio.Event) -> bool | None:
-    """The run's result, or None when the worker stops first: a run can page for minutes, and
-    shutdown must not wait for it (a cancelled run leaves its row `running`; events it
-    published but had not recorded are published again next time: the archive dedupes them)."""
-    run = asyncio.ensure_future(work)
-    stopping = asyncio.ensure_future(stop.wait())
-    await asyncio.wait({run, stopping}, return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if run.done():
-        return run.result()
-    run.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await run
-    return None
 
 
 async def _scheduled_run(store: Store, api: ConektaApi, publisher: Publisher) -> bool:

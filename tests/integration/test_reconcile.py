@@ -238,6 +238,19 @@ async def test_the_worker_reconciles_on_its_schedule(
     assert sample("conekta_reconcile_last_success_timestamp_seconds") > NOW - 60
 
 
+async def test_a_run_cut_short_by_shutdown_is_recorded_as_stopped(
+    api_settings: Settings, fake: tuple[FakeConekta, str], db: Db
+) -> None:
+    conekta, _ = fake
+    conekta.hold = asyncio.Event()  # the API answers nothing until the worker is stopped
+    async with running_worker(replace(api_settings, reconcile_interval=60)):
+        await asyncio.wait_for(conekta.holding.wait(), 20)
+    conekta.hold.set()
+    run = await db.fetchrow("SELECT status, error FROM reconcile_runs ORDER BY id DESC LIMIT 1")
+    assert run is not None and run["status"] == "failed"
+    assert "stopped" in run["error"]
+
+
 async def test_orders_verify_reports_status_and_amount_differences(
     settings: Settings, api_settings: Settings, fake: tuple[FakeConekta, str], broker: Any, db: Db
 ) -> None:
