@@ -8,7 +8,8 @@ SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 -- an id already archived, even one whose body was pruned, is left as it is, except that a purge
 -- tombstone takes the outcome of a replay that applies the event on purpose, an event archived
 -- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
--- reason) of being judged again (events replay --outcome invalid)
+-- reason) of being judged again (events invalid replay); a resend judged `invalid` leaves a purge
+-- tombstone as it is (purged invalid events stay refused)
 WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
@@ -26,7 +27,8 @@ WITH incoming AS (
         applied_at = clock_timestamp()
     FROM incoming i
     WHERE e.event_id = i.event_id
-      AND ((e.outcome IN ('purged', 'ignored') AND i.outcome NOT IN ('purged', 'ignored'))
+      AND ((e.outcome IN ('purged', 'ignored')
+            AND i.outcome NOT IN ('purged', 'ignored', 'invalid'))
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
