@@ -203,6 +203,8 @@ async def test_pages_preview_then_replay_and_purge_as_jobs(
         assert "data.object.payment_status: required" in html
         assert f'href="/events/{seeded["broken"]}"' in html
         assert "Replay selected" not in html  # no buttons for a viewer
+        async with http.get(f"{console}/events/{seeded['broken']}") as r:
+            assert "Judge again" not in await r.text()
         form = {"csrf_token": token, "id": seeded["broken"]}
         async with http.post(f"{console}/invalid-events/replay", data=form) as r:
             assert r.status == 403
@@ -212,7 +214,8 @@ async def test_pages_preview_then_replay_and_purge_as_jobs(
         assert 'href="/invalid-events">invalid</a>' in overview
         async with http.post(f"{console}/invalid-events/replay", data={"all": "yes"}) as r:
             assert r.status == 403  # no CSRF token
-        _, token = await form_token(http, f"{console}/invalid-events")
+        event_page, token = await form_token(http, f"{console}/events/{seeded['broken']}")
+        assert 'id="replay-invalid"' in event_page  # this one, from its own page
         form = {"csrf_token": token, "id": seeded["broken"]}
         async with http.post(f"{console}/invalid-events/replay", data=form) as r:
             preview = await r.text()
@@ -235,6 +238,10 @@ async def test_pages_preview_then_replay_and_purge_as_jobs(
         async with http.post(f"{console}/invalid-events/purge", data=_pairs(right)) as r:
             await finished_job(http, console, str(r.url.path))
     assert sorted((await outcomes(db)).values()) == ["applied", "purged", "purged"]
+    async with browser_like() as http:
+        await log_in(http, console, VIEWER)
+        async with http.get(f"{console}/events/{seeded['junk']}") as r:
+            assert "purged by console:oscar: junk" in await r.text()  # who and why
     trail = [(e["actor"], e["action"], e["count"]) for e in await actions(store)]
     assert trail == [
         ("console:oscar", "events.replay_invalid", 1),
