@@ -1,4 +1,5 @@
-"""`events`: the archive of raw events: show one, list by outcome, replay a selection."""
+"""`events`: the archive of raw events: show one, list by outcome, replay a selection; `events
+invalid` lists, previews, replays and purges invalid events (worker/invalid.py, as the console)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import sys
 from collections import Counter
 from typing import Any
 
-from cli.tools import parse_time, print_json, read
+from cli.tools import confirm, parse_time, print_json, progress_line, read
+from core.errors import BadRequest
 from core.settings import Settings
 from domain.outcome import Outcome
-from worker import archive, audit
+from worker import archive, audit, invalid
 from worker.store import Store
 
 
@@ -49,10 +51,57 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "--outcome",
         type=Outcome,
         choices=[Outcome.INVALID],
-        help="invalid: judge the events archived `invalid` again (after a schema or code fix)",
+        help="invalid: judge the events archived `invalid` again (after a schema or code fix; "
+        "`events invalid replay` selects them by id too, with a dry run)",
     )
     replay.add_argument("--json", action="store_true")
     replay.set_defaults(handler=cmd_events_replay)
+    _add_invalid_commands(events_sub, common)
+
+
+def _add_invalid_commands(events_sub: Any, common: argparse.ArgumentParser) -> None:
+    group = events_sub.add_parser(
+        "invalid", help="invalid events (signed, not usable): list, replay, purge"
+    )
+    sub = group.add_subparsers(dest="invalid_command", required=True, metavar="COMMAND")
+    listing = sub.add_parser("list", parents=[common], help="invalid events, with the reason")
+    _invalid_filters(listing)
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=cmd_invalid_list)
+    replay = sub.add_parser(
+        "replay",
+        parents=[common],
+        help="judge invalid events again (after a fix); --dry-run says what each would become",
+    )
+    _invalid_selection(replay)
+    replay.add_argument("--reason", default="", help="a note for the audit trail")
+    replay.set_defaults(handler=cmd_invalid_replay)
+    purge = sub.add_parser(
+        "purge",
+        parents=[common],
+        help="give up on invalid events (kept as tombstones: a resend stays refused)",
+    )
+    _invalid_selection(purge)
+    purge.add_argument(
+        "--reason", default="", help="why (kept in the audit trail; required unless --dry-run)"
+    )
+    purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    purge.set_defaults(handler=cmd_invalid_purge)
+
+
+def _invalid_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--type", dest="event_type", help="only this event type")
+    parser.add_argument("--since", type=parse_time, help="Conekta created_at >= T (ISO or unix)")
+    parser.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
+
+
+def _invalid_selection(parser: argparse.ArgumentParser) -> None:
+    """Which invalid events: KEY..., --all, or filters (every one given must match)."""
+    parser.add_argument("ids", nargs="*", metavar="KEY", help="archive keys (`list` shows them)")
+    parser.add_argument("--all", action="store_true", help="every invalid event")
+    _invalid_filters(parser)
+    parser.add_argument("--dry-run", action="store_true", help="only show what would be done")
+    parser.add_argument("--json", action="store_true")
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
@@ -81,21 +130,35 @@ async def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int:
-    if args.outcome is Outcome.INVALID and (
-        args.event_type or args.order_id or args.include_purged
-    ):
-        print("--outcome invalid takes only --since and --until", file=sys.stderr)
-        return 2
-    selection = archive.ReplayFilter(
+    if args.outcome is Outcome.INVALID:
+        if args.order_id or args.include_purged:
+            print("--outcome invalid takes only --since, --until and --type", file=sys.stderr)
+            return 2
+        selection = invalid.Selection.window(args.since, args.until, args.event_type)
+        async with Store.open(settings.database_url) as store:
+            result = await invalid.replay(
+                store,
+                selection,
+                audit.os_actor(),
+                progress=progress_line,
+                modes=settings.accept_modes,
+            )
+        return _report_replay(args, result.totals)
+    replay_filter = archive.ReplayFilter(
         args.since, args.until, args.event_type, args.order_id, args.include_purged
     )
 
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
-    action = archive.replay_invalid if args.outcome is Outcome.INVALID else archive.replay
     async with Store.open(settings.database_url) as store:
-        totals = await action(store, selection, audit.os_actor(), progress, settings.accept_modes)
+        totals = await archive.replay(
+            store, replay_filter, audit.os_actor(), progress, settings.accept_modes
+        )
+    return _report_replay(args, totals)
+
+
+def _report_replay(args: argparse.Namespace, totals: Counter[str]) -> int:
     if args.json:
         print_json({"replayed": sum(totals.values()), "outcomes": dict(totals)})
     else:
@@ -104,3 +167,92 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
             + (", ".join(f"{k} {v}" for k, v in sorted(totals.items())) or "none matched")
         )
     return 0
+
+
+async def cmd_invalid_list(args: argparse.Namespace, settings: Settings) -> int:
+    selection = invalid.Selection(event_type=args.event_type, since=args.since, until=args.until)
+    rows: list[dict[str, Any]] = []
+    cursor: str | None = None
+    async with Store.open(settings.database_url, max_size=1) as store:
+        while True:
+            page = await invalid.listing(store, selection, cursor, 200)
+            rows += page["items"]
+            if not (cursor := page["next"]):
+                break
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{len(rows)} invalid event(s)")
+    for row in rows:
+        original = f"  (its own id: {row['original_id'][:80]})" if row["original_id"] else ""
+        print(f"{row['created_at']}  {row['event_id']}  {row['type']:24}{original}")
+        print(f"    {row['reason']}")
+    return 0
+
+
+def _selection(args: argparse.Namespace) -> invalid.Selection:
+    return invalid.Selection(
+        ids=tuple(args.ids),
+        event_type=args.event_type,
+        since=args.since,
+        until=args.until,
+        everything=args.all,
+    )
+
+
+async def cmd_invalid_replay(args: argparse.Namespace, settings: Settings) -> int:
+    selection = _selection(args)
+    async with Store.open(settings.database_url, max_size=1) as store:
+        if args.dry_run:
+            preview = await invalid.preview(store, "replay", selection, settings.accept_modes)
+            return _report_invalid(args, preview)
+        result = await invalid.replay(
+            store,
+            selection,
+            audit.os_actor(),
+            reason=args.reason,
+            progress=progress_line,
+            modes=settings.accept_modes,
+        )
+    return _report_invalid(args, result)
+
+
+async def cmd_invalid_purge(args: argparse.Namespace, settings: Settings) -> int:
+    selection = _selection(args)
+    if not args.dry_run and not args.reason.strip():
+        raise BadRequest("a purge needs a reason: --reason (it is kept in the audit trail)")
+    async with Store.open(settings.database_url, max_size=1) as store:
+        if args.dry_run:
+            preview = await invalid.preview(store, "purge", selection, settings.accept_modes)
+            return _report_invalid(args, preview)
+        matched = await invalid.count(store, selection)
+        if not matched:
+            return _report_invalid(args, invalid.ActionResult("purge", True))
+        if not args.yes and not await confirm(f"purge {matched} invalid event(s) for good?"):
+            print("nothing purged")
+            return 1
+        result = await invalid.purge(
+            store,
+            selection,
+            audit.os_actor(),
+            reason=args.reason,
+            expect=matched,
+            progress=progress_line,
+        )
+    return _report_invalid(args, result)
+
+
+def _report_invalid(args: argparse.Namespace, result: invalid.ActionResult) -> int:
+    past = {"replay": "replayed", "purge": "purged"}[result.action]
+    totals = ", ".join(f"{k} {v}" for k, v in sorted(result.totals.items())) or "none matched"
+    if args.json:
+        print_json(result.summary())
+    elif result.dry_run:
+        print(f"would {result.action} {len(result.matched)} invalid event(s); now: {totals}")
+        for row in result.matched:
+            print(f"  {row['event_id']}  {row['type']:24} {row['note']}")
+    else:
+        print(f"{past} {len(result.done)} invalid event(s): {totals}")
+    if result.not_found:
+        print(f"not invalid (any more?): {' '.join(result.not_found)}", file=sys.stderr)
+    return 1 if result.not_found else 0

@@ -170,8 +170,9 @@ def _dlq_selection(args: argparse.Namespace) -> dlq.Selection:
     )
 
 
-def _progress(n: int, total: int) -> None:
-    if n % 500 == 0:
+def progress_line(n: int, total: int) -> None:
+    """A long action's progress on stderr, now and then."""
+    if n % 500 == 0 or n == total:
         print(f"... {n}/{total}", file=sys.stderr)
 
 
@@ -184,7 +185,7 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
         publisher = broker.Publisher(connection, settings.publish_timeout)
         try:
             result = await dlq.replay(
-                store, publisher, selection, audit.os_actor(), progress=_progress
+                store, publisher, selection, audit.os_actor(), progress=progress_line
             )
         finally:
             await publisher.close()
@@ -199,11 +200,12 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
         preview = await dlq.preview(store, "purge", selection)
         if args.dry_run or not preview.matched:
             return _report_dlq(args, preview)
-        if not args.yes and not await _confirm(len(preview.matched)):
+        question = f"purge {len(preview.matched)} dead letter(s) for good?"
+        if not args.yes and not await confirm(question):
             print("nothing purged")
             return 1
         result = await dlq.purge(
-            store, selection, audit.os_actor(), reason=args.reason, progress=_progress
+            store, selection, audit.os_actor(), reason=args.reason, progress=progress_line
         )
     return _report_dlq(args, result)
 
@@ -225,6 +227,6 @@ def _report_dlq(args: argparse.Namespace, result: dlq.ActionResult) -> int:
     return 1 if result.not_found else 0
 
 
-async def _confirm(count: int) -> bool:
-    answer = await asyncio.to_thread(input, f"purge {count} dead letter(s) for good? [y/N] ")
+async def confirm(question: str) -> bool:
+    answer = await asyncio.to_thread(input, f"{question} [y/N] ")
     return answer.strip().lower() in {"y", "yes"}

@@ -12,9 +12,9 @@ from aiohttp import web
 
 from console.auth import STORE, require_operator, user_of
 from console.openapi import document
-from console.state import publisher, queue_depths
+from console.state import SETTINGS, publisher, queue_depths
 from core.errors import BadRequest
-from worker import archive, audit, dlq, explore, reports
+from worker import archive, audit, dlq, explore, invalid, reports
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -121,15 +121,22 @@ async def event(request: web.Request) -> web.Response:
 async def replay_events(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
-    selection = archive.ReplayFilter(
-        since=_body_time(body, "since"),
-        until=_body_time(body, "until"),
-        event_type=_body_text(body, "type"),
-        order_id=_body_text(body, "order_id"),
+    since, until = _body_time(body, "since"), _body_time(body, "until")
+    event_type, order_id = _body_text(body, "type"), _body_text(body, "order_id")
+    store, modes = request.app[STORE], request.app[SETTINGS].accept_modes
+    if body.get("outcome") == "invalid":  # judged again (after a schema or code fix)
+        if order_id:
+            raise BadRequest("invalid events are selected by type, since and until")
+        selection = invalid.Selection.window(since, until, event_type)
+        result = await invalid.replay(store, selection, user.actor, modes=modes)
+        return web.json_response({"replayed": len(result.done), "outcomes": dict(result.totals)})
+    totals = await archive.replay(
+        store,
+        archive.ReplayFilter(since, until, event_type, order_id),
+        user.actor,
+        lambda _: None,
+        modes,
     )
-    # `invalid` events are judged again (after a schema or code fix); others re-applied.
-    replay = archive.replay_invalid if body.get("outcome") == "invalid" else archive.replay
-    totals = await replay(request.app[STORE], selection, user.actor, lambda _: None)
     return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
 
 
@@ -259,6 +266,69 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     return web.json_response(result.summary())
 
 
+def invalid_selection(body: dict[str, Any]) -> invalid.Selection:
+    ids = body.get("ids") or []
+    if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+        raise BadRequest("ids must be a list of event ids")
+    selection = invalid.Selection(
+        ids=tuple(ids),
+        event_type=_body_text(body, "type"),
+        since=_body_time(body, "since"),
+        until=_body_time(body, "until"),
+        everything=body.get("all") is True,
+    )
+    selection.check()  # before anything is opened or done
+    return selection
+
+
+async def invalid_events(request: web.Request) -> web.Response:
+    selection = invalid.Selection(
+        event_type=query_text(request, "type"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
+    page = await invalid.listing(
+        request.app[STORE],
+        selection,
+        query_text(request, "cursor", 500),
+        query_int(request, "limit", 100),
+    )
+    return web.json_response(page)
+
+
+async def replay_invalid_events(request: web.Request) -> web.Response:
+    user = require_operator(request)
+    body = await json_body(request)
+    selection, store = invalid_selection(body), request.app[STORE]
+    modes = request.app[SETTINGS].accept_modes
+    if body.get("dry_run") is True:
+        result = await invalid.preview(store, "replay", selection, modes)
+    else:
+        reason = _body_text(body, "reason") or ""
+        result = await invalid.replay(store, selection, user.actor, reason=reason, modes=modes)
+    return web.json_response(result.summary())
+
+
+async def purge_invalid_events(request: web.Request) -> web.Response:
+    """A purge must say why, and confirm the count it saw in the dry run ("purge N")."""
+    user = require_operator(request)
+    body = await json_body(request)
+    selection, store = invalid_selection(body), request.app[STORE]
+    if body.get("dry_run") is True:
+        preview = await invalid.preview(
+            store, "purge", selection, request.app[SETTINGS].accept_modes
+        )
+        return web.json_response(preview.summary())
+    matched = await invalid.count(store, selection)
+    expected = f"purge {matched}"
+    if _body_text(body, "confirm") != expected:
+        raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
+    result = await invalid.purge(
+        store, selection, user.actor, reason=_body_text(body, "reason") or "", expect=matched
+    )
+    return web.json_response(result.summary())
+
+
 async def audit_log(request: web.Request) -> web.Response:
     items = await audit.page(
         request.app[STORE],
@@ -294,4 +364,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/v1/dead-letters/replay", replay_dead_letters)
     r.add_post("/api/v1/dead-letters/purge", purge_dead_letters)
     r.add_get("/api/v1/dead-letters/{id}", dead_letter)
+    r.add_get("/api/v1/invalid-events", invalid_events)
+    r.add_post("/api/v1/invalid-events/replay", replay_invalid_events)
+    r.add_post("/api/v1/invalid-events/purge", purge_invalid_events)
     r.add_get("/api/v1/audit", audit_log)

@@ -1,6 +1,6 @@
-"""Long actions started from a page (replay or purge of many dead letters) run as tasks; the
-page that started them follows their progress. Only their bookkeeping lives here, in memory: the
-action itself, and its audit entry, are the worker's.
+"""Long actions started from a page (replay or purge of many dead letters or invalid events) run
+as tasks; the page that started them follows their progress. Only their bookkeeping lives here,
+in memory: the action itself, and its audit entry, are the worker's.
 
 A job is not restarted on failure (the person who started it decides, after reading the error;
 its transaction rolled back, so nothing was half done): it is logged and counted
@@ -39,6 +39,7 @@ class Job:
     state: str = "running"  # running | finished | failed
     result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    back: tuple[str, str] = ("/dead-letters", "Dead letters")  # the page it was started from
 
     def progress(self, done: int, total: int) -> None:
         self.done, self.total = done, total
@@ -50,11 +51,18 @@ TASKS = web.AppKey("job_tasks", set[asyncio.Task[None]])
 Work = Callable[[Job], Awaitable[dict[str, Any]]]
 
 
-def start(app: web.Application, action: str, title: str, actor: str, work: Work) -> Job:
+def start(
+    app: web.Application,
+    action: str,
+    title: str,
+    actor: str,
+    work: Work,
+    back: tuple[str, str] = ("/dead-letters", "Dead letters"),
+) -> Job:
     jobs = app[JOBS]
     for old in [j for j in jobs.values() if j.state != "running"][:-KEEP]:
         del jobs[old.id]
-    job = Job(secrets.token_urlsafe(8), title, actor)
+    job = Job(secrets.token_urlsafe(8), title, actor, back=back)
     jobs[job.id] = job
 
     async def run() -> None:

@@ -172,6 +172,55 @@ SCHEMAS: dict[str, Schema] = {
             "audit_id": {"type": ["integer", "null"]},
         }
     ),
+    "InvalidEvent": _obj(
+        {
+            "event_id": _str(),
+            "original_id": _str(True),
+            "type": _str(),
+            "order_id": _str(True),
+            "reason": _str(True),
+            "created_at": _str(),
+            "received_at": _str(True),
+            "applied_at": _str(True),
+        },
+        {
+            "verdict": {
+                "enum": ["applied", "invalid", "ignored", "other_mode"],
+                "description": "dry run: what judging the body again would archive now",
+            },
+            "note": _str(),
+            "outcome": {"type": "string", "description": "replay: the outcome archived"},
+        },
+    ),
+    "InvalidSelection": {
+        "type": "object",
+        "description": "Exactly one of: ids (archive keys), all, or filters (type, since, until).",
+        "properties": {
+            "ids": {"type": "array", "items": _str()},
+            "all": BOOL,
+            "type": _str(),
+            "since": {"type": "string", "maxLength": 40, "description": "created_at >= since"},
+            "until": {"type": "string", "maxLength": 40, "description": "created_at < until"},
+            "dry_run": BOOL,
+            "reason": _str(),
+            "confirm": {"type": "string", "description": 'purge only: "purge N"'},
+        },
+    },
+    "InvalidActionResult": _obj(
+        {
+            "action": {"enum": ["replay", "purge"]},
+            "dry_run": BOOL,
+            "matched": {"type": "array", "items": _ref("InvalidEvent")},
+            "totals": {
+                "type": "object",
+                "additionalProperties": INT,
+                "description": "per verdict (dry run) or per outcome",
+            },
+            "done": {"type": "array", "items": _str()},
+            "not_found": {"type": "array", "items": _str()},
+            "audit_id": {"type": ["integer", "null"]},
+        }
+    ),
     "AuditEntry": _obj(
         {
             "id": INT,
@@ -366,6 +415,28 @@ PATHS: dict[str, Schema] = {
         'purge dead letters for good (operator; needs reason and confirm "purge N"; audited)',
         _ref("Selection"),
         _ref("ActionResult"),
+    ),
+    "/api/v1/invalid-events": _get(
+        "events archived invalid (signed, not usable), with the reason; Conekta's order",
+        _page(_ref("InvalidEvent")),
+        [
+            _param("type", "an event type"),
+            _param("since", "Conekta created_at >= since", schema=TIME),
+            _param("until", "Conekta created_at < until", schema=TIME),
+            CURSOR,
+            _param("limit", "page size", schema=LIMIT),
+        ],
+    ),
+    "/api/v1/invalid-events/replay": _post(
+        "judge invalid events again (operator; dry_run previews each verdict; audited)",
+        _ref("InvalidSelection"),
+        _ref("InvalidActionResult"),
+    ),
+    "/api/v1/invalid-events/purge": _post(
+        "purge invalid events: tombstones, bodies kept"
+        ' (operator; needs reason and confirm "purge N"; audited)',
+        _ref("InvalidSelection"),
+        _ref("InvalidActionResult"),
     ),
     "/api/v1/audit": _get(
         "the audit trail, newest first",

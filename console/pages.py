@@ -23,9 +23,9 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import publisher, queue_depths
+from console.state import SETTINGS, publisher, queue_depths
 from domain.outcome import Outcome
-from worker import audit, dlq, explore, users
+from worker import audit, dlq, explore, invalid, users
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -252,6 +252,88 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 
 
+# -- invalid events -----------------------------------------------------------------------------
+
+INVALID_BACK = ("/invalid-events", "Invalid events")
+SHOWN_IN_PREVIEW = 500  # rows listed on the preview page (the totals count every one)
+
+
+async def invalid_events(request: web.Request) -> web.Response:
+    selection = invalid.Selection(
+        event_type=api.query_text(request, "type"),
+        since=api.query_time(request, "since"),
+        until=api.query_time(request, "until"),
+    )
+    page = await invalid.listing(
+        request.app[STORE], selection, api.query_text(request, "cursor", 500), 100
+    )
+    more = _with(request, cursor=page["next"]) if page["next"] else None
+    filtered = any(request.query.get(k) for k in ("type", "since", "until"))
+    return render(
+        request, "invalid_events.html", page=page, q=request.query, more=more, filtered=filtered
+    )
+
+
+def _invalid_form_selection(form: Any) -> invalid.Selection:
+    return api.invalid_selection(
+        {
+            "ids": [str(i) for i in form.getall("id", [])],
+            **{k: str(form.get(k, "")) or None for k in ("type", "since", "until")},
+            "all": form.get("all") == "yes",
+        }
+    )
+
+
+async def act_on_invalid_events(request: web.Request) -> web.Response:
+    """POST /invalid-events/{action}: first a dry-run preview (each body judged again in
+    memory), then (step=run) the job."""
+    user = require_operator(request)
+    action = request.match_info["action"]
+    form = await request.post()
+    selection = _invalid_form_selection(form)
+    store, modes = request.app[STORE], request.app[SETTINGS].accept_modes
+    if form.get("step") != "run":
+        return await _invalid_preview(request, action, selection, form, "")
+    reason = str(form.get("reason", "")).strip()
+    matched = await invalid.count(store, selection)
+    if action == "purge":
+        expected = f"purge {matched}"
+        if str(form.get("confirm", "")).strip() != expected or not reason:
+            error = f'Type "{expected}" and give a reason to purge.'
+            return await _invalid_preview(request, action, selection, form, error)
+
+    async def work(job: jobs.Job) -> dict[str, Any]:
+        if action == "purge":
+            result = await invalid.purge(
+                store, selection, user.actor, reason=reason, expect=matched, progress=job.progress
+            )
+        else:
+            result = await invalid.replay(
+                store, selection, user.actor, reason=reason, progress=job.progress, modes=modes
+            )
+        return result.summary()
+
+    title = f"{action} {matched} invalid event(s)"
+    job = jobs.start(request.app, f"{action}_invalid", title, user.actor, work, INVALID_BACK)
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
+async def _invalid_preview(
+    request: web.Request, action: str, selection: invalid.Selection, form: Any, error: str
+) -> web.Response:
+    modes = request.app[SETTINGS].accept_modes
+    preview = await invalid.preview(request.app[STORE], action, selection, modes)
+    return render(
+        request,
+        "invalid_preview.html",
+        action=action,
+        preview=preview,
+        form=form,
+        error=error,
+        shown=SHOWN_IN_PREVIEW,
+    )
+
+
 async def job_page(request: web.Request) -> web.Response:
     job = request.app[jobs.JOBS].get(request.match_info["id"])
     if job is None:
@@ -273,5 +355,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/dead-letters", dead_letters)
     r.add_post("/dead-letters/{action:replay|purge}", act_on_dead_letters)
     r.add_get("/dead-letters/{id}", dead_letter)
+    r.add_get("/invalid-events", invalid_events)
+    r.add_post("/invalid-events/{action:replay|purge}", act_on_invalid_events)
     r.add_get("/jobs/{id}", job_page)
     r.add_get("/audit", audit_page)

@@ -1,12 +1,12 @@
 """The archive of raw events: read one, list by outcome, or re-apply a selection through the
-worker's own path (`invalid` events are judged again from scratch)."""
+worker's own path; how a body is judged (`invalid` events: worker/invalid.py judges them again)."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -167,22 +167,6 @@ async def _one_by_one(
     return outcomes
 
 
-async def replay_invalid(
-    store: Store,
-    selection: ReplayFilter,
-    actor: str,
-    progress: Callable[[Counter[str]], None] = print,
-    modes: Collection[bool] = ALL_MODES,
-) -> Counter[str]:
-    """Judge `invalid` events again (after a schema or code fix), a page per transaction:
-    usable ones are applied as if new, the rest archived again (`invalid`, with today's reason).
-    Outcome counts, recorded in the audit trail."""
-    totals: Counter[str] = Counter()
-    async with _audited(store, actor, "events.replay_invalid", selection, totals):
-        await _rejudge_pages(store, selection, totals, progress, modes)
-    return totals
-
-
 @asynccontextmanager
 async def _audited(
     store: Store, actor: str, action: str, selection: ReplayFilter, totals: Counter[str]
@@ -193,42 +177,3 @@ async def _audited(
     finally:
         details = {k: str(v) if v is not None else None for k, v in vars(selection).items()}
         await audit.record(store, actor, action, sum(totals.values()), {**details, **totals})
-
-
-async def _rejudge_pages(
-    store: Store,
-    selection: ReplayFilter,
-    totals: Counter[str],
-    progress: Callable[[Counter[str]], None],
-    modes: Collection[bool],
-) -> None:
-    cursor: tuple[datetime, str] = (BEGINNING, "")
-    while rows := await store.invalid_events_page(
-        since=selection.since, until=selection.until, after=cursor, limit=PAGE
-    ):
-        cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
-        judged: list[Incoming | ArchiveRow] = []
-        for row in rows:
-            verdict = judged_row(row["body"], row["received_at"])
-            if isinstance(verdict, ArchiveRow):  # keeps its place (its created_at may be a guess)
-                verdict = replace(verdict, created_at=row["created_at"])
-            judged.append(verdict)
-        try:
-            totals.update(await _rejudge(store, judged, modes))
-        except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
-            for one in judged:
-                try:
-                    totals.update(await _rejudge(store, [one], modes))
-                except UnknownCharge:
-                    totals["unknown_charge"] += 1  # stays `invalid`; replay it again later
-        progress(totals)
-
-
-async def _rejudge(
-    store: Store, judged: list[Incoming | ArchiveRow], modes: Collection[bool]
-) -> list[str]:
-    """One transaction: the outcomes of the judged rows."""
-    items = [verdict for verdict in judged if isinstance(verdict, Incoming)]
-    archived = [verdict for verdict in judged if isinstance(verdict, ArchiveRow)]
-    outcomes = await store.rejudge(items, archived, modes)
-    return [outcome.value for outcome in outcomes] + [row.outcome.value for row in archived]

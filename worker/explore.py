@@ -49,11 +49,11 @@ class EntryFilter:
 
 def parse_time(value: str) -> datetime:
     """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    if value.isdigit():
-        return datetime.fromtimestamp(int(value), UTC)
     try:
+        if value.isdigit():
+            return datetime.fromtimestamp(int(value), UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError, OSError):  # "²" is a digit; 10**20 s is past any year
         raise BadRequest(f"not a time: {value!r} (ISO 8601 or unix seconds)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 

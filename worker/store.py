@@ -408,23 +408,31 @@ class Store:
             limit=limit,
         )
 
-    async def invalid_events_page(
-        self,
-        *,
-        since: datetime | None,
-        until: datetime | None,
-        after: tuple[datetime, str],
-        limit: int,
+    async def invalid_events(
+        self, *, after: tuple[datetime, str], limit: int, bodies: bool, **selection: Any
     ) -> list[Record]:
-        """`invalid` events with their bodies, a page after the cursor."""
+        """`invalid` events of a selection (ids, event_type, since, until), a page after the
+        cursor; with their bodies when asked."""
         return await self._read(
             "invalid_events",
-            since=since,
-            until=until,
             after_created_at=after[0],
             after_event_id=after[1],
             limit=limit,
+            bodies=bodies,
+            **selection,
         )
+
+    async def count_invalid_events(self, **selection: Any) -> int:
+        rows = await self._read("count_invalid_events", **selection)
+        return int(rows[0][0])
+
+    @asynccontextmanager
+    async def claim_invalid_events(self, **selection: Any) -> AsyncIterator[InvalidClaim]:
+        """The `invalid` events of a selection (no bodies), locked until the block ends (one
+        transaction)."""
+        async with database.transaction(self.pool) as connection:
+            rows = await _fetch(connection, "lock_invalid_events", **selection)
+            yield InvalidClaim(connection, rows)
 
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
         """The rows violating each named check, read in one consistent snapshot."""
@@ -642,9 +650,31 @@ class OutboxClaim:
         return int(row[0]) if row else 0
 
 
-class DeadLetterClaim:
-    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+class _Claim:
+    """Rows locked in one transaction; the action's audit entry commits with its changes."""
+
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
+
+    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> int:
+        """Record the action in the same transaction as its changes; the entry's id."""
+        row = await _record_audit(self._connection, actor, action, count, details)
+        return int(row["id"])
+
+
+class InvalidClaim(_Claim):
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        super().__init__(connection)
+        self.rows = rows
+
+    async def purge(self, ids: Sequence[str], note: str) -> None:
+        """These `invalid` events become purge tombstones (bodies kept), `note` saying why."""
+        await _execute(self._connection, "purge_invalid_events", ids=list(ids), note=note)
+
+
+class DeadLetterClaim(_Claim):
+    def __init__(self, connection: Connection, rows: list[Record]) -> None:
+        super().__init__(connection)
         self.rows = rows
 
     async def settle(self, row_id: int, status: str, actor: str, reason: str | None) -> None:
@@ -661,11 +691,6 @@ class DeadLetterClaim:
         """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
         values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
         await _execute(self._connection, "archive_tombstone", **values, note=note)
-
-    async def audit(self, actor: str, action: str, count: int, details: dict[str, Any]) -> int:
-        """Record the action in the same transaction as its changes; the entry's id."""
-        row = await _record_audit(self._connection, actor, action, count, details)
-        return int(row["id"])
 
 
 # -- statements ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """The console's pages in a real headless browser (Debian's chromium through chromedriver and
 selenium): log in, find an event by the customer's e-mail, look at its order and the ledger,
-replay a dead letter and see it applied, read the audit trail, and a viewer refused. Each page
+replay a dead letter and see it applied, preview a replay of invalid events, read the audit
+trail, and a viewer refused. Each page
 is saved as a screenshot (build/console-screenshots/, or CONEKTA_SCREENSHOTS=docs/console to
 refresh the README's)."""
 
@@ -26,11 +27,12 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from core.settings import Settings
+from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
-from testkit.events import order_event
+from testkit.events import order_event, order_event_document
 from testkit.services import put_dead_letter, running_console, running_worker
-from worker import users
+from worker import archive, users
 from worker.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -141,7 +143,21 @@ async def seed(store: Store) -> str:
     await store.apply_batch([Incoming(parse_order_event(b), b, now) for b in bodies])
     await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
     await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
+    await seed_invalid(store)
     return str(orjson.loads(bodies[0])["id"])
+
+
+async def seed_invalid(store: Store) -> None:
+    """Two invalid events: one refused by a rule since fixed, one junk."""
+    fixed = order_event(
+        "order.paid", "ord_4fj8Qx", customer_id="cus_4fj8", created_at=1_764_204_000
+    )
+    junk = order_event_document("order.paid", "ord_5hs1Kp", created_at=1_764_205_000)
+    junk["data"]["object"]["amount"] = "199.00"
+    refused = archive.invalid_row(fixed, None, "data.object.customer_info: required")
+    judged = archive.judged_row(orjson.dumps(junk), datetime.now(UTC))
+    assert isinstance(judged, ArchiveRow)
+    await store.archive([refused, judged])
 
 
 def operator_session(page: Page, pending_id: str, dead_id: str) -> None:
@@ -184,6 +200,15 @@ def operator_session(page: Page, pending_id: str, dead_id: str) -> None:
 
     page.wait(applied, "the replayed event applied by the worker", timeout=30)
     page.shot("order")
+    page.open("/invalid-events")
+    page.wait(lambda: "customer_info: required" in page.text(), "the invalid events")
+    page.shot("invalid-events")
+    for box in page.driver.find_elements(By.NAME, "id"):
+        box.click()
+    page.click(By.ID, "replay-selected")
+    page.wait(lambda: "applied as order.paid for ord_4fj8Qx" in page.text(), "the verdicts")
+    page.shot("invalid-preview")
+
     page.open("/audit")
     page.wait(lambda: "dlq.replay" in page.text() and "oscar" in page.text(), "the audit entry")
     page.shot("audit")

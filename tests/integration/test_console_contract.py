@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import orjson
 import pytest
 import requests
 import schemathesis
@@ -28,11 +29,13 @@ from schemathesis.specs.openapi.checks import (
 from console.openapi import document
 from core import broker as core_broker
 from core.errors import UnapplicableEvent
+from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit.events import SAMPLES
 from testkit.isolation import clone_database, create_vhost, delete_vhost, drop_database
 from testkit.services import free_port
+from worker.archive import judged_row
 from worker.store import Store
 
 OPERATOR = ("contract", "contract-password-1")
@@ -76,8 +79,16 @@ async def _apply_samples(database_url: str) -> None:
             items.append(Incoming(parse_order_event(body), body, now))
         except UnapplicableEvent:
             continue  # a type with no handler yet
+    # One invalid event too (a sample without its payment status): the invalid-events answers
+    # then carry items for the schema to check.
+    document = orjson.loads(items[0].body)
+    document["id"] = "0" * 20 + "beef"
+    del document["data"]["object"]["payment_status"]
+    invalid = judged_row(orjson.dumps(document), now)
+    assert isinstance(invalid, ArchiveRow)
     async with Store.open(database_url) as store:
         await store.apply_batch(items)
+        await store.archive([invalid])
 
 
 @pytest.fixture(scope="module")

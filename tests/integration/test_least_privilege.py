@@ -16,6 +16,7 @@ import aio_pika
 import aiohttp
 import aiormq
 import asyncpg
+import orjson
 import pytest
 
 from core import broker as core_broker
@@ -27,7 +28,7 @@ from testkit.events import order_event
 from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import dlq, migrations
+from worker import archive, dlq, invalid, migrations
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -306,3 +307,21 @@ async def test_services_wait_for_the_topology_migrate_declares() -> None:
         await connection.close()
     finally:
         await delete_vhost(vhost)
+
+
+async def test_runtime_role_replays_and_purges_invalid_events(
+    database_url: str, runtime_login: str, store: Store, db: Db
+) -> None:
+    """The console's invalid-event actions need only the runtime role's column grants (a
+    purge writes `outcome` and `note`; the body stays as it came)."""
+    bodies = [
+        order_event("order.paid", f"ord_lpi{i}", created_at=1_700_000_100 + i) for i in (1, 2)
+    ]
+    await store.archive([archive.invalid_row(body, None, "a rule since fixed") for body in bodies])
+    first, second = (orjson.loads(body)["id"] for body in bodies)
+    async with Store.open(as_role(database_url, runtime_login)) as runtime:
+        replayed = await invalid.replay(runtime, invalid.Selection(ids=(first,)), "t")
+        purged = await invalid.purge(runtime, invalid.Selection(ids=(second,)), "t", reason="x")
+    assert (replayed.totals, purged.done) == ({"applied": 1}, [second])
+    rows = dict(await db.fetch("SELECT event_id, outcome FROM events"))
+    assert rows == {first: "applied", second: "purged"}

@@ -25,7 +25,7 @@ from testkit.events import order_event, order_event_document
 from testkit.processes import cli
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import archive, failures, reports
+from worker import archive, failures, invalid, reports
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -98,8 +98,8 @@ async def test_signed_event_stricter_than_conekta_is_kept_invalid_and_replayable
     relaxed = copy.deepcopy(schemas.load("event.json"))
     relaxed["definitions"]["order"]["required"].remove("payment_status")
     monkeypatch.setattr(core_event, "_VALIDATOR", jsonschema_rs.validator_for(relaxed))
-    totals = await archive.replay_invalid(store, archive.ReplayFilter(), "test", lambda _: None)
-    assert totals == {"applied": 1}
+    result = await invalid.replay(store, invalid.Selection(everything=True), "test")
+    assert result.totals == {"applied": 1}
     assert await outcome_of(store, document["id"]) == "applied"
     assert await balances(db) == {
         "conekta:receivable": 9500,

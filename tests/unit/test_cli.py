@@ -24,6 +24,9 @@ COMMANDS = [
     ["dlq", "purge"],
     ["events", "show"],
     ["events", "replay"],
+    ["events", "invalid", "list"],
+    ["events", "invalid", "replay"],
+    ["events", "invalid", "purge"],
     ["reconcile"],
     ["orders", "verify"],
     ["orders", "record"],
@@ -61,9 +64,10 @@ def test_parse_time(text: str, expected: datetime) -> None:
     assert parse_time(text) == expected
 
 
-def test_parse_time_refuses_garbage() -> None:
+@pytest.mark.parametrize("text", ["yesterday", "99999999999999999999", "²"])
+def test_parse_time_refuses_garbage(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        parse_time("yesterday")
+        parse_time(text)
 
 
 def test_flags_override_env() -> None:

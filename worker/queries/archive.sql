@@ -8,7 +8,8 @@ SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 -- an id already archived, even one whose body was pruned, is left as it is, except that a purge
 -- tombstone takes the outcome of a replay that applies the event on purpose, an event archived
 -- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
--- reason) of being judged again (events replay --outcome invalid)
+-- reason) of being judged again (events invalid replay); a resend judged `invalid` leaves a purge
+-- tombstone as it is (purged invalid events stay refused)
 WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
@@ -26,7 +27,8 @@ WITH incoming AS (
         applied_at = clock_timestamp()
     FROM incoming i
     WHERE e.event_id = i.event_id
-      AND ((e.outcome IN ('purged', 'ignored') AND i.outcome NOT IN ('purged', 'ignored'))
+      AND ((e.outcome IN ('purged', 'ignored')
+            AND i.outcome NOT IN ('purged', 'ignored', 'invalid'))
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
@@ -64,14 +66,46 @@ WHERE outcome = :outcome
 ORDER BY created_at, event_id
 LIMIT :limit;
 
--- invalid_events: `invalid` events by filter, whole, a page after the (created_at, id) cursor
-SELECT event_id, body, received_at, created_at FROM events
+-- invalid_events: `invalid` events of a selection (these keys, a type, a created_at window, or
+-- every one without any), a page after the (created_at, id) cursor, in Conekta's order; bodies
+-- only when asked for (preview and replay judge them, a listing does not)
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       reason, CASE WHEN :bodies::boolean THEN body END AS body
+FROM events
 WHERE outcome = 'invalid'
+  AND (cardinality(:ids::text[]) = 0 OR event_id = ANY(:ids))
+  AND (:event_type::text IS NULL OR type = :event_type)
   AND (:since::timestamptz IS NULL OR created_at >= :since)
   AND (:until::timestamptz IS NULL OR created_at < :until)
   AND (created_at, event_id) > (:after_created_at::timestamptz, :after_event_id::text)
 ORDER BY created_at, event_id
 LIMIT :limit;
+
+-- count_invalid_events: how many `invalid` events a selection matches now
+SELECT count(*) FROM events
+WHERE outcome = 'invalid'
+  AND (cardinality(:ids::text[]) = 0 OR event_id = ANY(:ids))
+  AND (:event_type::text IS NULL OR type = :event_type)
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (:until::timestamptz IS NULL OR created_at < :until);
+
+-- lock_invalid_events: the `invalid` events a selection matches (no bodies), locked until the
+-- transaction ends (a purge: what it counted is what it purges)
+SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
+       reason
+FROM events
+WHERE outcome = 'invalid'
+  AND (cardinality(:ids::text[]) = 0 OR event_id = ANY(:ids))
+  AND (:event_type::text IS NULL OR type = :event_type)
+  AND (:since::timestamptz IS NULL OR created_at >= :since)
+  AND (:until::timestamptz IS NULL OR created_at < :until)
+ORDER BY created_at, event_id
+FOR UPDATE;
+
+-- purge_invalid_events: `invalid` events become purge tombstones (outcome `purged`, who and why in
+-- the note); the body stays (store first), and a resend of the same id stays refused
+UPDATE events SET outcome = 'purged', note = :note
+WHERE outcome = 'invalid' AND event_id = ANY(:ids::text[]);
 
 -- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
 -- (created_at, id) cursor

@@ -1,0 +1,83 @@
+"""The pure parts of the invalid-events actions (worker/invalid.py): which events a selection
+means, and what a body judged again would become (the dry run's verdicts)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+import pytest
+
+from core.errors import BadRequest
+from testkit.events import order_event_document
+from worker.archive import judged_row
+from worker.invalid import Selection, verdict
+
+SINCE = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        Selection(),  # nothing said: never taken as "everything"
+        Selection(ids=("a",), everything=True),
+        Selection(ids=("a",), event_type="order.paid"),
+        Selection(everything=True, since=SINCE),
+    ],
+)
+def test_a_selection_says_exactly_one_thing(selection: Selection) -> None:
+    with pytest.raises(BadRequest, match="say which"):
+        selection.check()
+
+
+@pytest.mark.parametrize(
+    ("selection", "described"),
+    [
+        (Selection(everything=True), "all invalid events"),
+        (Selection(ids=("a", "b")), "a b"),
+        (Selection(ids=tuple(str(i) for i in range(25))), " ".join(map(str, range(20))) + " ..."),
+        (
+            Selection(event_type="order.paid", since=SINCE),
+            "type=order.paid since=2026-11-01T00:00:00+00:00",
+        ),
+    ],
+)
+def test_a_selection_describes_itself_for_the_audit_trail(
+    selection: Selection, described: str
+) -> None:
+    selection.check()
+    assert selection.describe() == described
+
+
+def test_the_old_replay_flags_mean_every_one_without_a_filter() -> None:
+    assert Selection.window(None, None) == Selection(everything=True)
+    assert Selection.window(SINCE, None).params() == {
+        "ids": [],
+        "event_type": None,
+        "since": SINCE,
+        "until": None,
+    }
+
+
+def _body(change: str) -> bytes:
+    document = order_event_document("order.paid", "ord_v1", livemode=True)
+    if change == "missing":
+        del document["data"]["object"]["payment_status"]
+    elif change == "unhandled":
+        document["type"] = "order.updated"
+    return orjson.dumps(document)
+
+
+def test_verdicts_say_what_a_replay_would_make_of_each_body() -> None:
+    applied = verdict(judged_row(_body("valid"), None))
+    assert (applied.outcome, applied.text) == ("applied", "applied as order.paid for ord_v1")
+    still = verdict(judged_row(_body("missing"), None))
+    assert (still.outcome, still.text) == (
+        "invalid",
+        "still invalid: data.object.payment_status: required",
+    )
+    ignored = verdict(judged_row(_body("unhandled"), None))
+    assert (ignored.outcome, ignored.text) == ("ignored", "ignored: no handler for order.updated")
+    test_only = verdict(judged_row(_body("valid"), None), modes={False})
+    assert test_only.outcome == "other_mode"
+    assert test_only.text == "other_mode: live events are not accepted here"

@@ -1,0 +1,309 @@
+"""Invalid events: bodies Conekta signed that were not usable events, kept in the archive
+(outcome `invalid`, with the reason naming the field). The CLI, the console and the admin API call
+these actions:
+
+- list them, with the reason and the event's own id;
+- preview (a dry run): judge each selected body again in memory, nothing written, and say what it
+  would become now (applied, still invalid with today's reason, ignored, other mode);
+- replay: judge them again through the worker's path (after a schema or code fix), a page per
+  transaction; usable ones are applied as if new, the rest archived again with today's reason;
+- purge: they become purge tombstones (outcome `purged`, who and why in the note); the body stays
+  (store first), and a resend of the same event stays refused, as after a dead-letter purge.
+
+Select by keys, every one, or filters (type, created_at window); each action is audited.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from core.database import Record
+from core.errors import BadRequest, UnknownCharge
+from domain.archive import ArchiveRow
+from domain.outcome import Outcome
+from domain.plan import ALL_MODES, Incoming
+from worker import audit
+from worker.archive import BEGINNING, judged_row
+from worker.explore import decode_cursor, encode_cursor, page_size
+from worker.store import Store
+
+PAGE = 256
+REPLAY_ACTION = "events.replay_invalid"
+PURGE_ACTION = "events.purge_invalid"
+UNKNOWN_CHARGE = "unknown_charge"  # a refund or chargeback whose payment is not booked yet
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Which `invalid` events: these keys, every one, or all matching every filter given."""
+
+    ids: tuple[str, ...] = ()
+    event_type: str | None = None
+    since: datetime | None = None  # Conekta's created_at >= since
+    until: datetime | None = None  # Conekta's created_at < until
+    everything: bool = False
+
+    @classmethod
+    def window(
+        cls, since: datetime | None, until: datetime | None, event_type: str | None = None
+    ) -> Selection:
+        """`events replay --outcome invalid`: the filters given, or every one without any."""
+        return cls(
+            event_type=event_type,
+            since=since,
+            until=until,
+            everything=not any((event_type, since, until)),
+        )
+
+    def check(self) -> None:
+        filters = any((self.event_type, self.since, self.until))
+        if sum((bool(self.ids), self.everything, filters)) != 1:
+            raise BadRequest("say which: ids, all, or filters (type, since, until)")
+
+    def describe(self) -> str:
+        """For the audit trail's `target`: what was asked for, in a line."""
+        if self.everything:
+            return "all invalid events"
+        if self.ids:
+            return " ".join(self.ids[:20]) + (" ..." if len(self.ids) > 20 else "")
+        filters = {"type": self.event_type, "since": self.since, "until": self.until}
+        shown = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items()}
+        return " ".join(f"{k}={v}" for k, v in shown.items() if v)
+
+    def params(self) -> dict[str, Any]:
+        """The store's selection parameters (no filter at all: every one)."""
+        return {
+            "ids": list(self.ids),
+            "event_type": self.event_type,
+            "since": self.since,
+            "until": self.until,
+        }
+
+
+@dataclass(frozen=True)
+class Verdict:
+    outcome: str  # what judging the body now would archive: applied, invalid, ignored, other_mode
+    text: str
+
+
+def verdict(judged: Incoming | ArchiveRow, modes: Collection[bool] = ALL_MODES) -> Verdict:
+    """What a replay would make of a body judged again (archive.judged_row); pure."""
+    if isinstance(judged, ArchiveRow):
+        if judged.outcome is Outcome.INVALID:
+            return Verdict(Outcome.INVALID.value, f"still invalid: {judged.reason}")
+        return Verdict(
+            judged.outcome.value, f"{judged.outcome.value}: no handler for {judged.type}"
+        )
+    event = judged.event
+    if event.livemode not in modes:
+        mode = "live" if event.livemode else "test"
+        return Verdict(Outcome.OTHER_MODE.value, f"other_mode: {mode} events are not accepted here")
+    subject = event.order_id or (f"charge {event.charge_id}" if event.charge_id else "no order")
+    # The order's rules may still find it stale or a duplicate: the replay's outcomes say.
+    return Verdict(Outcome.APPLIED.value, f"applied as {event.type} for {subject}")
+
+
+@dataclass
+class ActionResult:
+    action: str  # replay | purge
+    dry_run: bool
+    matched: list[dict[str, Any]] = field(default_factory=list)  # with verdict or outcome
+    totals: Counter[str] = field(default_factory=Counter)  # per verdict (dry run) or outcome
+    done: list[str] = field(default_factory=list)
+    not_found: list[str] = field(default_factory=list)
+    audit_id: int | None = None
+
+    def summary(self) -> dict[str, Any]:
+        return {**self.__dict__, "totals": dict(self.totals)}
+
+
+def summary(row: Record) -> dict[str, Any]:
+    """One line's worth of an invalid event (no body)."""
+    times = ("created_at", "received_at", "applied_at")
+    return {
+        "event_id": row["event_id"],
+        "original_id": row["original_id"],
+        "type": row["type"],
+        "order_id": row["order_id"],
+        "reason": row["reason"],
+        **{name: row[name].isoformat() if row[name] else None for name in times},
+    }
+
+
+async def listing(
+    store: Store,
+    selection: Selection | None = None,
+    cursor: str | None = None,
+    limit: int = 100,
+) -> dict[str, Any]:
+    """`invalid` events in Conekta's order (all, or those of the selection), a page at a time."""
+    params = (selection or Selection()).params()
+    after = decode_cursor(cursor, datetime, str) if cursor else (BEGINNING, "")
+    rows = await store.invalid_events(
+        after=after, limit=page_size(limit) + 1, bodies=False, **params
+    )
+    last = rows[limit - 1] if len(rows) > limit else None
+    return {
+        "items": [summary(row) for row in rows[:limit]],
+        "next": encode_cursor(last["created_at"], last["event_id"]) if last else None,
+    }
+
+
+async def count(store: Store, selection: Selection) -> int:
+    """How many `invalid` events the selection matches now (a purge's "purge N")."""
+    selection.check()
+    return await store.count_invalid_events(**selection.params())
+
+
+async def preview(
+    store: Store, action: str, selection: Selection, modes: Collection[bool] = ALL_MODES
+) -> ActionResult:
+    """The dry run of a replay or purge: what it would take, and what judging each body again
+    would make of it now (in memory: nothing is written)."""
+    selection.check()
+    result = ActionResult(action, True)
+    async for rows in _pages(store, selection):
+        for row in rows:
+            seen = verdict(judged_row(bytes(row["body"]), row["received_at"]), modes)
+            result.matched.append({**summary(row), "verdict": seen.outcome, "note": seen.text})
+            result.totals[seen.outcome] += 1
+    result.not_found = _not_found(selection, result.matched)
+    return result
+
+
+async def replay(
+    store: Store,
+    selection: Selection,
+    actor: str,
+    *,
+    reason: str = "",
+    progress: Progress | None = None,
+    modes: Collection[bool] = ALL_MODES,
+) -> ActionResult:
+    """Judge the selected `invalid` events again (after a schema or code fix), a page per
+    transaction: usable ones are applied as if new, the rest archived again (`invalid` with
+    today's reason, or `ignored`). Recorded in the audit trail, also when it stops half-way
+    (what was applied stays)."""
+    selection.check()
+    total = await store.count_invalid_events(**selection.params())
+    result = ActionResult("replay", False)
+    try:
+        async for rows in _pages(store, selection):
+            for row, outcome in zip(rows, await _rejudge_page(store, rows, modes), strict=True):
+                result.matched.append({**summary(row), "outcome": outcome})
+                result.done.append(row["event_id"])
+                result.totals[outcome] += 1
+            if progress:
+                progress(len(result.done), max(total, len(result.done)))
+    finally:
+        result.not_found = _not_found(selection, result.matched)
+        if result.done:
+            details = _details(selection, result, reason)
+            result.audit_id = await audit.record(
+                store, actor, REPLAY_ACTION, len(result.done), details
+            )
+    return result
+
+
+async def purge(
+    store: Store,
+    selection: Selection,
+    actor: str,
+    *,
+    reason: str,
+    expect: int | None = None,
+    progress: Progress | None = None,
+) -> ActionResult:
+    """The selected `invalid` events become purge tombstones, with who and why, in one
+    transaction with the audit entry. `expect`: the count the person confirmed ("purge N");
+    refused when the selection matches another number now."""
+    if not reason.strip():
+        raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
+    selection.check()
+    async with store.claim_invalid_events(**selection.params()) as claim:
+        if expect is not None and len(claim.rows) != expect:
+            raise BadRequest(
+                f"the selection matches {len(claim.rows)} invalid event(s) now, not {expect}:"
+                " look at the preview again"
+            )
+        result = ActionResult("purge", False, [summary(row) for row in claim.rows])
+        ids = [str(row["event_id"]) for row in claim.rows]
+        for start in range(0, len(ids), PAGE):
+            await claim.purge(ids[start : start + PAGE], f"purged by {actor}: {reason}")
+            result.done += ids[start : start + PAGE]
+            if progress:
+                progress(len(result.done), len(ids))
+        result.totals[Outcome.PURGED.value] = len(ids)
+        result.not_found = _not_found(selection, result.matched)
+        if result.done:
+            details = _details(selection, result, reason)
+            result.audit_id = await claim.audit(actor, PURGE_ACTION, len(result.done), details)
+    return result
+
+
+async def _pages(store: Store, selection: Selection) -> AsyncIterator[list[Record]]:
+    """The selected `invalid` events with their bodies, a page at a time, in Conekta's order."""
+    cursor: tuple[datetime, str] = (BEGINNING, "")
+    while rows := await store.invalid_events(
+        after=cursor, limit=PAGE, bodies=True, **selection.params()
+    ):
+        cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
+        yield rows
+
+
+async def _rejudge_page(store: Store, rows: Sequence[Record], modes: Collection[bool]) -> list[str]:
+    """The new outcome of each row, in order: judged again and written, one transaction."""
+    judged: list[Incoming | ArchiveRow] = []
+    for row in rows:
+        seen = judged_row(bytes(row["body"]), row["received_at"])
+        if isinstance(seen, ArchiveRow):  # keeps its place (its created_at may be a guess)
+            seen = replace(seen, created_at=row["created_at"])
+        judged.append(seen)
+    try:
+        return await _rejudge(store, judged, modes)
+    except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
+        outcomes: list[str] = []
+        for one in judged:
+            try:
+                outcomes += await _rejudge(store, [one], modes)
+            except UnknownCharge:
+                outcomes.append(UNKNOWN_CHARGE)  # stays `invalid`; replay it again later
+        return outcomes
+
+
+async def _rejudge(
+    store: Store, judged: Sequence[Incoming | ArchiveRow], modes: Collection[bool]
+) -> list[str]:
+    """One transaction: the outcome of each judged row, in order."""
+    items = [seen for seen in judged if isinstance(seen, Incoming)]
+    archived = [seen for seen in judged if isinstance(seen, ArchiveRow)]
+    applied = iter(await store.rejudge(items, archived, modes))
+    return [
+        next(applied).value if isinstance(seen, Incoming) else seen.outcome.value for seen in judged
+    ]
+
+
+def _not_found(selection: Selection, matched: list[dict[str, Any]]) -> list[str]:
+    return sorted(set(selection.ids) - {row["event_id"] for row in matched})
+
+
+def _details(selection: Selection, result: ActionResult, reason: str) -> dict[str, Any]:
+    return {
+        "target": selection.describe(),
+        "reason": reason,
+        "selection": {
+            "ids": list(selection.ids[:1000]),
+            "type": selection.event_type,
+            "since": selection.since.isoformat() if selection.since else None,
+            "until": selection.until.isoformat() if selection.until else None,
+            "all": selection.everything,
+        },
+        "outcomes": dict(result.totals),
+        "ids": result.done[:1000],
+    }
