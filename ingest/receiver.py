@@ -165,7 +165,8 @@ async def _publish(
     if livemode is not None:
         headers["livemode"] = livemode
     # For the archive: who sent it, with which headers (no credentials, bounded in size).
-    headers[request_info.HEADER] = request_info.select(request.remote, request.headers.items())
+    kept = request_info.select(request.remote, request.headers.items())
+    headers[request_info.HEADER] = request_info.encode(kept)
     # Not shielded: a publish cancelled half-way (shutdown) is answered with no 200, so Conekta
     # sends it again and the worker deduplicates whatever did reach the broker.
     try:
