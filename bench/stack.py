@@ -11,12 +11,14 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
 
-from core import topology
+from core import request, topology
 from core.broker import declare_topology
 from testkit import isolation
 from worker import migrations
@@ -145,7 +147,9 @@ async def archived(database_url: str) -> Callable[[], Awaitable[int]]:
 async def publish_backlog(
     amqp_url: str, bodies: list[bytes], types: list[str], ids: list[str]
 ) -> None:
-    """Fill the work queue as the receiver would, with confirms, in chunks."""
+    """Fill the work queue as the receiver would, with confirms, in chunks (with the headers the
+    receiver sets: the worker archives the request they describe)."""
+    headers = receiver_headers()
     connection = await aio_pika.connect(amqp_url)
     channel = await connection.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
@@ -157,6 +161,7 @@ async def publish_backlog(
                         bodies[i],
                         message_id=ids[i],
                         type=types[i],
+                        headers=headers,
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     ),
                     types[i],
@@ -165,6 +170,25 @@ async def publish_backlog(
             )
         )
     await connection.close()
+
+
+def receiver_headers() -> dict[str, Any]:
+    """What the receiver sets on a typical webhook (its headers as Conekta sends them)."""
+    seen = [
+        ("Host", "webhooks.example.com"),
+        ("User-Agent", "Conekta/v2 RubyBindings/2.0"),
+        ("Content-Type", "application/json"),
+        ("Content-Length", "2345"),
+        ("Accept", "application/vnd.conekta-v2.1.0+json"),
+        ("Accept-Encoding", "gzip;q=1.0,deflate;q=0.6,identity;q=0.3"),
+        ("Digest", "x" * 344),  # a base64 RSA-2048 signature's length
+        ("X-Forwarded-For", "52.200.151.182"),
+        ("X-Request-Id", str(uuid.uuid4())),
+    ]
+    return {
+        "received_at": datetime.now(UTC).isoformat(),
+        request.HEADER: request.encode(request.select("10.0.0.7", seen)),
+    }
 
 
 async def lock_waits(database_url: str) -> Callable[[], Awaitable[int]]:

@@ -23,18 +23,20 @@ import uvloop
 
 from core import broker, topology
 
-# As the store archives: the id into event_ids (the dedupe key), then the body if the id was new.
+# As the store archives: the id into event_ids (the dedupe key), then the body (with the webhook's
+# request, as the receiver passed it) if the id was new.
 ARCHIVE = """
 WITH e AS (
-    SELECT DISTINCT ON (id) * FROM unnest($1::text[], $2::text[], $3::bytea[]) AS e (id, type, body)
+    SELECT DISTINCT ON (id) *
+    FROM unnest($1::text[], $2::text[], $3::bytea[], $4::jsonb[]) AS e (id, type, body, request)
 ),
 new_ids AS (
     INSERT INTO event_ids (event_id) SELECT id FROM e ON CONFLICT (event_id) DO NOTHING
     RETURNING event_id, archived_at
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    applied_at)
-SELECT id, type, NULL, false, now(), now(), 'applied', body, archived_at
+                    request, applied_at)
+SELECT id, type, NULL, false, now(), now(), 'applied', body, request, archived_at
 FROM e JOIN new_ids ON new_ids.event_id = e.id
 """
 BALANCES = """
@@ -51,6 +53,10 @@ FROM unnest($1::text[], $2::text[], $3::bytea[]) AS e (id, type, body)
 RETURNING id, message_id, routing_key, body
 """
 MARK_SENT = "UPDATE outbox SET sent_at = now() WHERE id = ANY($1::bigint[])"
+
+
+def _text(value: object) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value if isinstance(value, str) else None
 
 
 def _cpu_seconds() -> float:
@@ -78,8 +84,9 @@ async def main(amqp_url: str, database_url: str, n: int, prefetch: int, batch: i
         ids = [m.message_id or "" for m in messages]
         types = [m.type or "" for m in messages]
         bodies = [m.body for m in messages]
+        requests = [_text(m.headers.get("request")) for m in messages]  # the receiver's JSON
         async with pool.acquire() as db, db.transaction():
-            await db.execute(ARCHIVE, ids, types, bodies)
+            await db.execute(ARCHIVE, ids, types, bodies, requests)
             await db.execute(BALANCES, len(messages))
             rows = await db.fetch(OUTBOX, ids, types, bodies)
         await messages[-1].ack(multiple=True)

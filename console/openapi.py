@@ -108,6 +108,11 @@ SCHEMAS: dict[str, Schema] = {
             "messages": {"type": "array", "items": ANY_OBJECT},
         },
     ),
+    # What the archive kept of the webhook's HTTP request (core/request.py); null before it was
+    # recorded, and for events fetched from Conekta's Events API (reconcile).
+    "WebhookRequest": _obj(
+        {"remote": _str(True), "headers": {"type": "object", "additionalProperties": _str()}}
+    ),
     "Event": _obj(
         {
             "event_id": _str(),
@@ -117,6 +122,7 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": _str(),
             "body": {},
             "order": {"oneOf": [_ref("Order"), {"type": "null"}]},
+            "request": {"oneOf": [_ref("WebhookRequest"), {"type": "null"}]},
         }
     ),
     "Balance": _obj(

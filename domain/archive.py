@@ -9,7 +9,8 @@ its key keeps that id in `original_id`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +31,16 @@ class ArchiveRow:
     body: bytes
     original_id: str | None = None  # the event's own id when the key is not that id
     reason: str | None = None  # why an `invalid` event could not be applied
+    # The webhook's HTTP request (core.request: peer address, headers without credentials);
+    # None when there was none (reconcile backfill) or it was not recorded (older versions).
+    request: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 def unhandled_row(
-    document: dict[str, Any], body: bytes, received_at: datetime | None
+    document: dict[str, Any],
+    body: bytes,
+    received_at: datetime | None,
+    request: Mapping[str, Any] | None = None,
 ) -> ArchiveRow:
     """The archive row of a valid event (core.event.judge) no handler consumes (`ignored`).
 
@@ -51,4 +58,5 @@ def unhandled_row(
         received_at=received_at,
         outcome=Outcome.IGNORED,
         body=body,
+        request=request,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from core.errors import UnapplicableEvent, UnknownCharge
 from domain import fulfillment, ledger
@@ -27,6 +28,7 @@ class Incoming:
     event: OrderEvent
     body: bytes
     received_at: datetime | None
+    request: Mapping[str, Any] | None = field(default=None, hash=False)  # domain.archive
 
     @property
     def event_id(self) -> str:
@@ -284,6 +286,7 @@ def _archive_row(item: Incoming, outcome: Outcome, order_id: str | None) -> Arch
         item.received_at,
         outcome,
         item.body,
+        request=item.request,
     )
 
 

@@ -23,6 +23,7 @@ from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from core import broker, health, topology
+from core import request as request_info
 from core.errors import InvalidEvent, KeyFileError, PublishFailed
 from core.event import PING_TYPE, parse_event, peek
 from core.settings import Settings
@@ -163,6 +164,9 @@ async def _publish(
     headers: dict[str, object] = {"received_at": datetime.now(UTC).isoformat()}
     if livemode is not None:
         headers["livemode"] = livemode
+    # For the archive: who sent it, with which headers (no credentials, bounded in size).
+    kept = request_info.select(request.remote, request.headers.items())
+    headers[request_info.HEADER] = request_info.encode(kept)
     # Not shielded: a publish cancelled half-way (shutdown) is answered with no 200, so Conekta
     # sends it again and the worker deduplicates whatever did reach the broker.
     try:

@@ -4,7 +4,7 @@ worker's own path; how a body is judged (`invalid` events: worker/invalid.py jud
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -34,7 +34,12 @@ class ReplayFilter:
     include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
-def invalid_row(body: bytes, received_at: datetime | None, reason: str) -> ArchiveRow:
+def invalid_row(
+    body: bytes,
+    received_at: datetime | None,
+    reason: str,
+    request: Mapping[str, Any] | None = None,
+) -> ArchiveRow:
     """The archive row of a body that is not a usable event; never raises."""
     seen = peek(body)
     return ArchiveRow(
@@ -48,6 +53,7 @@ def invalid_row(body: bytes, received_at: datetime | None, reason: str) -> Archi
         body=body,
         original_id=seen.original_id,
         reason=reason.replace("\x00", "\\u0000"),  # it may quote a value; text holds no NUL
+        request=request,
     )
 
 
@@ -71,6 +77,7 @@ async def show(store: Store, event_id: str) -> dict[str, Any] | None:
     if row is None:
         return None
     result = _listed(row)
+    result["request"] = orjson.loads(row["request"]) if row["request"] is not None else None
     try:
         result["body"] = orjson.loads(row["body"])
     except orjson.JSONDecodeError:

@@ -20,12 +20,13 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Generic, Protocol, Self, TypeVar
+from typing import Any, Generic, Protocol, Self, TypeVar
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
 from core import backoff
+from core import request as request_info
 from core.errors import (
     DatabaseUnavailable,
     InvalidEvent,
@@ -133,7 +134,8 @@ class Consumer(ABC, Generic[Item]):
             try:
                 decoded.append((message, self.decode(message)))
             except InvalidEvent as exc:
-                invalid.append((message, invalid_row(message.body, received_at(message), str(exc))))
+                row = invalid_row(message.body, received_at(message), str(exc), request(message))
+                invalid.append((message, row))
             except Exception as exc:
                 await self._fail(message, exc)
         if invalid:
@@ -287,6 +289,12 @@ def received_at(message: AbstractIncomingMessage) -> datetime | None:
         return datetime.fromisoformat(value) if isinstance(value, str) else None
     except ValueError:
         return None
+
+
+def request(message: AbstractIncomingMessage) -> dict[str, Any] | None:
+    """The receiver's `request` header: peer address and headers (core.request), the same
+    rules applied again; None when missing or malformed (reconcile, older receivers)."""
+    return request_info.from_header(message.headers.get(request_info.HEADER))
 
 
 async def _settle(settling: Awaitable[object]) -> None:

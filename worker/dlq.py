@@ -30,6 +30,7 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from core import broker, topology
+from core import request as request_info
 from core.errors import BadRequest
 from core.event import peek
 from domain.archive import ArchiveRow
@@ -369,12 +370,14 @@ def _result(action: str, dry_run: bool, selection: Selection, rows: list[Any]) -
 
 
 def tombstone(row: Any) -> ArchiveRow | None:
-    """The archive row a purged event leaves, under the event's bounded key (core.event); None
-    for what is not a Conekta event."""
+    """The archive row a purged event leaves, under the event's bounded key (core.event), with
+    the webhook's request when its headers kept it; None for what is not a Conekta event."""
     body = bytes(row["body"])
     seen = peek(body)
     if seen.type is None or seen.livemode is None or seen.created_at is None:
         return None
+    headers = orjson.loads(row["headers"]) if row["headers"] else {}
+    request = headers.get(request_info.HEADER) if isinstance(headers, dict) else None
     return ArchiveRow(
         event_id=seen.key,
         type=seen.type,
@@ -385,6 +388,7 @@ def tombstone(row: Any) -> ArchiveRow | None:
         outcome=Outcome.PURGED,
         body=body,
         original_id=seen.original_id,
+        request=request_info.from_header(request),
     )
 
 

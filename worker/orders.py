@@ -14,7 +14,7 @@ from domain.order_event import order_event_from
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from worker import metrics
-from worker.consumer import Consumer, received_at
+from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
 from worker.store import Store
 
@@ -39,7 +39,9 @@ class OrderConsumer(Consumer[Incoming]):
         # judge: InvalidEvent archives it `invalid`; what passes but cannot be applied is
         # UnapplicableEvent (dead letter).
         document = judge(message.body)
-        return Incoming(order_event_from(document), message.body, received_at(message))
+        return Incoming(
+            order_event_from(document), message.body, received_at(message), request(message)
+        )
 
     async def apply(self, items: list[Incoming]) -> list[Outcome]:
         return await self._store.apply_batch(items, modes=self._modes)

@@ -59,6 +59,7 @@ ARCHIVE_COLUMNS = (
     "body",
     "original_id",
     "reason",
+    "request",
 )
 BACKFILL_COLUMNS = ("event_id", "type", "livemode", "created_at")
 # One reconcile at a time, across processes (a session-level advisory lock).
@@ -689,7 +690,8 @@ class DeadLetterClaim(_Claim):
 
     async def tombstone(self, row: ArchiveRow, note: str) -> None:
         """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
-        values = {name: getattr(row, name) for name in ARCHIVE_COLUMNS if name != "outcome"}
+        values = {name: value[0] for name, value in _archive_columns([row]).items()}
+        del values["outcome"]
         await _execute(self._connection, "archive_tombstone", **values, note=note)
 
 
@@ -879,9 +881,17 @@ async def _write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> 
     for row in rows:
         unique.setdefault(row.event_id, row)
     if unique:
-        await _execute(
-            connection, "archive_events", **columns(list(unique.values()), ARCHIVE_COLUMNS)
-        )
+        await _execute(connection, "archive_events", **_archive_columns(list(unique.values())))
+
+
+def _archive_columns(rows: Sequence[ArchiveRow]) -> dict[str, list[Any]]:
+    """The archive rows column by column; the request as JSON text (a jsonb parameter)."""
+    values = columns(rows, ARCHIVE_COLUMNS)
+    values["request"] = [
+        orjson.dumps(request).decode() if request is not None else None
+        for request in values["request"]
+    ]
+    return values
 
 
 async def _write_outbox(connection: Connection, plan: Plan) -> None:

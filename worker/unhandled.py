@@ -15,7 +15,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from core.event import judge
 from domain.archive import ArchiveRow, unhandled_row
 from domain.outcome import Outcome
-from worker.consumer import Consumer, received_at
+from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
 from worker.store import Store
 
@@ -28,7 +28,8 @@ class ArchiveConsumer(Consumer[ArchiveRow]):
         self._store = store
 
     def decode(self, message: AbstractIncomingMessage) -> ArchiveRow:
-        return unhandled_row(judge(message.body), message.body, received_at(message))
+        body = message.body
+        return unhandled_row(judge(body), body, received_at(message), request(message))
 
     async def apply(self, items: list[ArchiveRow]) -> list[Outcome]:
         await self._store.archive(items)

@@ -264,6 +264,7 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
             "TRUNCATE ledger_entries",
             "TRUNCATE events",
             "UPDATE events SET body = '\\x00'",
+            "UPDATE events SET request = NULL",  # the webhook's request: insert-only
             "DELETE FROM events",
             "DELETE FROM event_ids",
             "DELETE FROM outbox",

@@ -45,7 +45,9 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     store: Store, db: Db, tmp_path: Path
 ) -> None:
     paid = order_event("order.paid", "ord_old", amount=3000, fee=90, customer_id="cus_old")
-    assert await store.apply_batch([incoming(paid)]) == [Outcome.APPLIED]
+    request = {"remote": "203.0.113.7", "headers": {"user-agent": 'ñ "Conekta" \\ \t'}}
+    with_request = Incoming(parse_order_event(paid), paid, None, request)
+    assert await store.apply_batch([with_request]) == [Outcome.APPLIED]
     await db.execute("UPDATE outbox SET sent_at = now()")
     await age(db, JANUARY)
     await age(db, JANUARY, "outbox", "created_at")
@@ -70,6 +72,7 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     assert lines == [r["line"] for r in rows]
     exported = json.loads(lines[0])
     assert bytes.fromhex(exported["body"].removeprefix("\\x")) == paid  # the exact bytes
+    assert exported["request"] == request  # the webhook's request leaves and comes back too
     assert await db.fetchval("SELECT to_regclass('events_2025_01')") is None
     assert await count(db, "SELECT count(*) FROM events") == 0
     assert await count(db, "SELECT count(*) FROM event_ids") == 1

@@ -34,8 +34,9 @@ GRANT USAGE ON ALL SEQUENCES IN SCHEMA public TO conekta_runtime;
 -- table                    privileges
 GRANT SELECT                 ON schema_migrations   TO conekta_runtime;  -- workers wait for them
 GRANT SELECT                 ON event_outcomes      TO conekta_runtime;
--- bodies insert-only; a replay turns a purge tombstone, an `ignored` or an `invalid` event
--- (judged again: its reason too) into an outcome; a purge of `invalid` events says why (note)
+-- bodies and requests insert-only; a replay turns a purge tombstone, an `ignored` or an
+-- `invalid` event (judged again: its reason too) into an outcome; a purge of `invalid` events
+-- says why (note)
 GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at, reason, note)
                              ON events              TO conekta_runtime;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe, kept forever

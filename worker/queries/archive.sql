@@ -14,9 +14,9 @@ WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
                 :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
-                :body::bytea[], :original_id::text[], :reason::text[])
+                :body::bytea[], :original_id::text[], :reason::text[], :request::jsonb[])
          AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-               original_id, reason)
+               original_id, reason, request)
 ), new_ids AS (
     INSERT INTO event_ids (event_id) SELECT event_id FROM incoming
     ON CONFLICT (event_id) DO NOTHING
@@ -32,9 +32,9 @@ WITH incoming AS (
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    original_id, reason, applied_at)
+                    original_id, reason, request, applied_at)
 SELECT i.event_id, i.type, i.order_id, i.livemode, i.created_at, i.received_at, i.outcome, i.body,
-       i.original_id, i.reason, n.archived_at
+       i.original_id, i.reason, i.request, n.archived_at
 FROM incoming i JOIN new_ids n USING (event_id);
 
 -- archive_tombstone: a purged dead letter's event, with who and why (kept if already archived)
@@ -44,15 +44,15 @@ WITH new_id AS (
     RETURNING archived_at
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    original_id, reason, note, applied_at)
+                    original_id, reason, request, note, applied_at)
 SELECT :event_id::text, :type::text, :order_id::text, :livemode::boolean,
        :created_at::timestamptz, :received_at::timestamptz, 'purged', :body::bytea,
-       :original_id::text, :reason::text, :note::text, archived_at
+       :original_id::text, :reason::text, :request::jsonb, :note::text, archived_at
 FROM new_id;
 
--- get_event: one archived event, whole
+-- get_event: one archived event, whole (with its webhook request, when recorded)
 SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
-       outcome, reason, note, body
+       outcome, reason, note, request, body
 FROM events WHERE event_id = :event_id;
 
 -- list_events: archived events of one outcome (no bodies), in Conekta's order, a page after the
