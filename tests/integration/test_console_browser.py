@@ -26,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from core import request
 from core.settings import Settings
 from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
@@ -140,7 +141,18 @@ async def seed(store: Store) -> str:
             created_at=1_764_202_000,
         ),
     ]
-    await store.apply_batch([Incoming(parse_order_event(b), b, now) for b in bodies])
+    # As the receiver records it (the signature shortened: the page shows what came, not a key).
+    sent = request.select(
+        "203.0.113.7",
+        [
+            ("Content-Type", "application/json"),
+            ("User-Agent", "Conekta-Webhooks/2.2"),
+            ("Digest", "jY7bXq2...kL0="),
+            ("X-Forwarded-For", "203.0.113.7"),
+            ("Authorization", "Bearer never-stored"),
+        ],
+    )
+    await store.apply_batch([Incoming(parse_order_event(b), b, now, sent) for b in bodies])
     await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
     await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
     await seed_invalid(store)
