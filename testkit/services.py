@@ -23,7 +23,7 @@ from core.settings import Settings
 from core.supervisor import Supervisor
 from ingest import receiver
 from testkit.wait import wait_for
-from worker import dlq, failures
+from worker import dlq, failures, users
 from worker.runner import run_worker
 from worker.store import Store
 
@@ -125,6 +125,24 @@ async def publish_events(
         )
     )
     await channel.close()
+
+
+VIEWER = ("vera", "viewer-password-1")  # the console's test users: (name, password)
+OPERATOR = ("oscar", "operator-password-1")
+
+
+def basic(user: tuple[str, str]) -> dict[str, str]:
+    """HTTP Basic headers for the console's API."""
+    return {"Authorization": aiohttp.BasicAuth(*user).encode()}
+
+
+@contextlib.asynccontextmanager
+async def console_with_users(settings: Settings, store: Store) -> AsyncIterator[str]:
+    """The console, with VIEWER and OPERATOR added; yields its base URL."""
+    await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
+    await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
+    async with running_console(settings) as url:
+        yield url
 
 
 @contextlib.asynccontextmanager

@@ -26,7 +26,7 @@ from testkit.isolation import (
     delete_vhost,
     drop_database,
 )
-from testkit.services import free_port
+from testkit.services import console_with_users, free_port
 from worker import migrations
 from worker.store import Store
 
@@ -117,3 +117,10 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     """The project's store on the test database (the read side: reports, archive)."""
     async with Store.open(database_url) as opened:
         yield opened
+
+
+@pytest.fixture
+async def console(settings: Settings, store: Store) -> AsyncIterator[str]:
+    """The ops console on the test database, with testkit's VIEWER and OPERATOR; its URL."""
+    async with console_with_users(settings, store) as url:
+        yield url

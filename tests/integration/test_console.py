@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import aiohttp
 import asyncpg
 import orjson
-import pytest
 
 from core import topology
 from core.settings import Settings
@@ -21,31 +19,16 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit.events import order_event
 from testkit.processes import cli, worker_env
-from testkit.services import put_dead_letter, running_console
+from testkit.services import OPERATOR, VIEWER, basic, put_dead_letter
 from worker import archive, audit, users
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
-VIEWER = ("vera", "viewer-password-1")
-OPERATOR = ("oscar", "operator-password-1")
-
-
-@pytest.fixture
-async def console(settings: Settings, store: Store) -> AsyncIterator[str]:
-    await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
-    await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
-    async with running_console(settings) as url:
-        yield url
-
 
 async def apply(store: Store, *bodies: bytes) -> None:
     now = datetime.now(UTC)
     await store.apply_batch([Incoming(parse_order_event(b), b, now) for b in bodies])
-
-
-def basic(user: tuple[str, str]) -> dict[str, str]:
-    return {"Authorization": aiohttp.BasicAuth(*user).encode()}
 
 
 async def log_in(

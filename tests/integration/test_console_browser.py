@@ -32,14 +32,12 @@ from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit.events import order_event, order_event_document
-from testkit.services import put_dead_letter, running_console, running_worker
+from testkit.services import OPERATOR, VIEWER, put_dead_letter, running_console, running_worker
 from worker import archive, users
 from worker.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("CONEKTA_SCREENSHOTS", ROOT / "build" / "console-screenshots"))
-OPERATOR = ("oscar", "operator-password-1")
-VIEWER = ("vera", "viewer-password-1")
 FLAGS = (
     "--headless",
     "--no-sandbox",

@@ -6,7 +6,6 @@ user's name; the API, the pages (CSRF, viewers refused) and `events invalid` sha
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
@@ -22,23 +21,12 @@ from core.settings import Settings
 from domain.archive import ArchiveRow
 from testkit.events import order_event_document
 from testkit.processes import cli
-from testkit.services import running_console
+from testkit.services import OPERATOR, VIEWER, basic
 from testkit.wait import wait_for
-from worker import archive, audit, users
+from worker import archive, audit
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
-
-VIEWER = ("vera", "viewer-password-1")
-OPERATOR = ("oscar", "operator-password-1")
-
-
-@pytest.fixture
-async def console(settings: Settings, store: Store) -> AsyncIterator[str]:
-    await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
-    await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
-    async with running_console(settings) as url:
-        yield url
 
 
 @pytest.fixture
@@ -65,10 +53,6 @@ def schema_fix(monkeypatch: pytest.MonkeyPatch) -> None:
     relaxed = copy.deepcopy(schemas.load("event.json"))
     relaxed["definitions"]["order"]["required"].remove("payment_status")
     monkeypatch.setattr(core_event, "_VALIDATOR", jsonschema_rs.validator_for(relaxed))
-
-
-def basic(user: tuple[str, str]) -> dict[str, str]:
-    return {"Authorization": aiohttp.BasicAuth(*user).encode()}
 
 
 async def outcomes(db: Db) -> dict[str, str]:

@@ -4,7 +4,6 @@ the console's event page and API. On real HTTP, RabbitMQ and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeAlias
@@ -18,15 +17,20 @@ from core.settings import Settings
 from domain.plan import plan_batch
 from ingest import signature
 from testkit.events import order_event, order_event_document
-from testkit.services import count, running_console, running_receiver, running_worker
+from testkit.services import (
+    OPERATOR,
+    VIEWER,
+    basic,
+    count,
+    running_receiver,
+    running_worker,
+)
 from testkit.wait import wait_for
-from worker import archive, users
+from worker import archive
 from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
-VIEWER = ("rita", "viewer-password-1")
-OPERATOR = ("omar", "operator-password-1")
 SECRETS = ("Bearer sk_live_do_not_keep", "session=do-not-keep", "key_do_not_keep")
 EXTRA = {
     "User-Agent": "Conekta/v2 webhooks",
@@ -40,14 +44,6 @@ EXTRA = {
 @pytest.fixture
 def private_key(key_pair: tuple[Path, Path]) -> Path:
     return key_pair[0]
-
-
-@pytest.fixture
-async def console(settings: Settings, store: Store) -> AsyncIterator[str]:
-    await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
-    await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
-    async with running_console(settings) as url:
-        yield url
 
 
 async def post(url: str, bodies: list[bytes], key: Path) -> list[str]:
@@ -176,10 +172,6 @@ async def test_a_replayed_dead_letter_and_a_purge_tombstone_keep_the_request(
         shown = await archive.show(store, event_id)
         assert shown is not None and shown["outcome"] == outcome
         assert_kept(shown["request"], body, settings)
-
-
-def basic(user: tuple[str, str]) -> dict[str, str]:
-    return {"Authorization": aiohttp.BasicAuth(*user).encode()}
 
 
 async def log_in(http: aiohttp.ClientSession, url: str, user: tuple[str, str]) -> None:
