@@ -288,6 +288,8 @@ def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
     ):
         secret = env(workload)["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
         assert secret == f"{user}-user-credentials"
+        # A hung node is noticed in ~20 s, not after the default 60 s heartbeat twice.
+        assert "heartbeat=10" in env(workload)["AMQP_URL"]["value"]
     assert "DATABASE_URL" not in env("conekta-receiver")
     for runtime in ("conekta-worker", "conekta-console"):
         assert env(runtime)["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
