@@ -10,9 +10,9 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from console.auth import STORE, require_operator, user_of
+from console.auth import require_operator, user_of
 from console.openapi import document
-from console.state import SETTINGS, publisher, queue_depths
+from console.state import SETTINGS, STORE, publisher, queue_depths
 from core.errors import BadRequest
 from worker import archive, audit, dlq, explore, invalid, reports
 

@@ -12,8 +12,8 @@ import structlog
 from aiohttp import web
 
 from console import api, jobs, pages
-from console.auth import STORE, Handler, authenticate
-from console.state import SETTINGS
+from console.auth import Handler, authenticate
+from console.state import SETTINGS, STORE
 from console.state import resources as app_resources
 from core import health
 from core.errors import BadRequest, DatabaseUnavailable

@@ -13,19 +13,20 @@ import base64
 import binascii
 import hmac
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from urllib.parse import quote
 
 from aiohttp import web
 
+from console.state import SETTINGS, STORE
 from worker import users
-from worker.store import Store
 
 COOKIE = "conekta_console"
 LOGIN_COOKIE = "conekta_console_login"  # the login form's own CSRF token (double submit)
-STORE = web.AppKey("store", Store)
 PUBLIC = ("/login", "/static/", "/healthz", "/readyz", "/metrics")
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+Network = IPv4Network | IPv6Network
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -49,7 +50,31 @@ def require_operator(request: web.Request) -> users.User:
 
 
 def remote_of(request: web.Request) -> str:
-    return request.remote or "unknown"
+    """The client's address, for the failed-login limit (the proxy's would lock everyone out)."""
+    return client_address(
+        request.remote or "unknown",
+        request.headers.getall("X-Forwarded-For", []),
+        request.app[SETTINGS].console_trusted_proxies,
+    )
+
+
+def client_address(peer: str, forwarded_for: Sequence[str], trusted: Sequence[Network]) -> str:
+    """The peer, or, while the address in hand is a trusted proxy, the hop it says it forwarded
+    for (X-Forwarded-For, read from the right: a client can write the header, so only what our
+    own proxies appended counts)."""
+    hops = [hop.strip() for value in forwarded_for for hop in value.split(",") if hop.strip()]
+    address = peer
+    while hops and _is_trusted(address, trusted):
+        address = hops.pop()
+    return address[:64].replace("\x00", "")  # a key in a text column: bounded, no NUL
+
+
+def _is_trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
 
 
 @web.middleware
@@ -137,13 +162,20 @@ def check_login_form(request: web.Request, given: str) -> bool:
     return _same(given, request.cookies.get(LOGIN_COOKIE, ""))
 
 
+def served_over_tls(request: web.Request) -> bool:
+    """TLS here, or at the proxy in front (README: an SSO proxy or ingress terminates it). Trusting
+    the header only ever adds `Secure` to a cookie: a forged one harms nobody but its sender."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return request.secure or forwarded == "https"
+
+
 def set_cookie(response: web.StreamResponse, request: web.Request, name: str, value: str) -> None:
     response.set_cookie(
         name,
         value,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=served_over_tls(request),
         path="/",
         max_age=int(users.SESSION_TTL) if name == COOKIE else 3600,
     )

@@ -15,7 +15,6 @@ from console import api, jobs
 from console.auth import (
     COOKIE,
     LOGIN_COOKIE,
-    STORE,
     check_login_form,
     csrf_of,
     login_form_token,
@@ -23,7 +22,7 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import SETTINGS, publisher, queue_depths
+from console.state import SETTINGS, STORE, publisher, queue_depths
 from domain.outcome import Outcome
 from worker import audit, dlq, explore, invalid, users
 

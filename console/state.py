@@ -11,7 +11,6 @@ import structlog
 from aio_pika.abc import AbstractRobustConnection
 from aiohttp import web
 
-from console.auth import STORE
 from core import broker, topology
 from core.settings import Settings
 from worker.store import Store
@@ -19,6 +18,7 @@ from worker.store import Store
 log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
+STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", dict[str, AbstractRobustConnection])
 PUBLISHER = web.AppKey("publisher", dict[str, broker.Publisher])
 _PUBLISHER_LOCK = web.AppKey("publisher_lock", asyncio.Lock)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +51,9 @@ class Settings:
     accept_modes: frozenset[bool] = frozenset({True, False})
     # retention: `archive prune` with no --before keeps this many whole months before this one
     retention_months: int = 13
+    # console: proxies in front of it (an SSO proxy, the ingress) whose X-Forwarded-For is
+    # believed, so that failed logins are counted per client, not per proxy
+    console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
 
 
 # env var -> (field, parser)
@@ -70,6 +74,11 @@ def _modes(value: str) -> frozenset[bool]:
     if not names or not names <= set(MODES):
         raise ConfigError(f"modes must be live, test or live,test: {value!r}")
     return frozenset(MODES[n] for n in names)
+
+
+def _networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
+    """Comma-separated addresses or CIDR blocks (ValueError names the bad one)."""
+    return tuple(ip_network(part.strip()) for part in value.split(",") if part.strip())
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -102,6 +111,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
     "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
     "CONEKTA_INGEST_RETENTION_MONTHS": ("retention_months", int),
+    "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
 }
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
+from ipaddress import ip_network
 from typing import Any, TypeAlias
 
 import aiohttp
 import asyncpg
 import orjson
+import pytest
 
 from core import topology
 from core.settings import Settings
@@ -19,7 +22,7 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit.events import order_event
 from testkit.processes import cli, worker_env
-from testkit.services import OPERATOR, VIEWER, basic, put_dead_letter
+from testkit.services import OPERATOR, VIEWER, basic, console_with_users, put_dead_letter
 from worker import archive, audit, users
 from worker.store import Store
 
@@ -47,6 +50,14 @@ def browser_like() -> aiohttp.ClientSession:
     return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))  # cookies on 127.0.0.1
 
 
+async def test_behind_a_tls_proxy_the_cookies_are_secure(console: str) -> None:
+    # (A client on plain HTTP would not send a Secure cookie back: the login form's cookie, set
+    # by the same function as the session's, shows it.)
+    proxied = {"X-Forwarded-Proto": "https"}
+    async with aiohttp.ClientSession(headers=proxied) as http, http.get(f"{console}/login") as page:
+        assert "Secure" in page.headers["Set-Cookie"]
+
+
 async def test_pages_need_a_login_with_a_strict_httponly_cookie(console: str) -> None:
     async with browser_like() as http:
         async with http.get(f"{console}/events", allow_redirects=False) as r:
@@ -64,6 +75,7 @@ async def test_pages_need_a_login_with_a_strict_httponly_cookie(console: str) ->
         assert ok.status == 303
         cookie = ok.headers["Set-Cookie"]
         assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+        assert "Secure" not in cookie  # plain HTTP on 127.0.0.1: a Secure cookie would not return
         async with http.get(f"{console}/") as r:
             assert r.status == 200
             assert "oscar (operator)" in await r.text()
@@ -76,6 +88,24 @@ async def test_pages_need_a_login_with_a_strict_httponly_cookie(console: str) ->
             assert (await r.json())["role"] == "operator"
         async with http.post(f"{console}/api/v1/dead-letters/replay", json={"all": True}) as r:
             assert r.status == 403
+
+
+async def test_behind_a_trusted_proxy_failed_logins_count_per_client(
+    settings: Settings, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One client's failures must not lock out everyone behind the same proxy."""
+    monkeypatch.setattr(users, "MAX_FAILURES_PER_REMOTE", 2)
+    proxied = replace(settings, console_trusted_proxies=(ip_network("127.0.0.1/32"),))
+    async with console_with_users(proxied, store) as url, aiohttp.ClientSession() as http:
+
+        async def me(user: tuple[str, str], client: str) -> int:
+            headers = {**basic(user), "X-Forwarded-For": client}
+            async with http.get(f"{url}/api/v1/me", headers=headers) as r:
+                return r.status
+
+        assert [await me((n, "wrong-password"), "198.51.100.1") for n in ("a", "b")] == [401, 401]
+        assert await me(VIEWER, "198.51.100.1") == 429
+        assert await me(VIEWER, "198.51.100.2") == 200
 
 
 async def test_failed_logins_are_rate_limited(console: str) -> None:

@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import contextlib
 from datetime import UTC, datetime
+from ipaddress import ip_network
 
 import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console import api, pages
+from console import api, auth, pages
 from console.openapi import document
-from core.errors import BadRequest
+from core.errors import BadRequest, ConfigError
+from core.settings import load_settings
 from worker import dlq, explore, users
 
 
@@ -122,3 +124,37 @@ def test_the_openapi_document_names_exactly_the_api_routes() -> None:
 )
 def test_after_login_only_paths_of_this_console(target: str, safe: str) -> None:
     assert pages._safe_next(target) == safe
+
+
+PROXIES = (ip_network("10.0.0.0/8"), ip_network("::1/128"))
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded_for", "client"),
+    [
+        ("203.0.113.9", [], "203.0.113.9"),  # no proxy
+        ("203.0.113.9", ["198.51.100.1"], "203.0.113.9"),  # the header of an untrusted peer
+        ("10.1.2.3", ["198.51.100.1"], "198.51.100.1"),  # our proxy says who
+        ("10.1.2.3", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),  # what the client wrote: ignored
+        ("10.1.2.3", ["6.6.6.6", "198.51.100.1, 10.9.9.9"], "198.51.100.1"),  # two of our hops
+        ("::1", ["10.0.0.1, 10.0.0.2"], "10.0.0.1"),  # only proxies: the farthest one
+        ("10.1.2.3", ["not-an-ip"], "not-an-ip"),  # a key for the limit, nothing more
+        ("10.1.2.3", [], "10.1.2.3"),
+    ],
+)
+def test_the_client_address_believes_only_trusted_proxies(
+    peer: str, forwarded_for: list[str], client: str
+) -> None:
+    assert auth.client_address(peer, forwarded_for, PROXIES) == client
+
+
+@given(st.text(max_size=30), st.lists(st.text(max_size=300), max_size=4))
+def test_the_client_address_is_bounded_and_never_raises(peer: str, hops: list[str]) -> None:
+    assert len(auth.client_address(peer, hops, PROXIES)) <= 64
+
+
+def test_trusted_proxies_are_parsed_and_checked() -> None:
+    settings = load_settings({"CONEKTA_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/8, 192.0.2.7"})
+    assert settings.console_trusted_proxies == (ip_network("10.0.0.0/8"), ip_network("192.0.2.7"))
+    with pytest.raises(ConfigError, match="CONEKTA_CONSOLE_TRUSTED_PROXIES"):
+        load_settings({"CONEKTA_CONSOLE_TRUSTED_PROXIES": "10.0.0.0/33"})
