@@ -248,11 +248,11 @@ def _report_invalid(args: argparse.Namespace, result: invalid.ActionResult) -> i
     if args.json:
         print_json(result.summary())
     elif result.dry_run:
-        print(f"would {result.action} {len(result.matched)} invalid event(s); now: {totals}")
+        print(f"would {result.action} {result.matched_count} invalid event(s); now: {totals}")
         for row in result.matched:
             print(f"  {row['event_id']}  {row['type']:24} {row['note']}")
     else:
-        print(f"{past} {len(result.done)} invalid event(s): {totals}")
+        print(f"{past} {result.done_count} invalid event(s): {totals}")
     if result.not_found:
         print(f"not invalid (any more?): {' '.join(result.not_found)}", file=sys.stderr)
     return 1 if result.not_found else 0

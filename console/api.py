@@ -129,7 +129,7 @@ async def replay_events(request: web.Request) -> web.Response:
             raise BadRequest("invalid events are selected by type, since and until")
         selection = invalid.Selection.window(since, until, event_type)
         result = await invalid.replay(store, selection, user.actor, modes=modes)
-        return web.json_response({"replayed": len(result.done), "outcomes": dict(result.totals)})
+        return web.json_response({"replayed": result.done_count, "outcomes": dict(result.totals)})
     totals = await archive.replay(
         store,
         archive.ReplayFilter(since, until, event_type, order_id),

@@ -216,15 +216,21 @@ SCHEMAS: dict[str, Schema] = {
         {
             "action": {"enum": ["replay", "purge"]},
             "dry_run": BOOL,
-            "matched": {"type": "array", "items": _ref("InvalidEvent")},
+            "matched": {
+                "type": "array",
+                "items": _ref("InvalidEvent"),
+                "description": "the first 500 (matched_count and totals count every one)",
+            },
             "totals": {
                 "type": "object",
                 "additionalProperties": INT,
                 "description": "per verdict (dry run) or per outcome",
             },
-            "done": {"type": "array", "items": _str()},
+            "done": {"type": "array", "items": _str(), "description": "the first 1,000 keys"},
             "not_found": {"type": "array", "items": _str()},
             "audit_id": {"type": ["integer", "null"]},
+            "matched_count": INT,
+            "done_count": INT,
         }
     ),
     "AuditEntry": _obj(

@@ -254,7 +254,6 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
 # -- invalid events -----------------------------------------------------------------------------
 
 INVALID_BACK = ("/invalid-events", "Invalid events")
-SHOWN_IN_PREVIEW = 500  # rows listed on the preview page (the totals count every one)
 
 
 async def invalid_events(request: web.Request) -> web.Response:
@@ -329,7 +328,6 @@ async def _invalid_preview(
         preview=preview,
         form=form,
         error=error,
-        shown=SHOWN_IN_PREVIEW,
     )
 
 

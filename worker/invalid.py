@@ -32,6 +32,7 @@ from worker.explore import decode_cursor, encode_cursor, page_size
 from worker.store import Store
 
 PAGE = 256
+KEPT, KEPT_IDS = 500, 1000  # rows and keys an action's result lists (its counts cover all)
 REPLAY_ACTION = "events.replay_invalid"
 PURGE_ACTION = "events.purge_invalid"
 UNKNOWN_CHARGE = "unknown_charge"  # a refund or chargeback whose payment is not booked yet
@@ -111,6 +112,10 @@ def verdict(judged: Incoming | ArchiveRow, modes: Collection[bool] = ALL_MODES) 
 
 @dataclass
 class ActionResult:
+    """What an action took (or would take). A backlog can hold a million invalid events (a
+    schema change, hours of traffic): the counts and totals cover every one, the lists only the
+    first KEPT rows and KEPT_IDS keys, so neither memory nor a response grows with it."""
+
     action: str  # replay | purge
     dry_run: bool
     matched: list[dict[str, Any]] = field(default_factory=list)  # with verdict or outcome
@@ -118,6 +123,17 @@ class ActionResult:
     done: list[str] = field(default_factory=list)
     not_found: list[str] = field(default_factory=list)
     audit_id: int | None = None
+    matched_count: int = 0
+    done_count: int = 0
+
+    def add_matched(self, row: dict[str, Any]) -> None:
+        self.matched_count += 1
+        if len(self.matched) < KEPT:
+            self.matched.append(row)
+
+    def add_done(self, ids: Sequence[str]) -> None:
+        self.done_count += len(ids)
+        self.done += ids[: max(0, KEPT_IDS - len(self.done))]
 
     def summary(self) -> dict[str, Any]:
         return {**self.__dict__, "totals": dict(self.totals)}
@@ -167,13 +183,14 @@ async def preview(
     """The dry run of a replay or purge: what it would take, and what judging each body again
     would make of it now (in memory: nothing is written)."""
     selection.check()
-    result = ActionResult(action, True)
+    result, found = ActionResult(action, True), set[str]()
     async for rows in _pages(store, selection):
         for row in rows:
             seen = verdict(judged_row(bytes(row["body"]), row["received_at"]), modes)
-            result.matched.append({**summary(row), "verdict": seen.outcome, "note": seen.text})
+            result.add_matched({**summary(row), "verdict": seen.outcome, "note": seen.text})
             result.totals[seen.outcome] += 1
-    result.not_found = _not_found(selection, result.matched)
+        found.update(_asked_for(selection, rows))
+    result.not_found = _not_found(selection, found)
     return result
 
 
@@ -192,21 +209,22 @@ async def replay(
     (what was applied stays)."""
     selection.check()
     total = await store.count_invalid_events(**selection.params())
-    result = ActionResult("replay", False)
+    result, found = ActionResult("replay", False), set[str]()
     try:
         async for rows in _pages(store, selection):
             for row, outcome in zip(rows, await _rejudge_page(store, rows, modes), strict=True):
-                result.matched.append({**summary(row), "outcome": outcome})
-                result.done.append(row["event_id"])
+                result.add_matched({**summary(row), "outcome": outcome})
                 result.totals[outcome] += 1
+            result.add_done([row["event_id"] for row in rows])
+            found.update(_asked_for(selection, rows))
             if progress:
-                progress(len(result.done), max(total, len(result.done)))
+                progress(result.done_count, max(total, result.done_count))
     finally:
-        result.not_found = _not_found(selection, result.matched)
-        if result.done:
+        result.not_found = _not_found(selection, found)
+        if result.done_count:
             details = _details(selection, result, reason)
             result.audit_id = await audit.record(
-                store, actor, REPLAY_ACTION, len(result.done), details
+                store, actor, REPLAY_ACTION, result.done_count, details
             )
     return result
 
@@ -232,18 +250,20 @@ async def purge(
                 f"the selection matches {len(claim.rows)} invalid event(s) now, not {expect}:"
                 " look at the preview again"
             )
-        result = ActionResult("purge", False, [summary(row) for row in claim.rows])
+        result = ActionResult("purge", False)
+        for row in claim.rows:
+            result.add_matched(summary(row))
         ids = [str(row["event_id"]) for row in claim.rows]
         for start in range(0, len(ids), PAGE):
             await claim.purge(ids[start : start + PAGE], f"purged by {actor}: {reason}")
-            result.done += ids[start : start + PAGE]
+            result.add_done(ids[start : start + PAGE])
             if progress:
-                progress(len(result.done), len(ids))
+                progress(result.done_count, len(ids))
         result.totals[Outcome.PURGED.value] = len(ids)
-        result.not_found = _not_found(selection, result.matched)
-        if result.done:
+        result.not_found = _not_found(selection, _asked_for(selection, claim.rows))
+        if result.done_count:
             details = _details(selection, result, reason)
-            result.audit_id = await claim.audit(actor, PURGE_ACTION, len(result.done), details)
+            result.audit_id = await claim.audit(actor, PURGE_ACTION, result.done_count, details)
     return result
 
 
@@ -289,8 +309,15 @@ async def _rejudge(
     ]
 
 
-def _not_found(selection: Selection, matched: list[dict[str, Any]]) -> list[str]:
-    return sorted(set(selection.ids) - {row["event_id"] for row in matched})
+def _asked_for(selection: Selection, rows: Sequence[Record]) -> set[str]:
+    """The keys of these rows that the selection named (none when it names no keys)."""
+    asked = set(selection.ids)
+    return {row["event_id"] for row in rows if row["event_id"] in asked} if asked else set()
+
+
+def _not_found(selection: Selection, found: set[str]) -> list[str]:
+    """Keys asked for that are not `invalid` (any more)."""
+    return sorted(set(selection.ids) - found)
 
 
 def _details(selection: Selection, result: ActionResult, reason: str) -> dict[str, Any]:
@@ -305,5 +332,5 @@ def _details(selection: Selection, result: ActionResult, reason: str) -> dict[st
             "all": selection.everything,
         },
         "outcomes": dict(result.totals),
-        "ids": result.done[:1000],
+        "ids": result.done,  # the first KEPT_IDS
     }

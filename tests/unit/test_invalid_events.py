@@ -7,9 +7,12 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import BadRequest
 from testkit.events import order_event_document
+from worker import invalid
 from worker.archive import judged_row
 from worker.invalid import Selection, verdict
 
@@ -81,3 +84,16 @@ def test_verdicts_say_what_a_replay_would_make_of_each_body() -> None:
     test_only = verdict(judged_row(_body("valid"), None), modes={False})
     assert test_only.outcome == "other_mode"
     assert test_only.text == "other_mode: live events are not accepted here"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=600), max_size=8))
+def test_an_action_result_counts_everything_and_lists_a_bounded_sample(pages: list[int]) -> None:
+    result = invalid.ActionResult("replay", False)
+    for size in pages:
+        keys = [f"k{result.done_count + i}" for i in range(size)]
+        for key in keys:
+            result.add_matched({"event_id": key})
+        result.add_done(keys)
+    assert result.matched_count == result.done_count == sum(pages)
+    assert len(result.matched) == min(sum(pages), invalid.KEPT)
+    assert result.done == [f"k{i}" for i in range(min(sum(pages), invalid.KEPT_IDS))]
