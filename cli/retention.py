@@ -1,4 +1,5 @@
-"""`archive prune`: drop whole months of the archive and the outbox, exported and verified first;
+"""`archive prune`: drop whole months of the archive and the outbox, exported and verified first,
+then forget the ids of events pruned before CONEKTA_INGEST_DEDUPE_MONTHS;
 `archive restore`: load such an export back.
 
 Run them with the owner's DATABASE_URL (like `migrate`); the actions live in worker.retention.
@@ -57,6 +58,10 @@ async def cmd_archive_prune(args: argparse.Namespace, settings: Settings) -> int
     )
     async with Store.open(settings.database_url) as store:
         results = await retention.prune(store, before, args.export)
+        if settings.dedupe_months:
+            horizon = retention.months_before(retention.utc_today(), settings.dedupe_months)
+            forgotten = await retention.forget_ids(store, horizon)
+            print(f"event ids archived before {horizon:%Y-%m} (rows pruned): {forgotten} forgotten")
     kept = 0
     for result in results:
         what = "pruned" if result.pruned else "kept (unsent outbox messages)"

@@ -51,6 +51,9 @@ class Settings:
     accept_modes: frozenset[bool] = frozenset({True, False})
     # retention: `archive prune` with no --before keeps this many whole months before this one
     retention_months: int = 13
+    # ...and forgets the ids of events archived this many whole months ago, once their rows are
+    # pruned (0: keep every id for good); worker/retention.py says why that is safe
+    dedupe_months: int = 25
     # console: proxies in front of it (an SSO proxy, the ingress) whose X-Forwarded-For is
     # believed, so that failed logins are counted per client, not per proxy
     console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
@@ -111,6 +114,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
     "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
     "CONEKTA_INGEST_RETENTION_MONTHS": ("retention_months", int),
+    "CONEKTA_INGEST_DEDUPE_MONTHS": ("dedupe_months", int),
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
 }
 
@@ -143,3 +147,5 @@ def _check(settings: Settings) -> None:
         raise ConfigError("max concurrent reads and body read timeout must be positive")
     if settings.retention_months < 1:
         raise ConfigError("retention months must be at least 1")
+    if settings.dedupe_months < 0:
+        raise ConfigError("dedupe months must be 0 (keep every id) or more")

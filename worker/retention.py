@@ -5,7 +5,13 @@ An export is `<table>-YYYY-MM.jsonl.gz` (one JSON object per row, bytea as "\\xâ
 Postgres' row_to_json writes it) and `<â€¦>.sha256` (sha256sum format). Verification re-reads the
 written file: its sha256, a complete gzip decode, the row count and an order-independent checksum
 of the lines, both compared with the month in the database; the drop then re-checks count and
-checksum under an exclusive lock. event_ids is never pruned: a resent old event stays a duplicate.
+checksum under an exclusive lock.
+
+event_ids (every id archived, so a resent event stays a duplicate after its month is pruned) is
+kept CONEKTA_INGEST_DEDUPE_MONTHS (25) whole months, then `forget_ids` drops those whose archived
+row is gone. Conekta resends for days, not years; and should a forgotten one come back, it is
+archived again while the order's rules (stale, duplicate) and the ledger's business keys keep it
+from moving money or sending fulfillment twice.
 
 Runs as the owner of the tables (dropping needs it; the runtime role cannot).
 """
@@ -80,6 +86,19 @@ async def prune(
             if month < before:
                 results.append(await _prune_month(store, table, month, export_dir))
     return results
+
+
+FORGET_BATCH = 10_000  # ids forgotten per transaction
+
+
+async def forget_ids(store: Store, before: date) -> int:
+    """Forget the ids archived before the month `before` whose rows are pruned; how many."""
+    start = datetime(before.year, before.month, 1, tzinfo=UTC)
+    forgotten = 0
+    while batch := await store.forget_event_ids(start, FORGET_BATCH):
+        forgotten += batch
+    log.info("event ids forgotten", before=f"{before:%Y-%m}", ids=forgotten)
+    return forgotten
 
 
 async def ensure_partitions(store: Store, today: date | None = None) -> None:

@@ -486,6 +486,12 @@ class Store:
                 connection, "drop_month", parent=table, month=month, rows=rows, checksum=checksum
             )
 
+    async def forget_event_ids(self, before: datetime, limit: int) -> int:
+        """Forget up to `limit` ids archived before `before` whose rows are pruned (a batch, one
+        transaction); how many."""
+        async with database.transaction(self.pool) as connection:
+            return int(await _fetchval(connection, "forget_event_ids", before=before, limit=limit))
+
     async def restore(self, table: str, lines: Sequence[str]) -> None:
         """Exported rows back into their table (and month partition), in one transaction."""
         async with database.transaction(self.pool) as connection:

@@ -83,11 +83,42 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     assert await balances(db) == before
     assert await count(db, "SELECT count(*) FROM events") == 0
 
-    # A restore brings the month back exactly as it was.
+    # A restore brings the month back exactly as it was, and its ids (they may be forgotten).
+    await db.execute("DELETE FROM event_ids")
     assert await retention.restore(store, export) == 1
     assert await db.fetch("SELECT * FROM events") == archived
+    assert await count(db, "SELECT count(*) FROM event_ids") == 1
     assert await retention.restore(store, export) == 1  # again: rows present are skipped
     assert await count(db, "SELECT count(*) FROM events_2025_01") == 1
+
+
+async def test_ids_past_the_dedupe_horizon_are_forgotten_and_a_resend_moves_no_money(
+    store: Store, db: Db
+) -> None:
+    ancient = order_event("order.paid", "ord_ancient", amount=3000, fee=90, customer_id="cus_a")
+    await store.apply_batch([incoming(ancient)])
+    await age(db, date(2023, 1, 1))
+    recent = order_event("order.paid", "ord_recent", amount=2000, fee=60, customer_id="cus_r")
+    await store.apply_batch([incoming(recent)])
+    recent_id = orjson.loads(recent)["id"]
+    # Its id looks old, but its archived row is still there: an id is kept while its row is.
+    await db.execute(
+        "UPDATE event_ids SET archived_at = '2023-01-20' WHERE event_id = $1", recent_id
+    )
+    await db.execute("UPDATE outbox SET sent_at = now()")
+    await retention.prune(store, date(2023, 2, 1), None)
+    before = await balances(db)
+
+    assert await retention.forget_ids(store, date(2024, 1, 1)) == 1
+    assert [r["event_id"] for r in await db.fetch("SELECT event_id FROM event_ids")] == [recent_id]
+    assert await retention.forget_ids(store, date(2024, 1, 1)) == 0
+
+    # Conekta resends the forgotten one: archived again, but the order is paid already and the
+    # payment's business key is booked, so no money moves and no fulfillment goes out twice.
+    outbox = await count(db, "SELECT count(*) FROM outbox")
+    assert await store.apply_batch([incoming(ancient)]) == [Outcome.DUPLICATE]
+    assert await balances(db) == before
+    assert await count(db, "SELECT count(*) FROM outbox") == outbox
 
 
 async def test_prune_keeps_what_cannot_be_verified_or_was_not_sent(

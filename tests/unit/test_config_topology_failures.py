@@ -48,6 +48,7 @@ def test_accept_modes(value: str, modes: set[bool]) -> None:
         {"CONEKTA_INGEST_PORT": "eighty"},
         {"CONEKTA_ALLOW_UNSIGNED": "maybe"},
         {"CONEKTA_INGEST_BATCH_SIZE": "0"},
+        {"CONEKTA_INGEST_DEDUPE_MONTHS": "-1"},
         {"CONEKTA_ACCEPT_MODES": "sandbox"},
         {"CONEKTA_ACCEPT_MODES": ""},
     ],

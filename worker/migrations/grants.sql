@@ -39,7 +39,7 @@ GRANT SELECT                 ON event_outcomes      TO conekta_runtime;
 -- says why (note)
 GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at, reason, note)
                              ON events              TO conekta_runtime;
-GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe, kept forever
+GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe; prune forgets old ones
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_runtime;
 GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at)
                              ON chargebacks         TO conekta_runtime;

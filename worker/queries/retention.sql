@@ -26,10 +26,29 @@ WHERE created_at >= :month::date::timestamp AT TIME ZONE 'UTC'
   AND created_at < (:month::date + interval '1 month')::timestamp AT TIME ZONE 'UTC'
   AND sent_at IS NULL;
 
--- restore_events: put exported archive rows back (JSON lines of an export); rows present are kept
-INSERT INTO events SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
-    LATERAL jsonb_populate_record(NULL::events, l) AS r
-ON CONFLICT DO NOTHING;
+-- restore_events: put exported archive rows back (JSON lines of an export); rows present are kept,
+-- and their ids are known again (they may have been forgotten since: forget_event_ids)
+WITH restored AS (
+    INSERT INTO events SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
+        LATERAL jsonb_populate_record(NULL::events, l) AS r
+    ON CONFLICT DO NOTHING
+    RETURNING event_id, applied_at
+)
+INSERT INTO event_ids (event_id, archived_at) SELECT event_id, applied_at FROM restored
+ON CONFLICT (event_id) DO NOTHING;
+
+-- forget_event_ids: up to :limit ids archived before a time whose archived row is gone (its month
+-- pruned); how many were forgotten. A resend of one is then archived again, and the order's
+-- rules (stale, duplicate) and the ledger's business keys keep it from moving money twice.
+WITH old AS (
+    SELECT i.event_id FROM event_ids i
+    WHERE i.archived_at < :before::timestamptz
+      AND NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = i.event_id)
+    LIMIT :limit
+), gone AS (
+    DELETE FROM event_ids i USING old WHERE i.event_id = old.event_id RETURNING 1
+)
+SELECT count(*) FROM gone;
 
 -- restore_outbox: put exported outbox rows back (JSON lines of an export)
 INSERT INTO outbox SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
