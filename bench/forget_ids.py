@@ -12,24 +12,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from datetime import date
 
 import asyncpg
 
 from testkit import isolation
-from worker import migrations, retention
+from worker import retention
 from worker.store import Store
 
 
 async def main(n: int) -> None:
-    name = f"conekta_test_forget_{uuid.uuid4().hex[:8]}"
-    url = isolation.database_url_for(name)
-    await migrations.migrate(url)
-    try:
+    async with isolation.scratch_database("forget") as url:
         print(await measure(url, n))
-    finally:
-        await isolation.drop_database(name)
 
 
 async def measure(url: str, n: int) -> str:

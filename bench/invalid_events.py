@@ -13,25 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from testkit import isolation
 from testkit.events import order_event
-from worker import archive, invalid, migrations
+from worker import archive, invalid
 from worker.store import Store
 
 
 async def main(n: int) -> None:
-    name = f"conekta_test_invalid_{uuid.uuid4().hex[:8]}"
-    url = isolation.database_url_for(name)
-    await migrations.migrate(url)
-    try:
-        async with Store.open(url) as store:
-            print(await measure(store, n))
-    finally:
-        await isolation.drop_database(name)
+    async with isolation.scratch_database("invalid") as url, Store.open(url) as store:
+        print(await measure(store, n))
 
 
 async def archive_invalid(store: Store, n: int, prefix: str) -> None:

@@ -13,26 +13,19 @@ import argparse
 import asyncio
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from testkit import isolation
 from testkit.events import order_event
-from worker import migrations, retention
+from worker import retention
 from worker.store import Store
 
 
 async def main(n: int) -> None:
-    name = f"conekta_test_retention_{uuid.uuid4().hex[:8]}"
-    url = isolation.database_url_for(name)
-    await migrations.migrate(url)
-    try:
-        async with Store.open(url) as store:
-            print(await measure(store, n))
-    finally:
-        await isolation.drop_database(name)
+    async with isolation.scratch_database("retention") as url, Store.open(url) as store:
+        print(await measure(store, n))
 
 
 async def measure(store: Store, n: int) -> str:

@@ -59,6 +59,24 @@ def entry_filter(request: web.Request) -> explore.EntryFilter:
     )
 
 
+def dead_letter_filter(request: web.Request) -> dlq.Selection:
+    """The dead-letter listing's filters from the query (pages and API)."""
+    return dlq.Selection(
+        event_type=query_text(request, "type"),
+        kind=query_text(request, "kind"),
+        order_id=query_text(request, "order_id"),
+    )
+
+
+def invalid_filter(request: web.Request) -> invalid.Selection:
+    """The invalid-event listing's filters from the query (pages and API)."""
+    return invalid.Selection(
+        event_type=query_text(request, "type"),
+        since=query_time(request, "since"),
+        until=query_time(request, "until"),
+    )
+
+
 def dlq_selection(body: dict[str, Any]) -> dlq.Selection:
     ids = body.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
@@ -220,11 +238,7 @@ def _dumps(value: object) -> str:
 
 
 async def dead_letters(request: web.Request) -> web.Response:
-    filters = {k: query_text(request, k) for k in ("type", "kind", "order_id")}
-    selection = dlq.Selection(
-        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
-    )
-    rows = await dlq.list_letters(request.app[STORE], selection)
+    rows = await dlq.list_letters(request.app[STORE], dead_letter_filter(request))
     return web.json_response({"items": rows})
 
 
@@ -282,14 +296,9 @@ def invalid_selection(body: dict[str, Any]) -> invalid.Selection:
 
 
 async def invalid_events(request: web.Request) -> web.Response:
-    selection = invalid.Selection(
-        event_type=query_text(request, "type"),
-        since=query_time(request, "since"),
-        until=query_time(request, "until"),
-    )
     page = await invalid.listing(
         request.app[STORE],
-        selection,
+        invalid_filter(request),
         query_text(request, "cursor", 500),
         query_int(request, "limit", 100),
     )

@@ -180,11 +180,7 @@ def _with(request: web.Request, **changes: object) -> str:
 
 
 async def dead_letters(request: web.Request) -> web.Response:
-    filters = {k: api.query_text(request, k) for k in ("type", "kind", "order_id")}
-    selection = dlq.Selection(
-        event_type=filters["type"], kind=filters["kind"], order_id=filters["order_id"]
-    )
-    rows = await dlq.list_letters(request.app[STORE], selection)
+    rows = await dlq.list_letters(request.app[STORE], api.dead_letter_filter(request))
     return render(request, "dead_letters.html", letters=rows, q=request.query)
 
 
@@ -257,13 +253,8 @@ INVALID_BACK = ("/invalid-events", "Invalid events")
 
 
 async def invalid_events(request: web.Request) -> web.Response:
-    selection = invalid.Selection(
-        event_type=api.query_text(request, "type"),
-        since=api.query_time(request, "since"),
-        until=api.query_time(request, "until"),
-    )
     page = await invalid.listing(
-        request.app[STORE], selection, api.query_text(request, "cursor", 500), 100
+        request.app[STORE], api.invalid_filter(request), api.query_text(request, "cursor", 500), 100
     )
     more = _with(request, cursor=page["next"]) if page["next"] else None
     filtered = any(request.query.get(k) for k in ("type", "since", "until"))

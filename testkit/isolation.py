@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import uuid
+from collections.abc import AsyncIterator
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
 from core.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
+from worker import migrations
 
 BASE_DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 BASE_AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)
@@ -57,3 +61,15 @@ async def clone_database(name: str, template: str) -> str:
 
 async def drop_database(name: str) -> None:
     await admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(purpose: str) -> AsyncIterator[str]:
+    """A migrated database of its own (conekta_test_<purpose>_<random>), dropped after; its URL."""
+    name = f"conekta_test_{purpose}_{uuid.uuid4().hex[:8]}"
+    url = database_url_for(name)
+    try:
+        await migrations.migrate(url)
+        yield url
+    finally:
+        await drop_database(name)

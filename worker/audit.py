@@ -11,6 +11,7 @@ the console and the admin API. What an action touched (`target`) and why (`reaso
 from __future__ import annotations
 
 import getpass
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,17 @@ def os_actor() -> str:
 def console_actor(name: str) -> str:
     """The actor of a console page or admin API call: the signed-in person."""
     return f"console:{name}"
+
+
+def target(what: str, ids: Sequence[str], everything: bool, filters: Mapping[str, Any]) -> str:
+    """An action's `target` in the audit trail, in a line: every one, the keys (the first 20),
+    or the filters given."""
+    if everything:
+        return f"all {what}"
+    if ids:
+        return " ".join(ids[:20]) + (" ..." if len(ids) > 20 else "")
+    shown = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items()}
+    return " ".join(f"{k}={v}" for k, v in shown.items() if v)
 
 
 async def record(

@@ -35,7 +35,7 @@ from core.errors import BadRequest
 from core.event import peek
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
-from worker import failures, metrics
+from worker import audit, failures, metrics
 from worker.consumer import Consumer
 from worker.store import Store
 
@@ -246,12 +246,8 @@ class Selection:
 
     def describe(self) -> str:
         """For the audit trail's `target`: what was asked for, in a line."""
-        if self.everything:
-            return "all dead letters"
-        if self.ids:
-            return " ".join(self.ids[:20]) + (" ..." if len(self.ids) > 20 else "")
         filters = {"type": self.event_type, "kind": self.kind, "order": self.order_id}
-        return " ".join(f"{k}={v}" for k, v in filters.items() if v)
+        return audit.target("dead letters", self.ids, self.everything, filters)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import csv
 import io
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -87,6 +87,21 @@ def jsonable(row: Record | Mapping[str, Any]) -> dict[str, Any]:
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dict(row).items()}
 
 
+def page_of(
+    rows: Sequence[Any],
+    limit: int,
+    key: Callable[[Any], tuple[object, ...]],
+    item: Callable[[Any], dict[str, Any]] = jsonable,
+) -> dict[str, Any]:
+    """A page of `limit` items from rows fetched with one extra (the sign of a next page); the
+    next cursor is the key of its last item."""
+    shown = rows[:limit]  # limit >= 1 (page_size)
+    return {
+        "items": [item(row) for row in shown],
+        "next": encode_cursor(*key(shown[-1])) if len(rows) > limit else None,
+    }
+
+
 async def search_events(
     store: Store, selection: EventFilter, cursor: str | None = None, limit: int = 50
 ) -> dict[str, Any]:
@@ -105,13 +120,7 @@ async def search_events(
         after_event_id=after[1],
         limit=page_size(limit) + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return {
-        "items": [jsonable(r) for r in rows],
-        "next": encode_cursor(last["created_at"], last["event_id"]) if more and last else None,
-    }
+    return page_of(rows, limit, lambda row: (row["created_at"], row["event_id"]))
 
 
 async def event_detail(store: Store, event_id: str) -> dict[str, Any] | None:
@@ -161,13 +170,7 @@ async def search_orders(
         after_id=after[1],
         limit=page_size(limit) + 1,
     )
-    more = len(rows) > limit
-    rows = rows[:limit]
-    last = rows[-1] if rows else None
-    return {
-        "items": [jsonable(r) for r in rows],
-        "next": encode_cursor(last["updated_at"], last["id"]) if more and last else None,
-    }
+    return page_of(rows, limit, lambda row: (row["updated_at"], row["id"]))
 
 
 async def balances(store: Store, as_of: datetime | None = None) -> list[dict[str, Any]]:
@@ -190,12 +193,7 @@ async def entries(
 ) -> dict[str, Any]:
     after_id = decode_cursor(cursor, int)[0] if cursor else 0
     rows = await _entries(store, selection, after_id, page_size(limit) + 1)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    return {
-        "items": rows,
-        "next": encode_cursor(rows[-1]["id"]) if more and rows else None,
-    }
+    return page_of(rows, limit, lambda row: (row["id"],), item=dict)
 
 
 ENTRY_COLUMNS = (

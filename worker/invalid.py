@@ -28,7 +28,7 @@ from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from worker import audit
 from worker.archive import BEGINNING, judged_row
-from worker.explore import decode_cursor, encode_cursor, page_size
+from worker.explore import decode_cursor, page_of, page_size
 from worker.store import Store
 
 PAGE = 256
@@ -69,13 +69,8 @@ class Selection:
 
     def describe(self) -> str:
         """For the audit trail's `target`: what was asked for, in a line."""
-        if self.everything:
-            return "all invalid events"
-        if self.ids:
-            return " ".join(self.ids[:20]) + (" ..." if len(self.ids) > 20 else "")
         filters = {"type": self.event_type, "since": self.since, "until": self.until}
-        shown = {k: v.isoformat() if isinstance(v, datetime) else v for k, v in filters.items()}
-        return " ".join(f"{k}={v}" for k, v in shown.items() if v)
+        return audit.target("invalid events", self.ids, self.everything, filters)
 
     def params(self) -> dict[str, Any]:
         """The store's selection parameters (no filter at all: every one)."""
@@ -164,11 +159,7 @@ async def listing(
     rows = await store.invalid_events(
         after=after, limit=page_size(limit) + 1, bodies=False, **params
     )
-    last = rows[limit - 1] if len(rows) > limit else None
-    return {
-        "items": [summary(row) for row in rows[:limit]],
-        "next": encode_cursor(last["created_at"], last["event_id"]) if last else None,
-    }
+    return page_of(rows, limit, lambda row: (row["created_at"], row["event_id"]), item=summary)
 
 
 async def count(store: Store, selection: Selection) -> int:
