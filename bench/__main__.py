@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import scenarios, stack
-from ingest import signature
+from core import signature
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {

@@ -16,8 +16,7 @@ from bench import events, stack
 from core import database
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
-from worker import store
-from worker.store import Store
+from store import Store, sql
 
 TIMES: dict[str, float] = {}
 
@@ -34,7 +33,7 @@ def _timed(function: Any) -> Any:
 
 
 async def main(n: int, batch: int, mixed: bool = False) -> None:
-    store._fetch, store._execute = _timed(store._fetch), _timed(store._execute)
+    sql.fetch, sql.execute = _timed(sql.fetch), _timed(sql.execute)
     async with stack.services() as services:
         database_url, _ = await services.fresh("apply")
         pool = await database.create_pool(database_url)
@@ -44,7 +43,7 @@ async def main(n: int, batch: int, mixed: bool = False) -> None:
         items = [Incoming(parse_order_event(b), b, None) for b in bodies]
         started = time.perf_counter()
         for start in range(0, n, batch):
-            await target.apply_batch(items[start : start + batch])
+            await target.apply.batch(items[start : start + batch])
         elapsed = time.perf_counter() - started
         await pool.close()
     kind = "mixed" if mixed else "paid"

@@ -16,9 +16,9 @@ from datetime import date
 
 import asyncpg
 
+from ops import retention
+from store import Store
 from testkit import isolation
-from worker import retention
-from worker.store import Store
 
 
 async def main(n: int) -> None:

@@ -16,10 +16,11 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from ops import invalid
+from store import Store
 from testkit import isolation
 from testkit.events import order_event
-from worker import archive, invalid
-from worker.store import Store
+from worker import judge
 
 
 async def main(n: int) -> None:
@@ -30,14 +31,14 @@ async def main(n: int) -> None:
 async def archive_invalid(store: Store, n: int, prefix: str) -> None:
     for start in range(0, n, 256):
         rows = [
-            archive.invalid_row(
+            judge.invalid_row(
                 order_event("order.paid", f"{prefix}{i}", customer_id=f"cus_{i % 500}"),
                 None,
                 "data.object.customer_info: required",
             )
             for i in range(start, min(start + 256, n))
         ]
-        await store.archive(rows)
+        await store.events.archive(rows)
 
 
 async def timed(work: Callable[[], Awaitable[Any]]) -> float:

@@ -15,7 +15,7 @@ import aiohttp
 import orjson
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ingest import signature
+from core import signature
 
 
 @dataclass(frozen=True)

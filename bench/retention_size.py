@@ -17,10 +17,10 @@ from pathlib import Path
 
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from ops import retention
+from store import Store
 from testkit import isolation
 from testkit.events import order_event
-from worker import retention
-from worker.store import Store
 
 
 async def main(n: int) -> None:
@@ -32,7 +32,7 @@ async def measure(store: Store, n: int) -> str:
     bodies = [order_event("order.paid", f"ord_{i}", customer_id=f"cus_{i % 500}") for i in range(n)]
     for start in range(0, n, 256):
         batch = bodies[start : start + 256]
-        await store.apply_batch([Incoming(parse_order_event(b), b, None) for b in batch])
+        await store.apply.batch([Incoming(parse_order_event(b), b, None) for b in batch])
     month = retention.utc_today().replace(day=1)
     async with store.pool.acquire() as connection:
         await connection.execute("VACUUM ANALYZE")
@@ -40,7 +40,7 @@ async def measure(store: Store, n: int) -> str:
             table: await connection.fetchval("SELECT pg_total_relation_size($1::regclass)", table)
             for table in (f"events_{month:%Y_%m}", "event_ids", f"outbox_{month:%Y_%m}")
         }
-    rows, checksum = await store.month_summary("events", month)
+    rows, checksum = await store.retention.month_summary("events", month)
     started = time.perf_counter()
     path = await retention.export_month(store, "events", month, Path(tempfile.mkdtemp()))
     exported = time.perf_counter() - started

@@ -14,7 +14,7 @@ import aiohttp
 import asyncpg
 
 from bench import events, loadgen, stack
-from ingest import signature
+from core import signature
 
 
 async def _ready(url: str) -> bool:

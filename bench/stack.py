@@ -20,8 +20,8 @@ import asyncpg
 
 from core import request, topology
 from core.broker import declare_topology
+from store import migrations
 from testkit import isolation
-from worker import migrations
 
 RUN_ID = uuid.uuid4().hex[:8]
 

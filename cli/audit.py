@@ -8,10 +8,10 @@ from typing import Any
 
 import orjson
 
-from cli.tools import parse_time
+from cli.common import parse_time
 from core.settings import Settings
-from worker import audit
-from worker.store import Store
+from ops import audit
+from store import Store
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:

@@ -9,12 +9,13 @@ from typing import Any
 import structlog
 
 from cli import service
+from console import users
 from console.app import create_app
 from core import lifecycle
 from core.settings import Settings
 from core.supervisor import for_settings
-from worker import audit, users
-from worker.store import Store
+from ops import audit
+from store import Store
 
 log = structlog.get_logger(__name__)
 DEFAULT_HOST, DEFAULT_PORT = "127.0.0.1", 8081

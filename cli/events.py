@@ -1,5 +1,5 @@
 """`events`: the archive of raw events: show one, list by outcome, replay a selection; `events
-invalid` lists, previews, replays and purges invalid events (worker/invalid.py, as the console)."""
+invalid` lists, previews, replays and purges invalid events (ops/invalid.py, as the console)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ import sys
 from collections import Counter
 from typing import Any
 
-from cli.tools import confirm, parse_time, print_json, progress_line, read
+from cli.common import confirm, parse_time, print_json, progress_line, read
 from core.errors import BadRequest
 from core.settings import Settings
 from domain.outcome import Outcome
-from worker import archive, audit, invalid
-from worker.store import Store
+from ops import audit, events, invalid
+from store import Store
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -105,7 +105,7 @@ def _invalid_selection(parser: argparse.ArgumentParser) -> None:
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
-    event = await read(settings, lambda store: archive.show(store, args.id))
+    event = await read(settings, lambda store: events.show(store, args.id))
     if event is None:
         print(f"no archived event {args.id}", file=sys.stderr)
         return 1
@@ -114,7 +114,7 @@ async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await read(settings, lambda store: archive.listing(store, args.outcome, args.since))
+    rows = await read(settings, lambda store: events.listing(store, args.outcome, args.since))
     if args.json:
         print_json(rows)
         return 0
@@ -144,7 +144,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
                 modes=settings.accept_modes,
             )
         return _report_replay(args, result.totals)
-    replay_filter = archive.ReplayFilter(
+    replay_filter = events.ReplayFilter(
         args.since, args.until, args.event_type, args.order_id, args.include_purged
     )
 
@@ -152,7 +152,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
     async with Store.open(settings.database_url) as store:
-        totals = await archive.replay(
+        totals = await events.replay(
             store, replay_filter, audit.os_actor(), progress, settings.accept_modes
         )
     return _report_replay(args, totals)

@@ -1,5 +1,5 @@
 """`conekta-ingest ledger …`: balances (now or as of a moment, per mode), entries for
-accountants, and verify. Printing only; the reads live in worker/reports.py."""
+accountants, and verify. Printing only; the reads live in ops/ledger.py."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import csv
 import sys
 from typing import Any
 
-from cli.tools import parse_time, print_json, read
+from cli.common import parse_time, print_json, read
 from core.settings import MODES, Settings
-from worker import reports
+from ops import ledger
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -58,7 +58,7 @@ def _mode_name(livemode: bool) -> str:
 
 
 async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await read(settings, lambda s: reports.balances(s, at=args.at, livemode=_livemode(args)))
+    rows = await read(settings, lambda s: ledger.balances(s, at=args.at, livemode=_livemode(args)))
     if args.json:
         print_json(rows)
         return 0
@@ -74,14 +74,14 @@ async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> i
 async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> int:
     rows = await read(
         settings,
-        lambda s: reports.entries(
+        lambda s: ledger.entries(
             s, account=args.account, since=args.since, until=args.until, livemode=_livemode(args)
         ),
     )
     if args.json:
         print_json(rows)
     elif args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=reports.ENTRY_FIELDS)
+        writer = csv.DictWriter(sys.stdout, fieldnames=ledger.ENTRY_FIELDS)
         writer.writeheader()
         writer.writerows(rows)
     else:
@@ -94,7 +94,7 @@ async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> in
 
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
-    results = await read(settings, reports.verify)
+    results = await read(settings, ledger.verify)
     failed = [(check, rows) for check, rows in results if rows]
     if args.json:
         print_json(

@@ -9,7 +9,18 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cli import audit, console, events, ledger, reconcile, retention, service, tools
+from cli import (
+    audit,
+    console,
+    dead_letters,
+    events,
+    keys,
+    ledger,
+    orders,
+    reconcile,
+    retention,
+    service,
+)
 from core import lifecycle
 from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
 from core.logs import configure_logging
@@ -71,27 +82,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     migrate.set_defaults(handler=service.cmd_migrate)
 
-    keys = sub.add_parser("keys", help="development key pairs")
-    keys_sub = keys.add_subparsers(dest="keys_command", required=True, metavar="COMMAND")
-    generate = keys_sub.add_parser(
-        "generate", parents=[common], help="write a development RSA-2048 key pair"
-    )
-    generate.add_argument("--dir", type=Path, default=Path(".dev/keys"), help="output folder")
-    generate.add_argument("--name", default="conekta-dev", help="file name stem")
-    generate.set_defaults(handler=tools.cmd_keys_generate)
-
-    send = sub.add_parser(
-        "send", parents=[common], help="sign event files as Conekta does and post them"
-    )
-    send.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    send.add_argument("--url", default="http://127.0.0.1:8080/webhooks/conekta")
-    send.add_argument("--key", type=Path, help="private key PEM to sign with (omit: unsigned)")
-    send.set_defaults(handler=tools.cmd_send)
-
     work = sub.add_parser("work", parents=[common], help="consume and apply order events")
     work.set_defaults(handler=service.cmd_work)
-    tools.add_commands(sub, common)
-    reconcile.add_commands(sub, common)  # after tools: it adds to `orders`
+    keys.add_commands(sub, common)
+    orders.add_commands(sub, common)
+    dead_letters.add_commands(sub, common)
+    reconcile.add_commands(sub, common)
     audit.add_commands(sub, common)
     events.add_commands(sub, common)
     ledger.add_commands(sub, common)

@@ -2,7 +2,7 @@
 then forget the ids of events pruned before CONEKTA_INGEST_DEDUPE_MONTHS;
 `archive restore`: load such an export back.
 
-Run them with the owner's DATABASE_URL (like `migrate`); the actions live in worker.retention.
+Run them with the owner's DATABASE_URL (like `migrate`); the actions live in ops.retention.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from core.settings import Settings
-from worker import retention
-from worker.store import Store
+from ops import retention
+from store import Store
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:

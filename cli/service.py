@@ -15,9 +15,9 @@ from core.errors import TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
 from ingest import receiver
-from worker import migrations, retention
+from ops import retention
+from store import Store, migrations
 from worker.runner import run_worker
-from worker.store import Store
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ from console.auth import require_operator, user_of
 from console.openapi import document
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from core.errors import BadRequest
-from worker import archive, audit, dlq, explore, invalid, reports
+from ops import audit, dead_letters, events, explore, invalid, ledger
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -59,9 +59,9 @@ def entry_filter(request: web.Request) -> explore.EntryFilter:
     )
 
 
-def dead_letter_filter(request: web.Request) -> dlq.Selection:
+def dead_letter_filter(request: web.Request) -> dead_letters.Selection:
     """The dead-letter listing's filters from the query (pages and API)."""
-    return dlq.Selection(
+    return dead_letters.Selection(
         event_type=query_text(request, "type"),
         kind=query_text(request, "kind"),
         order_id=query_text(request, "order_id"),
@@ -77,14 +77,14 @@ def invalid_filter(request: web.Request) -> invalid.Selection:
     )
 
 
-def dlq_selection(body: dict[str, Any]) -> dlq.Selection:
+def dlq_selection(body: dict[str, Any]) -> dead_letters.Selection:
     ids = body.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadRequest("ids must be a list of event ids")
     texts = {k: body.get(k) for k in ("type", "kind", "order_id")}
     if any(v is not None and not isinstance(v, str) for v in texts.values()):
         raise BadRequest("type, kind and order_id are strings")
-    selection = dlq.Selection(
+    selection = dead_letters.Selection(
         ids=tuple(ids),
         event_type=texts["type"] or None,
         kind=texts["kind"] or None,
@@ -119,7 +119,7 @@ async def overview(request: web.Request) -> web.Response:
     return web.json_response(result)
 
 
-async def events(request: web.Request) -> web.Response:
+async def list_events(request: web.Request) -> web.Response:
     page = await explore.search_events(
         request.app[STORE],
         event_filter(request),
@@ -148,9 +148,9 @@ async def replay_events(request: web.Request) -> web.Response:
         selection = invalid.Selection.window(since, until, event_type)
         result = await invalid.replay(store, selection, user.actor, modes=modes)
         return web.json_response({"replayed": result.done_count, "outcomes": dict(result.totals)})
-    totals = await archive.replay(
+    totals = await events.replay(
         store,
-        archive.ReplayFilter(since, until, event_type, order_id),
+        events.ReplayFilter(since, until, event_type, order_id),
         user.actor,
         lambda _: None,
         modes,
@@ -220,7 +220,7 @@ async def entries_csv(request: web.Request) -> web.StreamResponse:
 
 
 async def verify(request: web.Request) -> web.Response:
-    results = await reports.verify(request.app[STORE])
+    results = await ledger.verify(request.app[STORE])
     return web.json_response(
         {
             "ok": not any(rows for _, rows in results),
@@ -237,13 +237,13 @@ def _dumps(value: object) -> str:
     return orjson.dumps(value, default=str).decode()
 
 
-async def dead_letters(request: web.Request) -> web.Response:
-    rows = await dlq.list_letters(request.app[STORE], dead_letter_filter(request))
+async def list_dead_letters(request: web.Request) -> web.Response:
+    rows = await dead_letters.list_letters(request.app[STORE], dead_letter_filter(request))
     return web.json_response({"items": rows})
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    found = await dead_letters.show(request.app[STORE], request.match_info["id"])
     if not found:
         raise web.HTTPNotFound(text="no dead letter with that id")
     return web.json_response(found[0], dumps=_dumps)
@@ -254,8 +254,8 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     body = await json_body(request)
     selection, store = dlq_selection(body), request.app[STORE]
     if body.get("dry_run") is True:
-        return web.json_response((await dlq.preview(store, "replay", selection)).summary())
-    result = await dlq.replay(
+        return web.json_response((await dead_letters.preview(store, "replay", selection)).summary())
+    result = await dead_letters.replay(
         store,
         await publisher(request.app),
         selection,
@@ -270,13 +270,15 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
     selection, store = dlq_selection(body), request.app[STORE]
-    preview = await dlq.preview(store, "purge", selection)
+    preview = await dead_letters.preview(store, "purge", selection)
     if body.get("dry_run") is True:
         return web.json_response(preview.summary())
     expected = f"purge {len(preview.matched)}"
     if _body_text(body, "confirm") != expected:
         raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
-    result = await dlq.purge(store, selection, user.actor, reason=_body_text(body, "reason") or "")
+    result = await dead_letters.purge(
+        store, selection, user.actor, reason=_body_text(body, "reason") or ""
+    )
     return web.json_response(result.summary())
 
 
@@ -360,7 +362,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/openapi.json", openapi)
     r.add_get("/api/v1/me", me)
     r.add_get("/api/v1/overview", overview)
-    r.add_get("/api/v1/events", events)
+    r.add_get("/api/v1/events", list_events)
     r.add_post("/api/v1/events/replay", replay_events)
     r.add_get("/api/v1/events/{event_id}", event)
     r.add_get("/api/v1/orders", orders)
@@ -369,7 +371,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/ledger/entries", entries)
     r.add_get("/api/v1/ledger/entries.csv", entries_csv)
     r.add_get("/api/v1/ledger/verify", verify)
-    r.add_get("/api/v1/dead-letters", dead_letters)
+    r.add_get("/api/v1/dead-letters", list_dead_letters)
     r.add_post("/api/v1/dead-letters/replay", replay_dead_letters)
     r.add_post("/api/v1/dead-letters/purge", purge_dead_letters)
     r.add_get("/api/v1/dead-letters/{id}", dead_letter)

@@ -19,8 +19,8 @@ from urllib.parse import quote
 
 from aiohttp import web
 
+from console import users
 from console.state import SETTINGS, STORE
-from worker import users
 
 COOKIE = "conekta_console"
 LOGIN_COOKIE = "conekta_console_login"  # the login form's own CSRF token (double submit)

@@ -11,7 +11,7 @@ import jinja2
 import orjson
 from aiohttp import web
 
-from console import api, jobs
+from console import api, jobs, users
 from console.auth import (
     COOKIE,
     LOGIN_COOKIE,
@@ -24,7 +24,7 @@ from console.auth import (
 )
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from domain.outcome import Outcome
-from worker import audit, dlq, explore, invalid, users
+from ops import audit, dead_letters, explore, invalid
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -107,7 +107,7 @@ async def overview(request: web.Request) -> web.Response:
     return render(request, "overview.html", data=data, outcomes=list(Outcome))
 
 
-async def events(request: web.Request) -> web.Response:
+async def list_events(request: web.Request) -> web.Response:
     selection = api.event_filter(request)
     page = await explore.search_events(
         request.app[STORE], selection, api.query_text(request, "cursor", 500), 50
@@ -179,19 +179,19 @@ def _with(request: web.Request, **changes: object) -> str:
 # -- dead letters -------------------------------------------------------------------------------
 
 
-async def dead_letters(request: web.Request) -> web.Response:
-    rows = await dlq.list_letters(request.app[STORE], api.dead_letter_filter(request))
+async def list_dead_letters(request: web.Request) -> web.Response:
+    rows = await dead_letters.list_letters(request.app[STORE], api.dead_letter_filter(request))
     return render(request, "dead_letters.html", letters=rows, q=request.query)
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dlq.show(request.app[STORE], request.match_info["id"])
+    found = await dead_letters.show(request.app[STORE], request.match_info["id"])
     if not found:
         raise web.HTTPNotFound(text="no dead letter with that id")
     return render(request, "dead_letter.html", letter=found[0])
 
 
-def _form_selection(form: Any) -> dlq.Selection:
+def _form_selection(form: Any) -> dead_letters.Selection:
     return api.dlq_selection(
         {
             "ids": [str(i) for i in form.getall("id", [])],
@@ -210,7 +210,7 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
     form = await request.post()
     selection = _form_selection(form)
     store = request.app[STORE]
-    preview = await dlq.preview(store, action, selection)
+    preview = await dead_letters.preview(store, action, selection)
     if form.get("step") != "run":
         return render(
             request, "dlq_preview.html", action=action, preview=preview, form=form, error=""
@@ -227,11 +227,11 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
 
     async def work(job: jobs.Job) -> dict[str, Any]:
         if replay_publisher is None:
-            result = await dlq.purge(
+            result = await dead_letters.purge(
                 store, selection, user.actor, reason=reason, progress=job.progress
             )
         else:
-            result = await dlq.replay(
+            result = await dead_letters.replay(
                 store,
                 replay_publisher,
                 selection,
@@ -335,12 +335,12 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/login", login)
     r.add_post("/logout", logout)
     r.add_get("/", overview)
-    r.add_get("/events", events)
+    r.add_get("/events", list_events)
     r.add_get("/events/{event_id}", event)
     r.add_get("/orders", orders)
     r.add_get("/orders/{order_id}", order)
     r.add_get("/ledger", ledger)
-    r.add_get("/dead-letters", dead_letters)
+    r.add_get("/dead-letters", list_dead_letters)
     r.add_post("/dead-letters/{action:replay|purge}", act_on_dead_letters)
     r.add_get("/dead-letters/{id}", dead_letter)
     r.add_get("/invalid-events", invalid_events)

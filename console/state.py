@@ -13,7 +13,7 @@ from aiohttp import web
 
 from core import broker, topology
 from core.settings import Settings
-from worker.store import Store
+from store import Store
 
 log = structlog.get_logger(__name__)
 

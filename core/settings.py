@@ -52,7 +52,7 @@ class Settings:
     # retention: `archive prune` with no --before keeps this many whole months before this one
     retention_months: int = 13
     # ...and forgets the ids of events archived this many whole months ago, once their rows are
-    # pruned (0: keep every id for good); worker/retention.py says why that is safe
+    # pruned (0: keep every id for good); ops/retention.py says why that is safe
     dedupe_months: int = 25
     # console: proxies in front of it (an SSO proxy, the ingress) whose X-Forwarded-For is
     # believed, so that failed logins are counted per client, not per proxy

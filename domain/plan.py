@@ -1,6 +1,6 @@
 """What a batch of events changes, decided in memory against the locked state; pure.
 
-The database work (worker/store.py, `Store.apply_batch`) loads what the batch touches (orders,
+The database work (store/apply.py, `store.apply.batch`) loads what the batch touches (orders,
 booked charges, business keys already posted, chargebacks), and only writes what the plan says.
 An event is `applied` when it moves an order's or a chargeback's status forward, or posts money
 not posted before; money is posted from whatever event carries it, once per business key.

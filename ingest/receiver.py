@@ -22,13 +22,13 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core import broker, health, topology
+from core import broker, health, signature, topology
 from core import request as request_info
 from core.errors import InvalidEvent, KeyFileError, PublishFailed
 from core.event import PING_TYPE, parse_event, peek
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
-from ingest import metrics, signature
+from ingest import metrics
 
 log = structlog.get_logger(__name__)
 

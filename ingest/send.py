@@ -7,7 +7,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ingest import signature
+from core import signature
 
 
 async def send_files(files: Sequence[Path], url: str, key_path: Path | None) -> int:

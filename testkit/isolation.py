@@ -12,7 +12,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import asyncpg
 
 from core.settings import DEFAULT_AMQP_URL, DEFAULT_DATABASE_URL
-from worker import migrations
+from store import migrations
 
 BASE_DATABASE_URL = os.environ.get("DATABASE_URL", DEFAULT_DATABASE_URL)
 BASE_AMQP_URL = os.environ.get("AMQP_URL", DEFAULT_AMQP_URL)

@@ -17,15 +17,16 @@ import asyncpg
 import orjson
 from aiohttp import web
 
+from console import users
 from console.app import create_app as create_console
 from core import lifecycle, topology
 from core.settings import Settings
 from core.supervisor import Supervisor
 from ingest import receiver
+from store import Store
 from testkit.wait import wait_for
-from worker import dlq, failures, users
+from worker import dead_letters, failures
 from worker.runner import run_worker
-from worker.store import Store
 
 
 def free_port() -> int:
@@ -175,10 +176,10 @@ async def put_dead_letter(
         failures.ORIGINAL_ROUTING_KEY: document["type"],
         failures.ORIGINAL_QUEUE: topology.ORDERS_QUEUE,
     }
-    row = dlq.DeadLetterRow(
+    row = dead_letters.DeadLetterRow(
         message_id=document["id"],
         type=document["type"],
-        order_id=dlq.order_id(body),
+        order_id=dead_letters.order_id(body),
         kind=kind,
         reason=reason,
         attempts=8,
@@ -190,7 +191,7 @@ async def put_dead_letter(
         headers=orjson.dumps(headers).decode(),
         body=body,
     )
-    await store.insert_dead_letters([row])
+    await store.dead_letters.insert([row])
     return str(document["id"])
 
 

@@ -16,9 +16,10 @@ import aio_pika
 import asyncpg
 import pytest
 
+from core import signature
 from core.broker import declare_topology
 from core.settings import Settings
-from ingest import signature
+from store import Store, migrations
 from testkit.isolation import (
     clone_database,
     create_vhost,
@@ -27,8 +28,6 @@ from testkit.isolation import (
     drop_database,
 )
 from testkit.services import console_with_users, free_port
-from worker import migrations
-from worker.store import Store
 
 HERE = Path(__file__).parent
 MARKERS = {

@@ -36,7 +36,7 @@ from core.errors import (
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker import metrics
-from worker.archive import invalid_row
+from worker.judge import invalid_row
 
 log = structlog.get_logger(__name__)
 

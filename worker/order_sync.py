@@ -14,8 +14,9 @@ from domain.checkout import event_from_order
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Incoming
+from store import Store
+from worker import orders
 from worker.conekta_api import ConektaApi
-from worker.store import Store
 
 # Projection column -> the field of Conekta's order it must equal. Refunds and chargebacks are
 # compared once the projection has them (a column of that name).
@@ -68,7 +69,7 @@ async def verify(
     differences: list[Difference] = []
     created: dict[str, int] = {}
     for order_id in order_ids:
-        ours = await store.order(order_id)
+        ours = await store.orders.get(order_id)
         theirs = await api.order(order_id)
         found = compare(order_id, dict(ours) if ours else None, theirs)
         differences.extend(found)
@@ -81,5 +82,5 @@ async def record(store: Store, order: Any) -> tuple[str, Outcome]:
     """Book a `POST /orders` answer; (its event id, the outcome). Idempotent."""
     body = event_from_order(order)
     event = parse_order_event(body)
-    [outcome] = await store.apply_batch([Incoming(event, body, datetime.now(UTC))])
+    [outcome] = orders.report(await store.apply.batch([Incoming(event, body, datetime.now(UTC))]))
     return event.event_id, outcome

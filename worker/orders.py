@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
 
+import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from core.event import judge
@@ -13,10 +14,13 @@ from domain.archive import ArchiveRow
 from domain.order_event import order_event_from
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
+from store import Store
+from store.apply import Applied
 from worker import metrics
 from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
-from worker.store import Store
+
+log = structlog.get_logger(__name__)
 
 
 class OrderConsumer(Consumer[Incoming]):
@@ -44,13 +48,27 @@ class OrderConsumer(Consumer[Incoming]):
         )
 
     async def apply(self, items: list[Incoming]) -> list[Outcome]:
-        return await self._store.apply_batch(items, modes=self._modes)
+        return report(await self._store.apply.batch(items, modes=self._modes))
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
-        await self._store.archive(rows)
+        await self._store.events.archive(rows)
 
     def committed(self, items: Sequence[Incoming], outcomes: Sequence[str]) -> None:
         self._on_commit()
         now = datetime.now(UTC)
         for item in items:
             metrics.APPLY_LATENCY.observe((now - item.event.created_at).total_seconds())
+
+
+def report(applied: Applied) -> list[Outcome]:
+    """The batch's outcomes; each payment contradicted by the domain's decision (an unpaid
+    order's ending met a payment: archived `stale`) counted and logged for reconciliation."""
+    for event in applied.contradictions:
+        metrics.CONTRADICTIONS.inc()
+        log.warning(
+            "contradiction: an unpaid order's ending met a payment",
+            event_id=event.event_id,
+            event_type=event.type,
+            order_id=event.order_id,
+        )
+    return applied.outcomes

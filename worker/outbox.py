@@ -20,8 +20,8 @@ from core import topology
 from core.broker import Publisher
 from core.database import Record
 from core.errors import ConektaIngestError, PublishFailed
+from store import Store
 from worker import metrics
-from worker.store import Store
 
 CLAIM_LIMIT = 500
 
@@ -52,7 +52,7 @@ class OutboxRelay:
         return total
 
     async def flush_once(self) -> int:
-        async with self._store.claim_outbox(CLAIM_LIMIT) as claim:
+        async with self._store.outbox.claim(CLAIM_LIMIT) as claim:
             if not claim.rows:
                 metrics.OUTBOX_BACKLOG.set(0)
                 return 0

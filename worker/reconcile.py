@@ -33,9 +33,10 @@ from core import backoff, lifecycle, topology
 from core.broker import Publisher
 from core.errors import ApiKeyRejected, StopRequested
 from core.settings import Settings
+from store import Store
+from store.reconcile import ReconcileSession
 from worker import metrics
 from worker.conekta_api import ConektaApi
-from worker.store import ReconcileSession, Store
 
 log = structlog.get_logger(__name__)
 
@@ -115,7 +116,7 @@ async def reconcile(
     progress: Callable[[Report], None] = lambda report: None,
 ) -> Report | None:
     """One run; None when another holds the lock and `wait` is false. No publisher: dry run."""
-    async with store.reconcile_lock(wait=wait) as session:
+    async with store.reconcile.lock(wait=wait) as session:
         if session is None:
             return None
         last = await session.last_success()
@@ -298,7 +299,7 @@ async def _scheduled_run(store: Store, api: ConektaApi, publisher: Publisher) ->
 async def _refresh_last_success(store: Store) -> None:
     """From the database: every worker reports the last success of any of them."""
     try:
-        last = await store.last_reconcile()
+        last = await store.reconcile.last_run()
     except Exception as exc:
         log.warning("reading the last reconcile failed", error=f"{type(exc).__name__}: {exc}")
         return

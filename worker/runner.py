@@ -17,14 +17,14 @@ from core import backoff, broker, database, health, lifecycle, topology
 from core.errors import DatabaseUnavailable, StopRequested, TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
-from worker import metrics, migrations, reconcile
+from store import Store, migrations
+from worker import metrics, reconcile
 from worker.consumer import Consumer
-from worker.dlq import DeadLetterConsumer
+from worker.dead_letters import DeadLetterConsumer
 from worker.failures import FailureRouter
 from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
-from worker.store import Store
-from worker.unhandled import ArchiveConsumer
+from worker.unhandled import UnhandledConsumer
 
 log = structlog.get_logger(__name__)
 
@@ -156,7 +156,7 @@ def _consumers(
             topology.ORDERS_QUEUE,
         ),
         "unhandled": (
-            ArchiveConsumer(store, failures, batch_size=size, batch_wait=wait),
+            UnhandledConsumer(store, failures, batch_size=size, batch_wait=wait),
             topology.UNHANDLED_QUEUE,
         ),
         "dead-letters": (
@@ -214,6 +214,6 @@ async def _watch_queues(
                 metrics.QUEUE_NONEMPTY_SECONDS.labels(name).set(now - last_empty[name])
         finally:
             await channel.close()
-        metrics.DEAD_LETTERS_OPEN.set(await store.dead_letter_count())
+        metrics.DEAD_LETTERS_OPEN.set(await store.dead_letters.count())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)

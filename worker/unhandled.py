@@ -1,4 +1,4 @@
-"""The archive consumer: events no handler consumes yet (charge.created, order.updated, ...), and
+"""The unhandled consumer: events no handler consumes yet (charge.created, order.updated, ...), and
 signed bodies without a well-formed type.
 
 They land in `conekta.unhandled.v2` through the events exchange's alternate exchange. Archiving
@@ -15,12 +15,12 @@ from aio_pika.abc import AbstractIncomingMessage
 from core.event import judge
 from domain.archive import ArchiveRow, unhandled_row
 from domain.outcome import Outcome
+from store import Store
 from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
-from worker.store import Store
 
 
-class ArchiveConsumer(Consumer[ArchiveRow]):
+class UnhandledConsumer(Consumer[ArchiveRow]):
     def __init__(
         self, store: Store, failures: FailureRouter, *, batch_size: int, batch_wait: float
     ) -> None:
@@ -32,8 +32,8 @@ class ArchiveConsumer(Consumer[ArchiveRow]):
         return unhandled_row(judge(body), body, received_at(message), request(message))
 
     async def apply(self, items: list[ArchiveRow]) -> list[Outcome]:
-        await self._store.archive(items)
+        await self._store.events.archive(items)
         return [row.outcome for row in items]
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
-        await self._store.archive(rows)
+        await self._store.events.archive(rows)

@@ -34,6 +34,7 @@ import asyncpg
 import pytest
 
 from core import topology
+from store import Store
 from testkit.cluster import PostgresPair, RabbitCluster
 from testkit.services import bind_probe, free_port
 from testkit.wait import wait_for
@@ -48,7 +49,6 @@ from tests.faults.test_fault_run import (
     make_plan,
     receiver_process,
 )
-from worker.store import Store
 
 ORDERS = 2000  # about 3,300 deliveries
 SEND_RATE = 22.0  # so the stream outlasts the faults (about 150 s; the faults take 120 s)

@@ -25,16 +25,15 @@ import aiohttp
 import asyncpg
 import orjson
 
-from core import topology
+from core import signature, topology
 from core.settings import Settings
-from ingest import signature
+from ops import ledger
+from store import Store
 from testkit import dbfaults
 from testkit.events import order_event_document
 from testkit.proxy import TcpProxy
 from testkit.services import bind_probe, drain, free_port
 from testkit.wait import wait_for
-from worker import reports
-from worker.store import Store
 
 # Printed after the faults that say something about them.
 WATCHED = (
@@ -429,10 +428,10 @@ async def _check(
     assert set(archived) == plan.unique_ids  # each event once, none lost, none invented
     statuses = dict(await db.fetch("SELECT id, status FROM orders"))
     assert statuses == plan.final_status
-    balances = {r["account"]: r["balance"] for r in await reports.balances(store)}
+    balances = {r["account"]: r["balance"] for r in await ledger.balances(store)}
     assert balances == dict(plan.balances)
     assert await db.fetchval("SELECT count(*) FROM ledger_transactions") == plan.payments
-    assert all(not rows for _, rows in await reports.verify(store))
+    assert all(not rows for _, rows in await ledger.verify(store))
     channel = await broker.channel()
     stuck = {}
     for name in (

@@ -16,22 +16,24 @@ import asyncpg
 import orjson
 import pytest
 
+from console import users
 from core import topology
 from core.settings import Settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from ops import audit
+from store import Store
 from testkit.events import order_event
 from testkit.processes import cli, worker_env
 from testkit.services import OPERATOR, VIEWER, basic, console_with_users, put_dead_letter
-from worker import archive, audit, users
-from worker.store import Store
+from worker import judge
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
 
 async def apply(store: Store, *bodies: bytes) -> None:
     now = datetime.now(UTC)
-    await store.apply_batch([Incoming(parse_order_event(b), b, now) for b in bodies])
+    await store.apply.batch([Incoming(parse_order_event(b), b, now) for b in bodies])
 
 
 async def log_in(
@@ -283,7 +285,7 @@ async def test_add_user_reads_the_password_from_stdin(settings: Settings, store:
     code, output = await add("maria", "--role", "operator", password="a long passphrase")
     assert code == 0, output
     assert "created operator maria" in output
-    row = await store.user("maria")
+    row = await store.users.get("maria")
     assert row is not None and row["password_hash"].startswith("scrypt$")
     assert "a long passphrase" not in row["password_hash"]
     assert await users.authenticate(store, "maria", "a long passphrase", "test") is not None
@@ -357,7 +359,9 @@ async def test_invalid_events_show_their_reason_and_are_judged_again_from_the_ap
     document = orjson.loads(order_event("order.paid", "ord_inv"))
     del document["data"]["object"]["payment_status"]
     body = orjson.dumps(document)
-    await store.archive([archive.invalid_row(body, None, "data.object.payment_status: required")])
+    await store.events.archive(
+        [judge.invalid_row(body, None, "data.object.payment_status: required")]
+    )
     async with browser_like() as http:
         assert (await log_in(http, console, VIEWER)).status == 303
         async with http.get(f"{console}/events/{document['id']}") as r:

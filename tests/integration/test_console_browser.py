@@ -26,15 +26,16 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
+from console import users
 from core import request
 from core.settings import Settings
 from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from store import Store
 from testkit.events import order_event, order_event_document
 from testkit.services import OPERATOR, VIEWER, put_dead_letter, running_console, running_worker
-from worker import archive, users
-from worker.store import Store
+from worker import judge
 
 ROOT = Path(__file__).resolve().parents[2]
 SHOTS = Path(os.environ.get("CONEKTA_SCREENSHOTS", ROOT / "build" / "console-screenshots"))
@@ -150,7 +151,7 @@ async def seed(store: Store) -> str:
             ("Authorization", "Bearer never-stored"),
         ],
     )
-    await store.apply_batch([Incoming(parse_order_event(b), b, now, sent) for b in bodies])
+    await store.apply.batch([Incoming(parse_order_event(b), b, now, sent) for b in bodies])
     await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
     await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
     await seed_invalid(store)
@@ -164,10 +165,10 @@ async def seed_invalid(store: Store) -> None:
     )
     junk = order_event_document("order.paid", "ord_5hs1Kp", created_at=1_764_205_000)
     junk["data"]["object"]["amount"] = "199.00"
-    refused = archive.invalid_row(fixed, None, "data.object.customer_info: required")
-    judged = archive.judged_row(orjson.dumps(junk), datetime.now(UTC))
+    refused = judge.invalid_row(fixed, None, "data.object.customer_info: required")
+    judged = judge.judged_row(orjson.dumps(junk), datetime.now(UTC))
     assert isinstance(judged, ArchiveRow)
-    await store.archive([refused, judged])
+    await store.events.archive([refused, judged])
 
 
 def operator_session(page: Page, pending_id: str, dead_id: str) -> None:

@@ -32,11 +32,11 @@ from core.errors import UnapplicableEvent
 from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from store import Store
 from testkit.events import SAMPLES
 from testkit.isolation import clone_database, create_vhost, delete_vhost, drop_database
 from testkit.services import free_port
-from worker.archive import judged_row
-from worker.store import Store
+from worker.judge import judged_row
 
 OPERATOR = ("contract", "contract-password-1")
 schema = schemathesis.openapi.from_dict(document())
@@ -87,8 +87,8 @@ async def _apply_samples(database_url: str) -> None:
     invalid = judged_row(orjson.dumps(document), now)
     assert isinstance(invalid, ArchiveRow)
     async with Store.open(database_url) as store:
-        await store.apply_batch(items)
-        await store.archive([invalid])
+        await store.apply.batch(items)
+        await store.events.archive([invalid])
 
 
 @pytest.fixture(scope="module")

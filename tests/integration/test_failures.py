@@ -15,13 +15,13 @@ from prometheus_client import REGISTRY
 
 from core import topology
 from core.settings import Settings
+from ops import ledger
+from store import Store
 from testkit.events import order_event
 from testkit.processes import cli, worker_process
 from testkit.proxy import TcpProxy
 from testkit.services import balances, count, publish_events, running_worker
 from testkit.wait import wait_for
-from worker import reports
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -86,7 +86,7 @@ async def test_database_down_mid_stream_loses_and_dead_letters_nothing(
         "conekta:fees": 45 * 1200,
         "customer:cus_pg": 1500 * 1200,
     }
-    assert all(not rows for _, rows in await reports.verify(store))
+    assert all(not rows for _, rows in await ledger.verify(store))
     assert await dead_letters(db) == 0
     for name in (
         topology.DEAD_LETTER_QUEUE,

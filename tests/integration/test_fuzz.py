@@ -25,13 +25,13 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from core import signature
 from core.settings import Settings
-from ingest import signature
+from ops import events, ledger
+from store import Store
 from testkit.events import SAMPLES, order_event_document
 from testkit.services import count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import archive, reports
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -196,7 +196,7 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
 
         await wait_for(all_settled, timeout=180, what=f"{len(keys)} events archived")
         for key in random.Random(0).sample(sorted(keys), min(300, len(keys))):
-            found = await archive.show(store, key) or await store.dead_letter(key)
+            found = await events.show(store, key) or await store.dead_letters.get(key)
             assert found, f"accepted {key} is neither archived nor a dead letter"
         # The worker is still consuming: one more plain event is applied.
         await post_all(
@@ -207,7 +207,7 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
             return await count(db, "SELECT count(*) FROM orders WHERE id = 'ord_last'") == 1
 
         await wait_for(last_applied, what="an event after the fuzz applied")
-    violations = [(c.description, rows[:3]) for c, rows in await reports.verify(store) if rows]
+    violations = [(c.description, rows[:3]) for c, rows in await ledger.verify(store) if rows]
     assert not violations, violations
     outcomes = dict(await db.fetch("SELECT outcome, count(*) FROM events GROUP BY outcome"))
     print(

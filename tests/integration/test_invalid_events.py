@@ -19,12 +19,13 @@ import schemas
 from core import event as core_event
 from core.settings import Settings
 from domain.archive import ArchiveRow
+from ops import audit
+from store import Store
 from testkit.events import order_event_document
 from testkit.processes import cli
 from testkit.services import OPERATOR, VIEWER, basic
 from testkit.wait import wait_for
-from worker import archive, audit
-from worker.store import Store
+from worker import judge
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -39,11 +40,11 @@ async def seeded(store: Store) -> dict[str, str]:
     junk["data"]["object"]["amount"] = "lots"
     unhandled = order_event_document("order.paid", "ord_inv3", created_at=1_700_000_003)
     unhandled["type"] = "order.updated"
-    rows = [archive.judged_row(orjson.dumps(d), datetime.now(UTC)) for d in (broken, junk)]
+    rows = [judge.judged_row(orjson.dumps(d), datetime.now(UTC)) for d in (broken, junk)]
     # An event once refused by a rule since relaxed: judged today, it has no handler.
-    rows.append(archive.invalid_row(orjson.dumps(unhandled), None, "type: not allowed then"))
+    rows.append(judge.invalid_row(orjson.dumps(unhandled), None, "type: not allowed then"))
     assert all(isinstance(row, ArchiveRow) for row in rows)  # judged before any fix
-    await store.archive([row for row in rows if isinstance(row, ArchiveRow)])
+    await store.events.archive([row for row in rows if isinstance(row, ArchiveRow)])
     return {"broken": broken["id"], "junk": junk["id"], "unhandled": unhandled["id"]}
 
 
@@ -140,9 +141,9 @@ async def test_api_purge_needs_the_typed_count_and_a_reason_and_keeps_resends_ou
     )
     # Conekta sends the junk again: judged invalid again, but the tombstone stays.
     body = bytes(purged[seeded["junk"]]["body"])
-    resent = archive.judged_row(body, datetime.now(UTC))
+    resent = judge.judged_row(body, datetime.now(UTC))
     assert isinstance(resent, ArchiveRow)
-    await store.archive([resent])
+    await store.events.archive([resent])
     assert (await outcomes(db))[seeded["junk"]] == "purged"
 
 

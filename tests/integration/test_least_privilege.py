@@ -20,16 +20,16 @@ import orjson
 import pytest
 
 from core import broker as core_broker
-from core import topology
+from core import signature, topology
 from core.errors import PublishFailed
 from core.settings import Settings
-from ingest import signature
+from ops import dead_letters, invalid
+from store import Store, migrations
 from testkit.events import order_event
 from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import archive, dlq, invalid, migrations
-from worker.store import Store
+from worker import judge
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 REFUSED = (aiormq.exceptions.ChannelAccessRefused, aio_pika.exceptions.ChannelClosed)
@@ -212,11 +212,15 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
     )
     try:
         async with Store.open(runtime_url) as store:
-            replayed = await dlq.replay(store, console, dlq.Selection(everything=True), "t")
+            replayed = await dead_letters.replay(
+                store, console, dead_letters.Selection(everything=True), "t"
+            )
             assert len(replayed.done) == 1
             async with running_worker(worker):
                 await wait_for(dead_lettered, what="the replayed EUR order dead-lettered again")
-            purged = await dlq.purge(store, dlq.Selection(everything=True), "t", reason="test")
+            purged = await dead_letters.purge(
+                store, dead_letters.Selection(everything=True), "t", reason="test"
+            )
             assert len(purged.done) == 1
     finally:
         await console.close()
@@ -293,7 +297,7 @@ async def test_every_table_has_a_line_in_grants_sql(db: Db) -> None:
     }
     named = migrations.grants()
     missing = sorted(t for t in tables if f" ON {t} " not in named)
-    assert not missing, f"add a line to worker/migrations/grants.sql for {missing}"
+    assert not missing, f"add a line to store/migrations/grants.sql for {missing}"
 
 
 async def test_services_wait_for_the_topology_migrate_declares() -> None:
@@ -318,7 +322,9 @@ async def test_runtime_role_replays_and_purges_invalid_events(
     bodies = [
         order_event("order.paid", f"ord_lpi{i}", created_at=1_700_000_100 + i) for i in (1, 2)
     ]
-    await store.archive([archive.invalid_row(body, None, "a rule since fixed") for body in bodies])
+    await store.events.archive(
+        [judge.invalid_row(body, None, "a rule since fixed") for body in bodies]
+    )
     first, second = (orjson.loads(body)["id"] for body in bodies)
     async with Store.open(as_role(database_url, runtime_login)) as runtime:
         replayed = await invalid.replay(runtime, invalid.Selection(ids=(first,)), "t")

@@ -15,12 +15,12 @@ from core.errors import UnknownCharge
 from core.settings import Settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from ops import ledger
+from store import Store
 from testkit.events import charge_refunded_event, chargeback_event, order_event
 from testkit.processes import cli
 from testkit.services import count, publish_events, running_worker
 from testkit.wait import wait_for
-from worker import reports
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -30,12 +30,12 @@ def items(*bodies: bytes) -> list[Incoming]:
 
 
 async def mode_balances(store: Store, livemode: bool) -> dict[str, int]:
-    rows = await reports.balances(store, livemode=livemode)
+    rows = await ledger.balances(store, livemode=livemode)
     return {r["account"]: r["balance"] for r in rows if r["balance"]}
 
 
 async def assert_verified(store: Store) -> None:
-    failed = [(c.description, rows) for c, rows in await reports.verify(store) if rows]
+    failed = [(c.description, rows) for c, rows in await ledger.verify(store) if rows]
     assert not failed
 
 
@@ -44,7 +44,7 @@ R1, R2 = ("re_1", 15_000, 1_700_000_100), ("re_2", 25_000, 1_700_000_200)
 
 
 async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> None:
-    outcomes = await store.apply_batch(
+    outcomes = await store.apply.batch(
         items(
             order_event("order.paid", "ord_r", created_at=1_700_000_000, **PAID),
             order_event(
@@ -52,7 +52,7 @@ async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> N
             ),
         )
     )
-    assert outcomes == ["applied", "applied"]
+    assert outcomes.outcomes == ["applied", "applied"]
     later = items(
         charge_refunded_event(
             "ord_r",
@@ -64,10 +64,10 @@ async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> N
         ),
         order_event("order.refunded", "ord_r", created_at=1_700_000_201, refunds=(R1, R2), **PAID),
     )
-    assert await store.apply_batch(later) == ["applied", "applied"]  # money, then status
+    assert (await store.apply.batch(later)).outcomes == ["applied", "applied"]  # money, then status
     assert await count(db, "SELECT count(*) FROM ledger_transactions WHERE kind = 'refund'") == 2
     assert await mode_balances(store, False) == {"conekta:fees": 1000, "conekta:receivable": -1000}
-    order = await reports.order(store, "ord_r")
+    order = await ledger.order(store, "ord_r")
     assert order is not None
     assert (order["status"], order["refunded_amount"], order["livemode"]) == (
         "refunded",
@@ -77,7 +77,7 @@ async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> N
     await assert_verified(store)
     # As of before the second refund, only the first had moved money.
     at = datetime.fromtimestamp(1_700_000_150, UTC)
-    before = {r["account"]: r["balance"] for r in await reports.balances(store, at=at)}
+    before = {r["account"]: r["balance"] for r in await ledger.balances(store, at=at)}
     assert before["customer:cus_1"] == 25_000
 
 
@@ -86,10 +86,10 @@ async def test_a_chargeback_waits_for_its_payment_then_is_lost(store: Store, db:
         "charge.chargeback.created", "chbk_1", charge_id="ch_1", created_at=1_700_000_300
     )
     with pytest.raises(UnknownCharge):
-        await store.apply_batch(items(opened))
+        await store.apply.batch(items(opened))
     assert await count(db, "SELECT count(*) FROM events") == 0  # nothing of it was kept
-    await store.apply_batch(items(order_event("order.paid", "ord_c", **PAID)))
-    assert await store.apply_batch(items(opened)) == ["applied"]
+    await store.apply.batch(items(order_event("order.paid", "ord_c", **PAID)))
+    assert (await store.apply.batch(items(opened))).outcomes == ["applied"]
     assert await mode_balances(store, False) == {
         "conekta:receivable": -1_000,
         "conekta:fees": 1_000,
@@ -103,12 +103,12 @@ async def test_a_chargeback_waits_for_its_payment_then_is_lost(store: Store, db:
     review = chargeback_event(
         "charge.chargeback.under_review", "chbk_1", charge_id="ch_1", created_at=1_700_000_350
     )
-    assert await store.apply_batch(items(lost, review)) == ["applied", "stale"]
+    assert (await store.apply.batch(items(lost, review))).outcomes == ["applied", "stale"]
     assert await mode_balances(store, False) == {
         "conekta:receivable": -1_000,
         "conekta:fees": 1_000,
     }
-    order = await reports.order(store, "ord_c")
+    order = await ledger.order(store, "ord_c")
     assert order is not None
     assert order["status"] == "paid"
     assert [(c["id"], c["status"]) for c in order["chargebacks"]] == [("chbk_1", "lost")]
@@ -118,9 +118,9 @@ async def test_a_chargeback_waits_for_its_payment_then_is_lost(store: Store, db:
 
 
 async def test_a_won_chargeback_returns_the_money(store: Store) -> None:
-    await store.apply_batch(items(order_event("order.paid", "ord_w", **PAID)))
+    await store.apply.batch(items(order_event("order.paid", "ord_w", **PAID)))
     won = chargeback_event("charge.chargeback.won", "chbk_w", charge_id="ch_1")
-    assert await store.apply_batch(items(won)) == ["applied"]  # opened and won at once
+    assert (await store.apply.batch(items(won))).outcomes == ["applied"]  # opened and won at once
     balances = await mode_balances(store, False)
     assert "conekta:disputed" not in balances
     assert balances["conekta:receivable"] == 39_000
@@ -128,7 +128,7 @@ async def test_a_won_chargeback_returns_the_money(store: Store) -> None:
 
 
 async def test_expiry_ends_unpaid_orders_and_is_stale_on_paid_ones(store: Store) -> None:
-    outcomes = await store.apply_batch(
+    outcomes = await store.apply.batch(
         items(
             order_event("order.pending_payment", "ord_e", created_at=100),
             order_event("order.expired", "ord_e", created_at=200),
@@ -136,15 +136,16 @@ async def test_expiry_ends_unpaid_orders_and_is_stale_on_paid_ones(store: Store)
             order_event("order.canceled", "ord_p", created_at=300),
         )
     )
-    assert outcomes == ["applied", "applied", "applied", "stale"]
-    expired, paid = await reports.order(store, "ord_e"), await reports.order(store, "ord_p")
+    assert outcomes.outcomes == ["applied", "applied", "applied", "stale"]
+    assert [e.type for e in outcomes.contradictions] == ["order.canceled"]
+    expired, paid = await ledger.order(store, "ord_e"), await ledger.order(store, "ord_p")
     assert expired is not None and paid is not None
     assert (expired["status"], paid["status"]) == ("expired", "paid")
     await assert_verified(store)
 
 
 async def test_test_money_never_touches_live_balances(store: Store, db: Db) -> None:
-    await store.apply_batch(
+    await store.apply.batch(
         items(
             order_event("order.paid", "ord_live", livemode=True, amount=700, fee=7),
             order_event("order.paid", "ord_test", livemode=False, amount=300, fee=3),
@@ -156,10 +157,10 @@ async def test_test_money_never_touches_live_balances(store: Store, db: Db) -> N
         "customer:cus_test": 700,
     }
     assert (await mode_balances(store, False))["customer:cus_test"] == 300
-    only_live = await store.apply_batch(
+    only_live = await store.apply.batch(
         items(order_event("order.paid", "ord_t2", livemode=False)), modes={True}
     )
-    assert only_live == ["other_mode"]
+    assert only_live.outcomes == ["other_mode"]
     assert await count(db, "SELECT count(*) FROM orders WHERE id = 'ord_t2'") == 0
     assert await count(db, "SELECT count(*) FROM outbox") == 2
     await assert_verified(store)
@@ -186,7 +187,7 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
     """Refunds and chargebacks archived `ignored` by an older version: `events replay` applies
     them; a chargeback whose charge was never booked is counted and left as it was."""
     from domain.archive import unhandled_row
-    from worker import archive
+    from ops import events
 
     refund = order_event(
         "order.partially_refunded", "ord_old", created_at=1_700_000_100, refunds=(R1,), **PAID
@@ -197,12 +198,12 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
     orphan = chargeback_event(
         "charge.chargeback.created", "chbk_orphan", charge_id="ch_gone", created_at=1_700_000_300
     )
-    await store.archive(
+    await store.events.archive(
         [unhandled_row(orjson.loads(body), body, None) for body in (refund, opened, orphan)]
     )
-    totals = await archive.replay(store, archive.ReplayFilter(), "test", progress=lambda _: None)
+    totals = await events.replay(store, events.ReplayFilter(), "test", progress=lambda _: None)
     assert totals == {"applied": 2, "unknown_charge": 1}
-    order = await reports.order(store, "ord_old")
+    order = await ledger.order(store, "ord_old")
     assert order is not None
     assert [e["outcome"] for e in order["events"]] == ["applied", "applied"]  # was `ignored`
     assert await mode_balances(store, False) == {
@@ -218,13 +219,13 @@ async def test_an_unhandled_event_twice_in_one_batch_is_archived_once(store: Sto
     from domain.archive import unhandled_row
 
     body = order_event("order.updated", "ord_u")
-    await store.archive(
+    await store.events.archive(
         [
             unhandled_row(orjson.loads(body), body, None),
             unhandled_row(orjson.loads(body), body, None),
         ]
     )
-    await store.archive([unhandled_row(orjson.loads(body), body, None)])
+    await store.events.archive([unhandled_row(orjson.loads(body), body, None)])
     assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 1
 
 
@@ -233,8 +234,8 @@ async def test_migration_keeps_existing_money_valid_and_splits_modes() -> None:
     its effective date (the charge's paid_at), and mixed balances are split per mode."""
     import uuid
 
+    from store import migrations
     from testkit.isolation import admin_execute, database_url_for, drop_database
-    from worker import migrations
 
     name = f"conekta_test_mig5_{uuid.uuid4().hex[:8]}"
     await admin_execute(f'CREATE DATABASE "{name}"')
@@ -303,12 +304,12 @@ async def test_a_refund_returns_money_to_the_customer_the_payment_was_booked_for
     """Conekta may add a customer id after the payment (e-mail only then): the refund still
     returns the money to the account the payment credited."""
     money = {"amount": 1_000, "fee": 0, "charge_id": "ch_k"}
-    await store.apply_batch(
+    await store.apply.batch(
         items(order_event("order.paid", "ord_k", customer_id=None, email="A@B.mx", **money))
     )
     refund = order_event(
         "order.refunded", "ord_k", customer_id="cus_later", refunds=(("re_k", 1_000, 5),), **money
     )
-    assert await store.apply_batch(items(refund)) == ["applied"]
+    assert (await store.apply.batch(items(refund))).outcomes == ["applied"]
     assert await mode_balances(store, False) == {}  # the customer a@b.mx is back to zero
     await assert_verified(store)

@@ -11,10 +11,9 @@ import aiohttp
 import orjson
 import pytest
 
-from core import topology
+from core import signature, topology
 from core.errors import KeyFileError
 from core.settings import Settings
-from ingest import signature
 from testkit.events import SAMPLES, order_event
 from testkit.isolation import amqp_url_for, rabbitmqctl
 from testkit.services import drain, free_port, running_receiver

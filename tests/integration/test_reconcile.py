@@ -19,6 +19,8 @@ from prometheus_client import REGISTRY
 from core.broker import Publisher, connect
 from core.errors import ConektaApiUnavailable
 from core.settings import Settings
+from ops import ledger
+from store import Store
 from testkit.events import new_event_id, order_event_document, order_of
 from testkit.fake_conekta import FakeConekta, running
 from testkit.processes import cli
@@ -31,10 +33,8 @@ from testkit.services import (
     running_worker,
 )
 from testkit.wait import wait_for
-from worker import reports
 from worker.conekta_api import ConektaApi
 from worker.reconcile import reconcile
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 NOW = int(time.time())
@@ -125,7 +125,7 @@ async def test_gaps_are_backfilled_and_applied_once(
         "customer:cus_test": 25_000,
     }
     assert await count(db, "SELECT count(*) FROM reconcile_backfills") == 3
-    assert all(not rows for _, rows in await reports.verify(store))
+    assert all(not rows for _, rows in await ledger.verify(store))
     code, output = await cli(api_settings, "stats", "--json")
     assert code == 0, output
     accounting = orjson.loads(output)

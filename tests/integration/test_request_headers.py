@@ -13,9 +13,11 @@ import asyncpg
 import orjson
 import pytest
 
+from core import signature
 from core.settings import Settings
 from domain.plan import plan_batch
-from ingest import signature
+from ops import events
+from store import Store
 from testkit.events import order_event, order_event_document
 from testkit.services import (
     OPERATOR,
@@ -26,8 +28,7 @@ from testkit.services import (
     running_worker,
 )
 from testkit.wait import wait_for
-from worker import archive
-from worker.store import Store
+from worker import judge
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -94,7 +95,7 @@ async def test_usable_and_invalid_events_keep_their_request_without_credentials(
         paid_id, invalid_id = await post(url, [paid, invalid], private_key)
         await wait_archived(db, 2)
     for event_id, body, outcome in ((paid_id, paid, "applied"), (invalid_id, invalid, "invalid")):
-        shown = await archive.show(store, event_id)
+        shown = await events.show(store, event_id)
         assert shown is not None and shown["outcome"] == outcome
         assert_kept(shown["request"], body, settings)
     stored = await db.fetchval("SELECT string_agg(request::text, ' ') FROM events")
@@ -119,7 +120,7 @@ async def test_an_event_without_a_recorded_request_says_so(
 ) -> None:
     """Archived before this version, or fetched from Conekta's Events API (reconcile)."""
     body = order_event("order.paid", "ord_old")
-    await store.archive([archive.invalid_row(body, None, "x: required")])
+    await store.events.archive([judge.invalid_row(body, None, "x: required")])
     event_id = orjson.loads(body)["id"]
     async with (
         aiohttp.ClientSession(headers=basic(VIEWER)) as http,
@@ -146,7 +147,7 @@ async def test_a_replayed_dead_letter_and_a_purge_tombstone_keep_the_request(
             raise ZeroDivisionError("a bug")
         return plan_batch(items, *args)
 
-    monkeypatch.setattr("worker.store.plan_batch", plan_or_fail)
+    monkeypatch.setattr("store.apply.plan_batch", plan_or_fail)
     bodies = [order_event("order.paid", "ord_poison1"), order_event("order.paid", "ord_poison2")]
     one_attempt = replace(settings, max_attempts=1, batch_wait=0.2)
     async with running_receiver(one_attempt) as url, running_worker(one_attempt):
@@ -169,7 +170,7 @@ async def test_a_replayed_dead_letter_and_a_purge_tombstone_keep_the_request(
         await wait_archived(db, 1, "outcome = 'applied'")
     expected = [(replayed_id, bodies[0], "applied"), (purged_id, bodies[1], "purged")]
     for event_id, body, outcome in expected:
-        shown = await archive.show(store, event_id)
+        shown = await events.show(store, event_id)
         assert shown is not None and shown["outcome"] == outcome
         assert_kept(shown["request"], body, settings)
 

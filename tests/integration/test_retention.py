@@ -18,12 +18,12 @@ from core.settings import Settings
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Incoming
+from ops import retention
+from store import Store, migrations
 from testkit.events import order_event
 from testkit.isolation import clone_database, database_url_for, drop_database
 from testkit.processes import cli
 from testkit.services import balances, count
-from worker import migrations, retention
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 JANUARY = date(2025, 1, 1)
@@ -47,7 +47,7 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     paid = order_event("order.paid", "ord_old", amount=3000, fee=90, customer_id="cus_old")
     request = {"remote": "203.0.113.7", "headers": {"user-agent": 'ñ "Conekta" \\ \t'}}
     with_request = Incoming(parse_order_event(paid), paid, None, request)
-    assert await store.apply_batch([with_request]) == [Outcome.APPLIED]
+    assert (await store.apply.batch([with_request])).outcomes == [Outcome.APPLIED]
     await db.execute("UPDATE outbox SET sent_at = now()")
     await age(db, JANUARY)
     await age(db, JANUARY, "outbox", "created_at")
@@ -79,7 +79,7 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
 
     # Conekta resends the event (same id, other bytes): recognised, nothing applied twice.
     resent = orjson.dumps({**orjson.loads(paid), "webhook_status": "failing"})
-    assert await store.apply_batch([incoming(resent)]) == [Outcome.REDELIVERED]
+    assert (await store.apply.batch([incoming(resent)])).outcomes == [Outcome.REDELIVERED]
     assert await balances(db) == before
     assert await count(db, "SELECT count(*) FROM events") == 0
 
@@ -96,10 +96,10 @@ async def test_ids_past_the_dedupe_horizon_are_forgotten_and_a_resend_moves_no_m
     store: Store, db: Db
 ) -> None:
     ancient = order_event("order.paid", "ord_ancient", amount=3000, fee=90, customer_id="cus_a")
-    await store.apply_batch([incoming(ancient)])
+    await store.apply.batch([incoming(ancient)])
     await age(db, date(2023, 1, 1))
     recent = order_event("order.paid", "ord_recent", amount=2000, fee=60, customer_id="cus_r")
-    await store.apply_batch([incoming(recent)])
+    await store.apply.batch([incoming(recent)])
     recent_id = orjson.loads(recent)["id"]
     # Its id looks old, but its archived row is still there: an id is kept while its row is.
     await db.execute(
@@ -116,7 +116,7 @@ async def test_ids_past_the_dedupe_horizon_are_forgotten_and_a_resend_moves_no_m
     # Conekta resends the forgotten one: archived again, but the order is paid already and the
     # payment's business key is booked, so no money moves and no fulfillment goes out twice.
     outbox = await count(db, "SELECT count(*) FROM outbox")
-    assert await store.apply_batch([incoming(ancient)]) == [Outcome.DUPLICATE]
+    assert (await store.apply.batch([incoming(ancient)])).outcomes == [Outcome.DUPLICATE]
     assert await balances(db) == before
     assert await count(db, "SELECT count(*) FROM outbox") == outbox
 
@@ -124,16 +124,16 @@ async def test_ids_past_the_dedupe_horizon_are_forgotten_and_a_resend_moves_no_m
 async def test_prune_keeps_what_cannot_be_verified_or_was_not_sent(
     store: Store, db: Db, tmp_path: Path
 ) -> None:
-    await store.apply_batch([incoming(order_event("order.paid", "ord_k"))])
+    await store.apply.batch([incoming(order_event("order.paid", "ord_k"))])
     await age(db, JANUARY)
     await age(db, JANUARY, "outbox", "created_at")  # its message is still unsent
-    rows, checksum = await store.month_summary("events", JANUARY)
+    rows, checksum = await store.retention.month_summary("events", JANUARY)
     export = await retention.export_month(store, "events", JANUARY, tmp_path)
     retention.verify_export(export, rows, checksum)
     with pytest.raises(RetentionRefused, match="rows exported"):
         retention.verify_export(export, rows + 1, checksum)
     with pytest.raises(DataRejected, match="changed since it was exported"):
-        await store.drop_month("events", JANUARY, rows, checksum + 1)
+        await store.retention.drop_month("events", JANUARY, rows, checksum + 1)
     with pytest.raises(RetentionRefused, match="current month"):
         await retention.prune(store, date(2999, 1, 1), None)
 
@@ -147,7 +147,7 @@ async def test_prune_keeps_what_cannot_be_verified_or_was_not_sent(
 async def test_rows_waiting_in_the_default_partition_move_into_their_month(
     store: Store, db: Db
 ) -> None:
-    await store.apply_batch([incoming(order_event("order.paid", "ord_far"))])
+    await store.apply.batch([incoming(order_event("order.paid", "ord_far"))])
     await db.execute("UPDATE events SET applied_at = '2031-05-02'")  # no partition: the default
     assert await count(db, "SELECT count(*) FROM events_default") == 1
     await db.execute(
@@ -160,7 +160,7 @@ async def test_rows_waiting_in_the_default_partition_move_into_their_month(
 async def test_archive_prune_command(
     settings: Settings, store: Store, db: Db, tmp_path: Path
 ) -> None:
-    await store.apply_batch([incoming(order_event("order.paid", "ord_cli"))])
+    await store.apply.batch([incoming(order_event("order.paid", "ord_cli"))])
     await db.execute("UPDATE outbox SET sent_at = now()")
     await age(db, JANUARY)
     await age(db, JANUARY, "outbox", "created_at")

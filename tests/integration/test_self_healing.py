@@ -22,6 +22,7 @@ from core.settings import Settings
 from core.supervisor import for_settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from store import Store
 from testkit import dbfaults
 from testkit.events import order_event
 from testkit.processes import cli
@@ -29,7 +30,6 @@ from testkit.services import bind_probe, count, drain, publish_events, running_w
 from testkit.wait import wait_for
 from worker.outbox import OutboxRelay
 from worker.runner import run_worker
-from worker.store import Store
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -290,7 +290,7 @@ async def test_a_failed_publish_does_not_let_a_later_change_of_its_order_overtak
         for event_type, at in (("order.pending_payment", 0), ("order.paid", 100)):
             body = order_event(event_type, f"ord_f{i}", created_at=1_700_000_000 + at)
             items.append(Incoming(parse_order_event(body), body, None))
-    await store.apply_batch(items)
+    await store.apply.batch(items)
     publisher = FlakyPublisher()
     relays = [OutboxRelay(store, publisher, 0.01) for _ in range(2)]  # type: ignore[arg-type]
 

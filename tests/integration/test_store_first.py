@@ -17,16 +17,17 @@ import pytest
 
 import schemas
 from core import event as core_event
+from core import signature
 from core.settings import Settings
 from domain.outcome import Outcome
 from domain.plan import plan_batch
-from ingest import signature
+from ops import events, invalid, ledger
+from store import Store
 from testkit.events import order_event, order_event_document
 from testkit.processes import cli
 from testkit.services import balances, count, running_receiver, running_worker
 from testkit.wait import wait_for
-from worker import archive, failures, invalid, reports
-from worker.store import Store
+from worker import failures
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
@@ -50,12 +51,12 @@ async def wait_archived(db: Db, n: int) -> None:
 
 
 async def outcome_of(store: Store, event_id: str) -> str | None:
-    row = await store.event(event_id)
+    row = await store.events.get(event_id)
     return None if row is None else str(row["outcome"])
 
 
 async def ledger_clean(store: Store) -> bool:
-    return all(not rows for _, rows in await reports.verify(store))
+    return all(not rows for _, rows in await ledger.verify(store))
 
 
 HUGE = "<a number too big for 64 bits>"
@@ -82,7 +83,7 @@ async def test_signed_event_stricter_than_conekta_is_kept_invalid_and_replayable
         [(status, answer)] = await post_signed(url, [body], private_key)
         assert (status, answer["event_id"]) == (200, document["id"])
         await wait_archived(db, 1)
-    shown = await archive.show(store, document["id"])
+    shown = await events.show(store, document["id"])
     assert shown is not None
     assert shown["outcome"] == "invalid"
     assert shown["reason"] == "data.object.payment_status: required"
@@ -161,13 +162,13 @@ async def test_any_signed_body_is_kept_under_a_bounded_key(
         answers = await post_signed(url, bodies, private_key)
         assert {status for status, _ in answers} == {200}, answers
         await wait_archived(db, len(bodies))
-    invalid = await archive.listing(store, Outcome.INVALID, None)
+    invalid = await events.listing(store, Outcome.INVALID, None)
     assert len(invalid) == len(bodies) - 1  # deep nesting in an extra field is a valid event
     for document, (_, answer), (name, (_, key_from)) in zip(
         documents, answers, ODD_BODIES.items(), strict=True
     ):
         own_id = document.get("id")
-        shown = await archive.show(store, own_id if isinstance(own_id, str) else answer["event_id"])
+        shown = await events.show(store, own_id if isinstance(own_id, str) else answer["event_id"])
         assert shown is not None, name
         assert shown["event_id"] == answer["event_id"], name
         assert len(shown["event_id"]) <= 100 and shown["key_from"] == key_from, name
@@ -205,7 +206,7 @@ async def test_an_unexpected_error_dead_letters_one_event_with_its_traceback_the
             raise ZeroDivisionError("a bug")
         return plan_batch(items, *args)
 
-    monkeypatch.setattr("worker.store.plan_batch", plan_or_fail)
+    monkeypatch.setattr("store.apply.plan_batch", plan_or_fail)
     bodies = [order_event("order.paid", f"ord_ok{i}") for i in range(20)]
     bodies.insert(7, order_event("order.paid", "ord_boom"))
     one_attempt = replace(settings, max_attempts=1, batch_wait=0.2)

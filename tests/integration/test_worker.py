@@ -18,6 +18,8 @@ from core import topology
 from core.settings import Settings
 from domain.outcome import Outcome
 from ingest.send import send_files
+from ops import ledger
+from store import Store, migrations
 from testkit.events import SAMPLES, order_event
 from testkit.services import (
     balances,
@@ -29,8 +31,6 @@ from testkit.services import (
     running_worker,
 )
 from testkit.wait import wait_for
-from worker import migrations, reports
-from worker.store import Store
 
 validate_fulfillment = jsonschema_rs.validator_for(schemas.load("fulfillment.json")).validate
 Db: TypeAlias = "asyncpg.Connection[Any]"
@@ -91,12 +91,12 @@ async def test_samples_end_to_end(
         "customer:cus_2ss5YAeTKuEr5M4fD": 20000,
         "customer:cus_2tKZmA749BLsMRgBY": 0,
     }
-    assert all(not rows for _, rows in await reports.verify(store))
-    order = await reports.order(store, "ord_2su3ENUyByXnjb15N")
+    assert all(not rows for _, rows in await ledger.verify(store))
+    order = await ledger.order(store, "ord_2su3ENUyByXnjb15N")
     assert order is not None
     assert order["chargebacks"][0]["id"] == "chbk_2sv4Tq8mWnXb7KdPe"
     assert order["chargebacks"][0]["status"] == "open"
-    refunded = await reports.order(store, "ord_2tV52JvSom2w3E8bX")
+    refunded = await ledger.order(store, "ord_2tV52JvSom2w3E8bX")
     assert refunded is not None and refunded["refunded_amount"] == 40000
     messages = await fulfillment_messages(broker, probe)
     assert sorted(m.routing_key for m in messages) == sorted(handled)
@@ -187,7 +187,7 @@ async def test_every_order_of_arrival_ends_paid_once(
     applied = await count(db, "SELECT count(*) FROM events WHERE outcome = 'applied'")
     messages = await fulfillment_messages(broker, probe)
     assert len(messages) == applied == len({m.message_id for m in messages})
-    assert all(not rows for _, rows in await reports.verify(store))
+    assert all(not rows for _, rows in await ledger.verify(store))
 
 
 async def test_a_declined_order_can_become_paid_but_never_back(
@@ -234,7 +234,7 @@ async def test_two_workers_on_one_hot_account(
         "customer:cus_hot": total,
     }
     assert await count(db, "SELECT count(*) FROM ledger_transactions") == n
-    assert all(not rows for _, rows in await reports.verify(store))
+    assert all(not rows for _, rows in await ledger.verify(store))
 
 
 async def test_permanent_failure_is_dead_lettered_and_touches_nothing(

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from cli.common import parse_time
 from cli.main import build_parser
-from cli.tools import parse_time
 
 COMMANDS = [
     ["serve"],

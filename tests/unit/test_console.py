@@ -12,11 +12,11 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from console import api, auth, pages
+from console import api, auth, pages, users
 from console.openapi import document
 from core.errors import BadRequest, ConfigError
 from core.settings import load_settings
-from worker import dlq, explore, users
+from ops import dead_letters, explore
 
 
 def test_passwords_are_salted_scrypt_and_checked_exactly() -> None:
@@ -77,15 +77,15 @@ def test_csv_cells_that_look_like_formulas_are_defused(value: object, cell: obje
 
 
 def test_a_dead_letter_selection_says_exactly_one_thing() -> None:
-    for unclear in (dlq.Selection(), dlq.Selection(ids=("a",), everything=True)):
+    for unclear in (dead_letters.Selection(), dead_letters.Selection(ids=("a",), everything=True)):
         with pytest.raises(BadRequest):
             unclear.check()
-    by_filter = dlq.Selection(event_type="order.paid", kind="transient")
+    by_filter = dead_letters.Selection(event_type="order.paid", kind="transient")
     by_filter.check()
     assert by_filter.describe() == "type=order.paid kind=transient"
-    assert dlq.Selection(order_id="ord_1").describe() == "order=ord_1"
-    assert dlq.Selection(ids=("evt_1",)).describe() == "evt_1"
-    assert dlq.Selection(everything=True).describe() == "all dead letters"
+    assert dead_letters.Selection(order_id="ord_1").describe() == "order=ord_1"
+    assert dead_letters.Selection(ids=("evt_1",)).describe() == "evt_1"
+    assert dead_letters.Selection(everything=True).describe() == "all dead letters"
 
 
 def test_api_bodies_are_checked_before_anything_is_done() -> None:

@@ -14,8 +14,8 @@ from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Booked, Incoming, plan_batch
 from testkit.events import order_event
-from worker.archive import invalid_row
 from worker.failures import traceback_summary
+from worker.judge import invalid_row
 
 
 def test_conekta_ids_are_their_own_key() -> None:

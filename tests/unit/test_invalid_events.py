@@ -1,4 +1,4 @@
-"""The pure parts of the invalid-events actions (worker/invalid.py): which events a selection
+"""The pure parts of the invalid-events actions (ops/invalid.py): which events a selection
 means, and what a body judged again would become (the dry run's verdicts)."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import BadRequest
+from ops import invalid
+from ops.invalid import Selection, verdict
 from testkit.events import order_event_document
-from worker import invalid
-from worker.archive import judged_row
-from worker.invalid import Selection, verdict
+from worker.judge import judged_row
 
 SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 

@@ -7,16 +7,19 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "domain", "ingest", "worker", "console", "cli")
+# core -> domain -> store -> ingest | worker -> ops -> console | cli (README "Layout")
+PACKAGES = ("core", "domain", "store", "ingest", "worker", "ops", "console", "cli")
 PROJECT = (*PACKAGES, "schemas")
 # package -> the project packages it may import (besides itself)
 ALLOWED = {
     "core": {"schemas"},
     "domain": {"core.errors"},
+    "store": {"core", "domain"},
     "ingest": {"core", "schemas"},
-    "worker": {"core", "domain", "schemas"},
-    "console": {"core", "domain", "worker", "schemas"},
-    "cli": {"core", "domain", "ingest", "worker", "console", "schemas"},
+    "worker": {"core", "domain", "store", "schemas"},
+    "ops": {"core", "domain", "store", "worker", "schemas"},
+    "console": {"core", "domain", "store", "ops", "schemas"},
+    "cli": {"core", "domain", "store", "ingest", "worker", "ops", "console", "schemas"},
 }
 IO_LIBRARIES = {"asyncpg", "aio_pika", "aiormq", "aiohttp", "prometheus_client", "structlog"}
 
@@ -38,11 +41,27 @@ def imports_of(path: Path) -> set[str]:
 
 
 def graph() -> dict[str, set[str]]:
+    """Module -> the project modules it imports; `from store import sql` imports store.sql, not
+    the package's __init__ (a package importing its own rooms is no cycle)."""
     modules = {module_name(p): p for pkg in PACKAGES for p in (ROOT / pkg).rglob("*.py")}
-    return {
-        name: {i for i in imports_of(path) if i in modules and i != name}
-        for name, path in modules.items()
-    }
+    edges = {}
+    for name, path in modules.items():
+        found = {i for i in imports_of(path) if i in modules and i != name}
+        packages = {i.rpartition(".")[0] for i in found}
+        edges[name] = {i for i in found if i not in packages or _names_more_than_modules(path, i)}
+    return edges
+
+
+def _names_more_than_modules(path: Path, package: str) -> bool:
+    """Whether `from package import ...` in this file takes anything but submodules."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == package and node.level == 0:
+            submodules = {p.stem for p in (ROOT / package.replace(".", "/")).glob("*.py")}
+            if any(alias.name not in submodules for alias in node.names):
+                return True
+        if isinstance(node, ast.Import) and any(a.name == package for a in node.names):
+            return True
+    return False
 
 
 def test_no_import_cycle() -> None:
@@ -84,3 +103,18 @@ def test_every_package_says_what_lives_there() -> None:
     for package in (*PACKAGES, "testkit"):
         docstring = ast.get_docstring(ast.parse((ROOT / package / "__init__.py").read_text()))
         assert docstring, f"{package}/__init__.py has no docstring"
+
+
+def test_only_the_store_and_core_database_import_the_driver() -> None:
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if path.relative_to(ROOT).as_posix() == "core/database.py":
+                continue
+            assert "asyncpg" not in {n.split(".")[0] for n in imports_of(path)}, path
+
+
+def test_no_shipped_module_is_over_500_lines() -> None:
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            lines = len(path.read_text().splitlines())
+            assert lines <= 500, f"{path.relative_to(ROOT)} has {lines} lines"

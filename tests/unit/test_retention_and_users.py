@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from core import topology
 from core.errors import RetentionRefused
-from worker import retention
+from ops import retention
 
 EXCHANGES = [e.name for e in topology.EXCHANGES] + ["amq.default"]
 QUEUES = [q.name for q in topology.QUEUES]

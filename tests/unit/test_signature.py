@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from core import signature
 from core.errors import KeyFileError
-from ingest import signature
 from testkit.events import FIXTURES
 
 VECTOR = FIXTURES / "signature"

@@ -3,7 +3,7 @@
 # which nothing else uses. Creates the two roles the services use (README "Roles and permissions"):
 #   conekta_owner    owns the database and its tables; `migrate` and `archive prune` connect as it
 #   conekta_app      logs in as a member of conekta_runtime, which `migrate` grants only what
-#                    receiver-side services use (worker/migrations/grants.sql)
+#                    receiver-side services use (store/migrations/grants.sql)
 set -eu
 psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --dbname postgres \
     -v owner_password="$CONEKTA_OWNER_PASSWORD" -v app_password="$CONEKTA_APP_PASSWORD" <<'SQL'

@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from worker.store import Store
+from store import Store
 
 PAGE = 100  # entries per console page
 
@@ -50,13 +50,13 @@ async def record(
     store: Store, actor: str, action: str, count: int, details: dict[str, Any] | None = None
 ) -> int:
     """Append one operator action to the trail; its id."""
-    row = await store.record_audit(actor, action, count, details or {})
+    row = await store.audit.record(actor, action, count, details or {})
     return int(row["id"])
 
 
 async def entries(store: Store, since: datetime | None = None) -> list[dict[str, Any]]:
     """The trail since a time, oldest first, as plain values."""
-    return [_plain(row) for row in await store.audit_log(since)]
+    return [_plain(row) for row in await store.audit.log(since)]
 
 
 async def page(
@@ -68,7 +68,7 @@ async def page(
     limit: int = PAGE,
 ) -> list[dict[str, Any]]:
     """Newest first; pass the last id as `before_id` for the next page."""
-    rows = await store.audit_page(before_id=before_id, actor=actor, action=action, limit=limit)
+    rows = await store.audit.page(before_id=before_id, actor=actor, action=action, limit=limit)
     return [_plain(row) for row in rows]
 
 

@@ -13,8 +13,8 @@ import orjson
 from aio_pika.abc import AbstractRobustConnection
 
 from core import broker, topology
+from store import Store
 from worker.reconcile import PING
-from worker.store import Store
 
 QUEUED = (
     topology.ORDERS_QUEUE,
@@ -30,7 +30,7 @@ QUEUED = (
 async def stats(store: Store, amqp_url: str, since: datetime, until: datetime) -> dict[str, Any]:
     dead, purged = await _dead_letters(store)
     days: dict[tuple[date, str], dict[str, int]] = defaultdict(dict)
-    for row in await store.archived_by_day(since, until):
+    for row in await store.stats.archived_by_day(since, until):
         days[(row["day"], row["type"])][row["outcome"]] = row["events"]
     for (day, event_type), count in dead.items():
         if since.date() <= day <= until.date():
@@ -51,11 +51,11 @@ async def stats(store: Store, amqp_url: str, since: datetime, until: datetime) -
 
 async def _last_reconcile(store: Store, dead: Counter[tuple[date, str]]) -> dict[str, Any] | None:
     """Conekta's count per type in the last reconcile's window against the archive's now."""
-    run = await store.last_reconcile()
+    run = await store.reconcile.last_run()
     if run is None:
         return None
     since, until = run["since"], run["until"]
-    archived, backfilled = await store.window_counts(since, until, run["livemode"])
+    archived, backfilled = await store.stats.window_counts(since, until, run["livemode"])
     counts = orjson.loads(run["counts"]) if isinstance(run["counts"], str) else run["counts"]
     types = []
     for event_type in sorted(set(counts) | set(archived)):
@@ -95,7 +95,7 @@ async def _dead_letters(
     """Open and purged dead letters (the dead_letters table), each per (day of Conekta's
     created_at, type)."""
     found: dict[str, Counter[tuple[date, str]]] = {"dead": Counter(), "purged": Counter()}
-    for row in await store.dead_letter_bodies():
+    for row in await store.dead_letters.bodies():
         try:
             created = orjson.loads(row["body"])["created_at"]
             day = datetime.fromtimestamp(created, UTC).date()

@@ -1,10 +1,10 @@
 """The archive of raw events: read one, list by outcome, or re-apply a selection through the
-worker's own path; how a body is judged (`invalid` events: worker/invalid.py judges them again)."""
+worker's own path; how a body is judged (`invalid` events: ops/invalid.py judges them again)."""
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -12,14 +12,14 @@ from typing import Any
 
 import orjson
 
-from core.errors import InvalidEvent, UnapplicableEvent, UnknownCharge
-from core.event import UNKNOWN_TYPE, event_key, judge, peek
-from domain.archive import ArchiveRow, unhandled_row
-from domain.order_event import HANDLED_TYPES, order_event_from, parse_order_event
+from core.errors import UnapplicableEvent, UnknownCharge
+from core.event import event_key
+from domain.order_event import HANDLED_TYPES, parse_order_event
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
-from worker import audit
-from worker.store import Store
+from ops import audit
+from store import Store
+from worker import orders
 
 PAGE = 256
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -34,46 +34,11 @@ class ReplayFilter:
     include_purged: bool = False  # purge tombstones are skipped unless asked for by name
 
 
-def invalid_row(
-    body: bytes,
-    received_at: datetime | None,
-    reason: str,
-    request: Mapping[str, Any] | None = None,
-) -> ArchiveRow:
-    """The archive row of a body that is not a usable event; never raises."""
-    seen = peek(body)
-    return ArchiveRow(
-        event_id=seen.key,
-        type=seen.type or UNKNOWN_TYPE,
-        order_id=None,
-        livemode=bool(seen.livemode),
-        created_at=seen.created_at or received_at or datetime.now(UTC),
-        received_at=received_at,
-        outcome=Outcome.INVALID,
-        body=body,
-        original_id=seen.original_id,
-        reason=reason.replace("\x00", "\\u0000"),  # it may quote a value; text holds no NUL
-        request=request,
-    )
-
-
-def judged_row(body: bytes, received_at: datetime | None) -> Incoming | ArchiveRow:
-    """An archived body judged as the worker judges it: an order event to apply, or the archive
-    row of an event without a handler (`ignored`) or of one that is not usable (`invalid`)."""
-    try:
-        document = judge(body)
-        if document["type"] not in HANDLED_TYPES:
-            return unhandled_row(document, body, received_at)
-        return Incoming(order_event_from(document), body, received_at)
-    except (InvalidEvent, UnapplicableEvent) as exc:
-        return invalid_row(body, received_at, str(exc))
-
-
 async def show(store: Store, event_id: str) -> dict[str, Any] | None:
     """One archived event by its key or by the event's own id (an odd id has a hashed key)."""
-    row = await store.event(event_id)
+    row = await store.events.get(event_id)
     if row is None and (key := event_key(event_id, b"")) != event_id:
-        row = await store.event(key)
+        row = await store.events.get(key)
     if row is None:
         return None
     result = _listed(row)
@@ -89,7 +54,7 @@ async def listing(store: Store, outcome: Outcome, since: datetime | None) -> lis
     """Every archived event of one outcome, in Conekta's order, without bodies."""
     found: list[dict[str, Any]] = []
     cursor: tuple[datetime, str] = (BEGINNING, "")
-    while rows := await store.events_of_outcome(
+    while rows := await store.events.of_outcome(
         outcome.value, since=since, after=cursor, limit=PAGE
     ):
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
@@ -131,7 +96,7 @@ async def _replay_pages(
 ) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
-        rows = await store.events_page(
+        rows = await store.events.page(
             handled_types=list(HANDLED_TYPES),  # events with no handler stay archived `ignored`
             since=selection.since,
             until=selection.until,
@@ -153,7 +118,7 @@ async def _replay_pages(
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
         try:
-            outcomes = await store.apply_batch(items, replay=True, modes=modes)
+            outcomes = orders.report(await store.apply.batch(items, replay=True, modes=modes))
         except UnknownCharge:
             outcomes = await _one_by_one(store, items, modes, totals)
         totals.update(outcome.value for outcome in outcomes)
@@ -168,7 +133,7 @@ async def _one_by_one(
     outcomes: list[Outcome] = []
     for item in items:
         try:
-            outcomes += await store.apply_batch([item], replay=True, modes=modes)
+            outcomes += orders.report(await store.apply.batch([item], replay=True, modes=modes))
         except UnknownCharge:
             totals["unknown_charge"] += 1
     return outcomes

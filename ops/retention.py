@@ -29,7 +29,7 @@ from pathlib import Path
 import structlog
 
 from core.errors import RetentionRefused
-from worker.store import Store
+from store import Store
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +82,7 @@ async def prune(
     await ensure_partitions(store, today)
     results = []
     for table in TABLES:
-        for month in await store.months(table):
+        for month in await store.retention.months(table):
             if month < before:
                 results.append(await _prune_month(store, table, month, export_dir))
     return results
@@ -95,7 +95,7 @@ async def forget_ids(store: Store, before: date) -> int:
     """Forget the ids archived before the month `before` whose rows are pruned; how many."""
     start = datetime(before.year, before.month, 1, tzinfo=UTC)
     forgotten = 0
-    while batch := await store.forget_event_ids(start, FORGET_BATCH):
+    while batch := await store.retention.forget_event_ids(start, FORGET_BATCH):
         forgotten += batch
     log.info("event ids forgotten", before=f"{before:%Y-%m}", ids=forgotten)
     return forgotten
@@ -104,13 +104,13 @@ async def forget_ids(store: Store, before: date) -> int:
 async def ensure_partitions(store: Store, today: date | None = None) -> None:
     """Partitions from this month through a year ahead (`migrate` and every prune call it)."""
     first = (today or utc_today()).replace(day=1)
-    await store.create_partitions(TABLES, first, add_months(first, AHEAD_MONTHS))
+    await store.retention.create_partitions(TABLES, first, add_months(first, AHEAD_MONTHS))
 
 
 async def _prune_month(
     store: Store, table: str, month: date, export_dir: Path | None
 ) -> MonthResult:
-    if table == "outbox" and (unsent := await store.unsent_in_month(month)):
+    if table == "outbox" and (unsent := await store.retention.unsent_in_month(month)):
         log.warning(
             "month kept: fulfillment messages unsent",
             table=table,
@@ -118,12 +118,12 @@ async def _prune_month(
             unsent=unsent,
         )
         return MonthResult(table, month, 0, None, pruned=False)
-    rows, checksum = await store.month_summary(table, month)
+    rows, checksum = await store.retention.month_summary(table, month)
     path = None
     if export_dir is not None:
         path = await export_month(store, table, month, export_dir)
         verify_export(path, rows, checksum)
-    await store.drop_month(table, month, rows, checksum)
+    await store.retention.drop_month(table, month, rows, checksum)
     log.info("month pruned", table=table, month=f"{month:%Y-%m}", rows=rows, export=str(path))
     return MonthResult(table, month, rows, path, pruned=True)
 
@@ -133,7 +133,7 @@ async def export_month(store: Store, table: str, month: date, folder: Path) -> P
     path = folder / f"{table}-{month:%Y-%m}.jsonl.gz"
     partial = path.with_name(path.name + ".partial")
     with _create(partial) as out:  # a one-shot command: blocking file writes are fine
-        async for line in store.month_lines(table, month):
+        async for line in store.retention.month_lines(table, month):
             out.write(line.encode() + b"\n")
     _publish(partial, path)
     return path
@@ -161,15 +161,15 @@ async def restore(store: Store, path: Path, batch: int = 1000) -> int:
     if _sha256(path) != _checksum_file(path).read_text().split()[0]:
         raise RetentionRefused(f"{path}: sha256 differs from {_checksum_file(path).name}")
     month = parse_month(path.name.removeprefix(f"{table}-").removesuffix(".jsonl.gz"))
-    await store.create_partitions({table: TABLES[table]}, month, month)
+    await store.retention.create_partitions({table: TABLES[table]}, month, month)
     restored, lines = 0, []
     with gzip.open(path, "rt", encoding="utf-8") as file:
         for line in file:
             lines.append(line.rstrip("\n"))
             if len(lines) == batch:
-                await store.restore(table, lines)
+                await store.retention.restore(table, lines)
                 restored, lines = restored + len(lines), []
-    await store.restore(table, lines)
+    await store.retention.restore(table, lines)
     return restored + len(lines)
 
 

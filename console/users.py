@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from core.errors import BadRequest, ConektaIngestError
-from worker import audit
-from worker.store import Store
+from ops import audit
+from store import Store
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # about 32 MiB and 50-100 ms per check
 SESSION_TTL = 12 * 3600.0
@@ -108,7 +108,7 @@ async def add_user(store: Store, name: str, role: str, password: str, actor: str
     if len(password) < MIN_PASSWORD:
         raise BadRequest(f"a password has at least {MIN_PASSWORD} characters")
     hashed = await asyncio.to_thread(hash_password, password)
-    created = await store.upsert_user(name, role, hashed)
+    created = await store.users.upsert(name, role, hashed)
     action = "user.add" if created else "user.update"
     await audit.record(store, actor, action, 1, {"target": name, "role": role})
     return created
@@ -119,13 +119,13 @@ async def authenticate(store: Store, name: str, password: str, remote: str) -> U
 
     A wrong name costs the same hash as a wrong password, so timing tells no names.
     """
-    by_user, by_remote = await store.login_failures(name, remote, FAILURE_WINDOW)
+    by_user, by_remote = await store.users.login_failures(name, remote, FAILURE_WINDOW)
     if by_user >= MAX_FAILURES_PER_USER or by_remote >= MAX_FAILURES_PER_REMOTE:
         raise TooManyFailures("too many failed logins; wait 15 minutes")
-    row = await store.user(name)
+    row = await store.users.get(name)
     stored = row["password_hash"] if row else await asyncio.to_thread(_dummy_hash)
     ok = await _check(password, stored) and row is not None
-    await store.record_login(name, remote, ok=ok)
+    await store.users.record_login(name, remote, ok=ok)
     return User(row["name"], Role(row["role"])) if ok and row else None
 
 
@@ -157,16 +157,16 @@ async def _check(password: str, stored: str) -> bool:
 async def open_session(store: Store, user: User) -> Session:
     token = secrets.token_urlsafe(32)
     csrf = secrets.token_urlsafe(32)
-    await store.create_session(token_hash(token), user.name, csrf, SESSION_TTL)
+    await store.users.create_session(token_hash(token), user.name, csrf, SESSION_TTL)
     return Session(token, user, csrf)
 
 
 async def session(store: Store, token: str) -> Session | None:
-    row = await store.session(token_hash(token))
+    row = await store.users.session(token_hash(token))
     if row is None:
         return None
     return Session(token, User(row["name"], Role(row["role"])), row["csrf_token"])
 
 
 async def close_session(store: Store, token: str) -> None:
-    await store.delete_session(token_hash(token))
+    await store.users.delete_session(token_hash(token))

@@ -7,21 +7,21 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from worker.store import Store
+from store import Store
 
 
 async def order(store: Store, order_id: str) -> dict[str, Any] | None:
-    row = await store.order(order_id)
+    row = await store.orders.get(order_id)
     if row is None:
         return None
     result = dict(row)
     result["last_event_created_at"] = row["last_event_created_at"].isoformat()
     result["updated_at"] = row["updated_at"].isoformat()
-    money = await store.order_money(order_id)
+    money = await store.orders.money(order_id)
     result["refunded_amount"] = money["refunded_amount"] if money else 0
     result["chargebacks"] = [
         {"id": c["id"], "status": c["status"], "amount": c["amount"], "charge_id": c["charge_id"]}
-        for c in await store.order_chargebacks(order_id)
+        for c in await store.orders.chargebacks(order_id)
     ]
     result["events"] = [
         {
@@ -30,7 +30,7 @@ async def order(store: Store, order_id: str) -> dict[str, Any] | None:
             "outcome": e["outcome"],
             "created_at": e["created_at"].isoformat(),
         }
-        for e in await store.order_events(order_id)
+        for e in await store.orders.events(order_id)
     ]
     return result
 
@@ -47,7 +47,7 @@ async def balances(
             "livemode": r["livemode"],
             "balance": r["balance"],
         }
-        for r in await store.balances(at=at, livemode=livemode)
+        for r in await store.ledger.balances(at=at, livemode=livemode)
     ]
 
 
@@ -75,7 +75,7 @@ async def entries(
     livemode: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Ledger entries for accountants (amount signed: debit +, credit -), by effective date."""
-    rows = await store.entries(account=account, since=since, until=until, livemode=livemode)
+    rows = await store.ledger.entries(account=account, since=since, until=until, livemode=livemode)
     return [
         {
             name: (r[name].isoformat() if isinstance(r[name], datetime) else r[name])
@@ -108,5 +108,5 @@ CHECKS = (
 
 async def verify(store: Store) -> list[tuple[Check, list[dict[str, Any]]]]:
     """Each check with the rows that violate it (empty when it holds)."""
-    results = await store.violations([check.query for check in CHECKS])
+    results = await store.ledger.violations([check.query for check in CHECKS])
     return [(check, [dict(r) for r in rows]) for check, rows in zip(CHECKS, results, strict=True)]

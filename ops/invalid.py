@@ -26,10 +26,12 @@ from core.errors import BadRequest, UnknownCharge
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
-from worker import audit
-from worker.archive import BEGINNING, judged_row
-from worker.explore import decode_cursor, page_of, page_size
-from worker.store import Store
+from ops import audit
+from ops.events import BEGINNING
+from ops.explore import decode_cursor, page_of, page_size
+from store import Store
+from worker import orders
+from worker.judge import judged_row
 
 PAGE = 256
 KEPT, KEPT_IDS = 500, 1000  # rows and keys an action's result lists (its counts cover all)
@@ -156,16 +158,14 @@ async def listing(
     """`invalid` events in Conekta's order (all, or those of the selection), a page at a time."""
     params = (selection or Selection()).params()
     after = decode_cursor(cursor, datetime, str) if cursor else (BEGINNING, "")
-    rows = await store.invalid_events(
-        after=after, limit=page_size(limit) + 1, bodies=False, **params
-    )
+    rows = await store.invalid.page(after=after, limit=page_size(limit) + 1, bodies=False, **params)
     return page_of(rows, limit, lambda row: (row["created_at"], row["event_id"]), item=summary)
 
 
 async def count(store: Store, selection: Selection) -> int:
     """How many `invalid` events the selection matches now (a purge's "purge N")."""
     selection.check()
-    return await store.count_invalid_events(**selection.params())
+    return await store.invalid.count(**selection.params())
 
 
 async def preview(
@@ -199,7 +199,7 @@ async def replay(
     today's reason, or `ignored`). Recorded in the audit trail, also when it stops half-way
     (what was applied stays)."""
     selection.check()
-    total = await store.count_invalid_events(**selection.params())
+    total = await store.invalid.count(**selection.params())
     result, found = ActionResult("replay", False), set[str]()
     try:
         async for rows in _pages(store, selection):
@@ -235,7 +235,7 @@ async def purge(
     if not reason.strip():
         raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
     selection.check()
-    async with store.claim_invalid_events(**selection.params()) as claim:
+    async with store.invalid.claim(**selection.params()) as claim:
         if expect is not None and len(claim.rows) != expect:
             raise BadRequest(
                 f"the selection matches {len(claim.rows)} invalid event(s) now, not {expect}:"
@@ -261,7 +261,7 @@ async def purge(
 async def _pages(store: Store, selection: Selection) -> AsyncIterator[list[Record]]:
     """The selected `invalid` events with their bodies, a page at a time, in Conekta's order."""
     cursor: tuple[datetime, str] = (BEGINNING, "")
-    while rows := await store.invalid_events(
+    while rows := await store.invalid.page(
         after=cursor, limit=PAGE, bodies=True, **selection.params()
     ):
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
@@ -294,7 +294,7 @@ async def _rejudge(
     """One transaction: the outcome of each judged row, in order."""
     items = [seen for seen in judged if isinstance(seen, Incoming)]
     archived = [seen for seen in judged if isinstance(seen, ArchiveRow)]
-    applied = iter(await store.rejudge(items, archived, modes))
+    applied = iter(orders.report(await store.apply.rejudge(items, archived, modes)))
     return [
         next(applied).value if isinstance(seen, Incoming) else seen.outcome.value for seen in judged
     ]

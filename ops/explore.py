@@ -21,8 +21,8 @@ import orjson
 from core.database import Record
 from core.errors import BadRequest
 from domain.fulfillment import message_id
-from worker import archive, reports
-from worker.store import Store
+from ops import events, ledger
+from store import Store
 
 MAX_PAGE = 200
 CSV_PAGE = 2000
@@ -108,7 +108,7 @@ async def search_events(
     after: tuple[Any, ...] = (None, None)
     if cursor:
         after = decode_cursor(cursor, datetime, str)
-    rows = await store.search_events(
+    rows = await store.events.search(
         event_id=selection.event_id,
         order_id=selection.order_id,
         customer=selection.customer,
@@ -125,10 +125,10 @@ async def search_events(
 
 async def event_detail(store: Store, event_id: str) -> dict[str, Any] | None:
     """One archived event whole, with its order, the order's timeline, postings and messages."""
-    event = await archive.show(store, event_id)
+    event = await events.show(store, event_id)
     if event is None:
         return None
-    meanings = {r["name"]: r["description"] for r in await store.outcome_descriptions()}
+    meanings = {r["name"]: r["description"] for r in await store.stats.outcome_descriptions()}
     event["outcome_meaning"] = meanings.get(event["outcome"], "")
     order_id = event.get("order_id")
     event["order"] = await order_detail(store, order_id) if order_id else None
@@ -137,18 +137,18 @@ async def event_detail(store: Store, event_id: str) -> dict[str, Any] | None:
 
 async def order_detail(store: Store, order_id: str) -> dict[str, Any] | None:
     """The order, its events (the timeline), ledger postings and fulfillment messages."""
-    order = await reports.order(store, order_id)
+    order = await ledger.order(store, order_id)
     if order is None:
         return None
     postings = [
         {**jsonable(p), "entries": orjson.loads(p["entries"])}
-        for p in await store.order_postings(order_id)
+        for p in await store.orders.postings(order_id)
     ]
     order["postings"] = postings
     order["refunds"] = [p for p in postings if p["kind"] == "refund"]
     order["chargebacks"] = [p for p in postings if p["kind"] == "chargeback"]
     ids = [message_id(order_id, e["event_id"]) for e in order["events"]]
-    order["messages"] = [jsonable(m) for m in await store.outbox_messages(ids)]
+    order["messages"] = [jsonable(m) for m in await store.outbox.messages(ids)]
     return order
 
 
@@ -163,7 +163,7 @@ async def search_orders(
     after: tuple[Any, ...] = (None, None)
     if cursor:
         after = decode_cursor(cursor, datetime, str)
-    rows = await store.search_orders(
+    rows = await store.orders.search(
         status=status,
         customer=customer,
         after_updated_at=after[0],
@@ -184,7 +184,7 @@ async def balances(store: Store, as_of: datetime | None = None) -> list[dict[str
             "currency": r["currency"],
             "balance": r["balance"],
         }
-        for r in await store.balances(at=as_of, livemode=None)
+        for r in await store.ledger.balances(at=as_of, livemode=None)
     ]
 
 
@@ -237,7 +237,7 @@ def _cell(value: object) -> object:
 async def _entries(
     store: Store, selection: EntryFilter, after_id: int, limit: int
 ) -> list[dict[str, Any]]:
-    rows = await store.ledger_entries(
+    rows = await store.ledger.entries_page(
         account=selection.account,
         currency=selection.currency,
         since=selection.since,
@@ -257,14 +257,16 @@ async def overview(store: Store, queues: Mapping[str, int | None], now: datetime
     """The first page: the last 24 h per outcome, queue depths (None: unknown), the outbox
     backlog, the open dead letters (the table), and the last successful reconcile with
     Conekta's API (None: never)."""
-    counts = {r["outcome"]: r["events"] for r in await store.outcome_counts(now - timedelta(1))}
-    last = await store.last_reconcile()
+    counts = {
+        r["outcome"]: r["events"] for r in await store.stats.outcome_counts(now - timedelta(1))
+    }
+    last = await store.reconcile.last_run()
     return {
         "since": (now - timedelta(1)).isoformat(),
         "outcomes_24h": counts,
         "queues": dict(queues),
-        "outbox_backlog": await store.outbox_backlog(),
-        "dead_letters_open": await store.dead_letter_count(),
+        "outbox_backlog": await store.outbox.backlog(),
+        "dead_letters_open": await store.dead_letters.count(),
         "last_reconcile": None
         if last is None
         else {**jsonable(last), "counts": orjson.loads(last["counts"])},

@@ -55,7 +55,7 @@ async def migrate(url: str) -> list[str]:
 
 
 def grants() -> str:
-    """The runtime role's privileges, as SQL (worker/migrations/grants.sql)."""
+    """The runtime role's privileges, as SQL (store/migrations/grants.sql)."""
     return resources.files(__name__).joinpath(GRANTS).read_text()
 
 

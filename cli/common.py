@@ -1,0 +1,60 @@
+"""What every command group shares: times as arguments, a one-read store, JSON and progress on
+the terminal, confirmation, and Conekta's API client from the settings."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+import orjson
+
+from core.errors import ApiKeyRejected, BadRequest
+from core.settings import Settings
+from ops import explore
+from store import Store
+from worker.conekta_api import ConektaApi
+
+T = TypeVar("T")
+
+
+def parse_time(value: str) -> datetime:
+    """ISO 8601 (UTC when no zone is given) or unix seconds."""
+    try:
+        return explore.parse_time(value)
+    except BadRequest as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
+    """Run one read against the database on a store of its own."""
+    async with Store.open(settings.database_url, max_size=1) as store:
+        return await query(store)
+
+
+def print_json(value: object) -> None:
+    sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+def progress_line(n: int, total: int) -> None:
+    """A long action's progress on stderr, now and then."""
+    if n % 500 == 0 or n == total:
+        print(f"... {n}/{total}", file=sys.stderr)
+
+
+async def confirm(question: str) -> bool:
+    answer = await asyncio.to_thread(input, f"{question} [y/N] ")
+    return answer.strip().lower() in {"y", "yes"}
+
+
+@contextlib.asynccontextmanager
+async def conekta_api(settings: Settings) -> AsyncIterator[ConektaApi]:
+    """Conekta's API with the configured key (CONEKTA_API_URL, CONEKTA_API_KEY)."""
+    if not settings.conekta_api_key:
+        raise ApiKeyRejected("set CONEKTA_API_KEY to a Conekta private key (key_...)")
+    async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
+        yield api

@@ -1,0 +1,32 @@
+"""Orders as the ledger knows them: their state, events, money, chargebacks and postings."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from core.database import Record
+from store import sql
+
+
+class Orders(sql.Room):
+    async def get(self, order_id: str) -> Record | None:
+        return await self._read_row("get_order", order_id=order_id)
+
+    async def events(self, order_id: str) -> list[Record]:
+        return await self._read("order_events", order_id=order_id)
+
+    async def money(self, order_id: str) -> Record | None:
+        return await self._read_row("order_money", order_id=order_id)
+
+    async def chargebacks(self, order_id: str) -> list[Record]:
+        return await self._read("order_chargebacks", order_id=order_id)
+
+    async def postings(self, order_id: str) -> list[Record]:
+        return await self._read("order_postings", order_id=order_id)
+
+    async def search(self, **filters: Any) -> list[Record]:
+        return await self._read("search_orders", **filters)
+
+    async def updated_since(self, since: datetime) -> list[str]:
+        return [r["id"] for r in await self._read("orders_updated_since", since=since)]
