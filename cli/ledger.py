@@ -4,13 +4,13 @@ accountants, and verify. Printing only; the reads live in ops/ledger.py."""
 from __future__ import annotations
 
 import argparse
-import csv
 import sys
 from typing import Any
 
 from cli.common import parse_time, print_json, read
 from core.settings import MODES, Settings
 from ops import ledger
+from store import Store
 
 
 def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -72,24 +72,26 @@ async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> i
 
 
 async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> int:
-    rows = await read(
-        settings,
-        lambda s: ledger.entries(
-            s, account=args.account, since=args.since, until=args.until, livemode=_livemode(args)
-        ),
+    """The console's entries, in the same shape: a JSON list, its CSV (formula-like cells
+    defused), or a table."""
+    selection = ledger.EntryFilter(
+        account=args.account, since=args.since, until=args.until, livemode=_livemode(args)
     )
+    async with Store.open(settings.database_url, max_size=1) as store:
+        if args.csv:
+            async for chunk in ledger.entries_csv(store, selection):
+                sys.stdout.write(chunk)
+            return 0
+        rows = await ledger.all_entries(store, selection)
     if args.json:
         print_json(rows)
-    elif args.csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=ledger.ENTRY_FIELDS)
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        for row in rows:
-            print(
-                f"{row['effective_at']}  {_mode_name(row['livemode']):4} {row['business_key']:52}"
-                f" {row['account']:36} {row['currency']} {row['amount']:>12}"
-            )
+        return 0
+    print(f"{'effective at':32} {'mode':4} {'business key':52} {'account':36} cur {'cents':>12}")
+    for row in rows:
+        print(
+            f"{row['effective_at']:32} {_mode_name(row['livemode']):4} {row['business_key']:52}"
+            f" {row['account']:36} {row['currency']} {row['amount']:>12}"
+        )
     return 0
 
 

@@ -14,7 +14,7 @@ from console.auth import require_operator, user_of
 from console.openapi import document
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from core.errors import BadRequest
-from ops import audit, dead_letters, events, explore, invalid, ledger
+from ops import audit, dead_letters, events, explore, invalid, ledger, paging
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -50,12 +50,16 @@ def event_filter(request: web.Request) -> explore.EventFilter:
     )
 
 
-def entry_filter(request: web.Request) -> explore.EntryFilter:
-    return explore.EntryFilter(
+def entry_filter(request: web.Request) -> ledger.EntryFilter:
+    mode = query_text(request, "mode")
+    if mode not in (None, "live", "test"):
+        raise BadRequest("mode: live or test")
+    return ledger.EntryFilter(
         account=query_text(request, "account"),
         currency=query_text(request, "currency"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
+        livemode=None if mode is None else mode == "live",
     )
 
 
@@ -190,12 +194,12 @@ async def order(request: web.Request) -> web.Response:
 
 async def balances(request: web.Request) -> web.Response:
     as_of = query_time(request, "as_of")
-    rows = await explore.balances(request.app[STORE], as_of)
+    rows = await ledger.balances(request.app[STORE], at=as_of)
     return web.json_response({"as_of": as_of.isoformat() if as_of else None, "balances": rows})
 
 
 async def entries(request: web.Request) -> web.Response:
-    page = await explore.entries(
+    page = await ledger.entries_page(
         request.app[STORE],
         entry_filter(request),
         query_text(request, "cursor", 500),
@@ -213,7 +217,7 @@ async def entries_csv(request: web.Request) -> web.StreamResponse:
         }
     )
     await response.prepare(request)
-    async for chunk in explore.entries_csv(request.app[STORE], selection):
+    async for chunk in ledger.entries_csv(request.app[STORE], selection):
         await response.write(chunk.encode())
     await response.write_eof()
     return response
@@ -346,7 +350,7 @@ async def audit_log(request: web.Request) -> web.Response:
         before_id=query_int(request, "before_id", 0),
         actor=query_text(request, "actor"),
         action=query_text(request, "action"),
-        limit=explore.page_size(query_int(request, "limit", audit.PAGE)),
+        limit=paging.page_size(query_int(request, "limit", audit.PAGE)),
     )
     return web.json_response(
         {"items": items, "next": str(items[-1]["id"]) if len(items) == audit.PAGE else None}

@@ -125,16 +125,18 @@ SCHEMAS: dict[str, Schema] = {
             "request": {"oneOf": [_ref("WebhookRequest"), {"type": "null"}]},
         }
     ),
-    "Balance": _obj(
-        {"mode": {"enum": ["live", "test"]}, "account": _str(), "currency": _str(), "balance": INT}
-    ),
+    "Balance": _obj({"livemode": BOOL, "account": _str(), "currency": _str(), "balance": INT}),
     "Entry": _obj(
         {
             "id": INT,
             "effective_at": _str(),
             "recorded_at": _str(),
-            "mode": {"enum": ["live", "test"]},
+            "livemode": BOOL,
             "business_key": _str(),
+            "kind": _str(),
+            "order_id": _str(True),
+            "charge_id": _str(True),
+            "event_id": _str(True),
             "account": _str(),
             "currency": _str(),
             "amount": INT,
@@ -285,6 +287,9 @@ NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
 TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
 CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "string"})
+MODE = _param(
+    "mode", "only live or only test money (default: both)", schema={"enum": ["live", "test"]}
+)
 
 
 def _get(summary: str, schema: Schema, params: list[Schema], extra: Schema | None = None) -> Schema:
@@ -369,13 +374,14 @@ PATHS: dict[str, Schema] = {
         [_param("as_of", "money that moved at or before this time (default: now)", schema=TIME)],
     ),
     "/api/v1/ledger/entries": _get(
-        "ledger entries, oldest first (debit positive, credit negative)",
+        "ledger entries by when the money moved (debit positive, credit negative)",
         _page(_ref("Entry")),
         [
             _param("account", "an account"),
             _param("currency", "a currency"),
             _param("since", "the money moved (effective_at) at or after", schema=TIME),
             _param("until", "the money moved before", schema=TIME),
+            MODE,
             CURSOR,
             _param("limit", "page size", schema=LIMIT),
         ],
@@ -388,6 +394,7 @@ PATHS: dict[str, Schema] = {
                 _param("currency", "a currency"),
                 _param("since", "the money moved (effective_at) at or after", schema=TIME),
                 _param("until", "the money moved before", schema=TIME),
+                MODE,
             ],
             "responses": {
                 "200": {

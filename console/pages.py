@@ -24,7 +24,7 @@ from console.auth import (
 )
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from domain.outcome import Outcome
-from ops import audit, dead_letters, explore, invalid
+from ops import audit, dead_letters, explore, invalid, ledger
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -143,16 +143,20 @@ async def order(request: web.Request) -> web.Response:
     return render(request, "order.html", order=found)
 
 
-async def ledger(request: web.Request) -> web.Response:
+async def ledger_page(request: web.Request) -> web.Response:
     as_of = api.query_time(request, "as_of")
     store = request.app[STORE]
-    balances = await explore.balances(store, as_of)
-    page = await explore.entries(
+    balances = await ledger.balances(store, at=as_of)
+    page = await ledger.entries_page(
         store, api.entry_filter(request), api.query_text(request, "cursor", 500), 100
     )
     more = _with(request, cursor=page["next"]) if page["next"] else None
     csv = "/api/v1/ledger/entries.csv?" + urlencode(
-        {k: v for k, v in request.query.items() if k in {"account", "currency", "since", "until"}}
+        {
+            k: v
+            for k, v in request.query.items()
+            if k in {"account", "currency", "since", "until", "mode"}
+        }
     )
     return render(
         request, "ledger.html", balances=balances, page=page, q=request.query, more=more, csv=csv
@@ -339,7 +343,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/events/{event_id}", event)
     r.add_get("/orders", orders)
     r.add_get("/orders/{order_id}", order)
-    r.add_get("/ledger", ledger)
+    r.add_get("/ledger", ledger_page)
     r.add_get("/dead-letters", list_dead_letters)
     r.add_post("/dead-letters/{action:replay|purge}", act_on_dead_letters)
     r.add_get("/dead-letters/{id}", dead_letter)

@@ -8,24 +8,18 @@ page 1 does).
 
 from __future__ import annotations
 
-import base64
-import csv
-import io
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 
-from core.database import Record
 from core.errors import BadRequest
 from domain.fulfillment import message_id
 from ops import events, ledger
+from ops.paging import decode_cursor, jsonable, page_of, page_size
 from store import Store
-
-MAX_PAGE = 200
-CSV_PAGE = 2000
 
 
 @dataclass(frozen=True)
@@ -39,14 +33,6 @@ class EventFilter:
     until: datetime | None = None  # Conekta's created_at < until
 
 
-@dataclass(frozen=True)
-class EntryFilter:
-    account: str | None = None
-    currency: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-
-
 def parse_time(value: str) -> datetime:
     """ISO 8601 (UTC when no zone is given) or unix seconds."""
     try:
@@ -56,50 +42,6 @@ def parse_time(value: str) -> datetime:
     except (ValueError, OverflowError, OSError):  # "²" is a digit; 10**20 s is past any year
         raise BadRequest(f"not a time: {value!r} (ISO 8601 or unix seconds)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
-def encode_cursor(*key: object) -> str:
-    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
-    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str, *types: type) -> tuple[Any, ...]:
-    """The key a cursor holds, typed; BadRequest when it was not made by encode_cursor."""
-    try:
-        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if not isinstance(values, list) or len(values) != len(types):
-            raise ValueError("wrong shape")
-        return tuple(
-            datetime.fromisoformat(v) if t is datetime else t(v)
-            for v, t in zip(values, types, strict=True)
-        )
-    except (ValueError, TypeError, orjson.JSONDecodeError):
-        raise BadRequest("not a cursor from a previous page") from None
-
-
-def page_size(limit: int) -> int:
-    if not 1 <= limit <= MAX_PAGE:
-        raise BadRequest(f"limit must be between 1 and {MAX_PAGE}")
-    return limit
-
-
-def jsonable(row: Record | Mapping[str, Any]) -> dict[str, Any]:
-    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in dict(row).items()}
-
-
-def page_of(
-    rows: Sequence[Any],
-    limit: int,
-    key: Callable[[Any], tuple[object, ...]],
-    item: Callable[[Any], dict[str, Any]] = jsonable,
-) -> dict[str, Any]:
-    """A page of `limit` items from rows fetched with one extra (the sign of a next page); the
-    next cursor is the key of its last item."""
-    shown = rows[:limit]  # limit >= 1 (page_size)
-    return {
-        "items": [item(row) for row in shown],
-        "next": encode_cursor(*key(shown[-1])) if len(rows) > limit else None,
-    }
 
 
 async def search_events(
@@ -171,86 +113,6 @@ async def search_orders(
         limit=page_size(limit) + 1,
     )
     return page_of(rows, limit, lambda row: (row["updated_at"], row["id"]))
-
-
-async def balances(store: Store, as_of: datetime | None = None) -> list[dict[str, Any]]:
-    """Per mode (live/test), currency and account, in cents, signed to each account's normal
-    side, as of a time (money that moved by then; None: now). The CLI's `ledger balances`
-    reads the same query."""
-    return [
-        {
-            "mode": "live" if r["livemode"] else "test",
-            "account": r["account"],
-            "currency": r["currency"],
-            "balance": r["balance"],
-        }
-        for r in await store.ledger.balances(at=as_of, livemode=None)
-    ]
-
-
-async def entries(
-    store: Store, selection: EntryFilter, cursor: str | None = None, limit: int = 100
-) -> dict[str, Any]:
-    after_id = decode_cursor(cursor, int)[0] if cursor else 0
-    rows = await _entries(store, selection, after_id, page_size(limit) + 1)
-    return page_of(rows, limit, lambda row: (row["id"],), item=dict)
-
-
-ENTRY_COLUMNS = (
-    "id",
-    "effective_at",
-    "recorded_at",
-    "mode",
-    "business_key",
-    "kind",
-    "order_id",
-    "charge_id",
-    "event_id",
-    "account",
-    "currency",
-    "amount",
-)
-
-
-async def entries_csv(store: Store, selection: EntryFilter) -> AsyncIterator[str]:
-    """Every matching entry as CSV (header first), read and yielded a page at a time."""
-    yield _csv_lines([ENTRY_COLUMNS])
-    after_id = 0
-    while rows := await _entries(store, selection, after_id, CSV_PAGE):
-        yield _csv_lines([[_cell(row[c]) for c in ENTRY_COLUMNS] for row in rows])
-        after_id = rows[-1]["id"]
-
-
-def _csv_lines(rows: Sequence[Sequence[object]]) -> str:
-    out = io.StringIO()
-    csv.writer(out, lineterminator="\n").writerows(rows)
-    return out.getvalue()
-
-
-def _cell(value: object) -> object:
-    """A text starting like a formula is defused for spreadsheets (CSV injection)."""
-    if isinstance(value, str) and value[:1] in {"=", "+", "-", "@", "\t", "\r"}:
-        return "'" + value
-    return value
-
-
-async def _entries(
-    store: Store, selection: EntryFilter, after_id: int, limit: int
-) -> list[dict[str, Any]]:
-    rows = await store.ledger.entries_page(
-        account=selection.account,
-        currency=selection.currency,
-        since=selection.since,
-        until=selection.until,
-        after_id=after_id,
-        limit=limit,
-    )
-    result = []
-    for r in rows:
-        row = jsonable(r)
-        row["mode"] = "live" if row.pop("livemode") else "test"
-        result.append(row)
-    return result
 
 
 async def overview(store: Store, queues: Mapping[str, int | None], now: datetime) -> dict[str, Any]:

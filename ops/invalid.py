@@ -28,7 +28,7 @@ from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from ops import audit
 from ops.events import BEGINNING
-from ops.explore import decode_cursor, page_of, page_size
+from ops.paging import decode_cursor, page_of, page_size
 from store import Store
 from worker import orders
 from worker.judge import judged_row

@@ -3,10 +3,15 @@ invariants."""
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from core.database import Record
+from ops.paging import decode_cursor, jsonable, page_of, page_size
 from store import Store
 
 
@@ -51,7 +56,9 @@ async def balances(
     ]
 
 
+# One shape of an entry for the CLI (JSON, CSV) and the console (pages, API, CSV).
 ENTRY_FIELDS = (
+    "id",
     "effective_at",
     "recorded_at",
     "livemode",
@@ -64,25 +71,73 @@ ENTRY_FIELDS = (
     "currency",
     "amount",
 )
+CSV_PAGE = 2000
+_FIRST = (datetime.min.replace(tzinfo=UTC), 0)  # before every entry
 
 
-async def entries(
-    store: Store,
-    *,
-    account: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    livemode: bool | None = None,
-) -> list[dict[str, Any]]:
-    """Ledger entries for accountants (amount signed: debit +, credit -), by effective date."""
-    rows = await store.ledger.entries(account=account, since=since, until=until, livemode=livemode)
-    return [
-        {
-            name: (r[name].isoformat() if isinstance(r[name], datetime) else r[name])
-            for name in ENTRY_FIELDS
-        }
-        for r in rows
-    ]
+@dataclass(frozen=True)
+class EntryFilter:
+    account: str | None = None
+    currency: str | None = None
+    since: datetime | None = None  # the money moved (effective_at) at or after
+    until: datetime | None = None  # ... before
+    livemode: bool | None = None  # one mode, or both
+
+
+async def entries_page(
+    store: Store, selection: EntryFilter, cursor: str | None = None, limit: int = 100
+) -> dict[str, Any]:
+    """A page of entries by effective date (amount signed: debit +, credit -)."""
+    after = decode_cursor(cursor, datetime, int) if cursor else _FIRST
+    rows = await _entries(store, selection, after, page_size(limit) + 1)
+    return page_of(rows, limit, lambda row: (row["effective_at"], row["id"]))
+
+
+async def entry_pages(store: Store, selection: EntryFilter) -> AsyncIterator[list[Record]]:
+    """Every matching entry, by effective date, a page at a time."""
+    after = _FIRST
+    while rows := await _entries(store, selection, after, CSV_PAGE):
+        yield rows
+        after = (rows[-1]["effective_at"], rows[-1]["id"])
+
+
+async def all_entries(store: Store, selection: EntryFilter) -> list[dict[str, Any]]:
+    return [jsonable(row) async for rows in entry_pages(store, selection) for row in rows]
+
+
+async def entries_csv(store: Store, selection: EntryFilter) -> AsyncIterator[str]:
+    """Every matching entry as CSV (header first), read and yielded a page at a time; cells that
+    a spreadsheet would take for a formula are defused."""
+    yield _csv_lines([ENTRY_FIELDS])
+    async for rows in entry_pages(store, selection):
+        yield _csv_lines([[_cell(value) for value in jsonable(row).values()] for row in rows])
+
+
+def _csv_lines(rows: Sequence[Sequence[object]]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerows(rows)
+    return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A text starting like a formula is defused for spreadsheets (CSV injection)."""
+    if isinstance(value, str) and value[:1] in {"=", "+", "-", "@", "\t", "\r"}:
+        return "'" + value
+    return value
+
+
+async def _entries(
+    store: Store, selection: EntryFilter, after: tuple[datetime, int], limit: int
+) -> list[Record]:
+    return await store.ledger.entries(
+        account=selection.account,
+        currency=selection.currency,
+        since=selection.since,
+        until=selection.until,
+        livemode=selection.livemode,
+        after=after,
+        limit=limit,
+    )
 
 
 @dataclass(frozen=True)

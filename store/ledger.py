@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from core.database import Record
 from store import sql
@@ -20,16 +19,25 @@ class Ledger(sql.Room):
         self,
         *,
         account: str | None,
+        currency: str | None,
         since: datetime | None,
         until: datetime | None,
         livemode: bool | None,
+        after: tuple[datetime, int],
+        limit: int,
     ) -> list[Record]:
+        """Entries by effective date, then entry id, a page after the cursor `after`."""
         return await self._read(
-            "list_entries", account=account, since=since, until=until, livemode=livemode
+            "ledger_entries",
+            account=account,
+            currency=currency,
+            since=since,
+            until=until,
+            livemode=livemode,
+            after_effective_at=after[0],
+            after_id=after[1],
+            limit=limit,
         )
-
-    async def entries_page(self, **filters: Any) -> list[Record]:
-        return await self._read("ledger_entries_page", **filters)
 
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
         """The rows violating each named check, read in one consistent snapshot."""

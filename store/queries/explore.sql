@@ -43,19 +43,5 @@ GROUP BY t.id ORDER BY t.recorded_at, t.id;
 SELECT message_id, routing_key, created_at, sent_at FROM outbox
 WHERE message_id = ANY(:message_ids::text[]) ORDER BY id;
 
--- ledger_entries_page: entries with their transaction, oldest first, a page after the cursor id;
--- the time filters are on when the money moved (effective_at), as in the accountants' CSV
-SELECT e.id, t.effective_at, t.recorded_at, t.business_key, t.kind, t.order_id, t.charge_id,
-       t.event_id, t.livemode, e.account, e.currency, e.amount
-FROM ledger_entries e
-JOIN ledger_transactions t ON t.id = e.transaction_id
-WHERE e.id > :after_id
-  AND (:account::text IS NULL OR e.account = :account)
-  AND (:currency::text IS NULL OR e.currency = :currency)
-  AND (:since::timestamptz IS NULL OR t.effective_at >= :since)
-  AND (:until::timestamptz IS NULL OR t.effective_at < :until)
-ORDER BY e.id
-LIMIT :limit;
-
 -- outcome_descriptions: what each archive outcome means
 SELECT name, description FROM event_outcomes ORDER BY name;

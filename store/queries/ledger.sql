@@ -57,15 +57,18 @@ WHERE t.effective_at <= :at AND (:livemode::boolean IS NULL OR t.livemode = :liv
 GROUP BY e.account, e.currency, t.livemode, b.normal_side
 ORDER BY t.livemode DESC, e.account, e.currency;
 
--- list_entries: entries for accountants, by when the money moved
-SELECT t.effective_at, t.recorded_at, t.livemode, t.business_key, t.kind, t.order_id, t.charge_id,
-       t.event_id, e.account, e.currency, e.amount
+-- ledger_entries: entries with their transaction by when the money moved (effective_at, then entry id), a page after the cursor; the CLI and the console read them all through this one query
+SELECT e.id, t.effective_at, t.recorded_at, t.livemode, t.business_key, t.kind, t.order_id,
+       t.charge_id, t.event_id, e.account, e.currency, e.amount
 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-WHERE (:account::text IS NULL OR e.account = :account)
+WHERE (t.effective_at, e.id) > (:after_effective_at, :after_id)
+  AND (:account::text IS NULL OR e.account = :account)
+  AND (:currency::text IS NULL OR e.currency = :currency)
   AND (:since::timestamptz IS NULL OR t.effective_at >= :since)
   AND (:until::timestamptz IS NULL OR t.effective_at < :until)
   AND (:livemode::boolean IS NULL OR t.livemode = :livemode)
-ORDER BY t.effective_at, t.id, e.id;
+ORDER BY t.effective_at, e.id
+LIMIT :limit;
 
 -- verify_unbalanced_transactions: ledger transactions whose entries do not sum to zero
 SELECT t.id, t.business_key, coalesce(sum(e.amount), 0)::bigint AS total, count(e.id) AS entries

@@ -23,7 +23,7 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from ops import audit
 from store import Store
-from testkit.events import order_event
+from testkit.events import order_event, order_event_document
 from testkit.processes import cli, worker_env
 from testkit.services import OPERATOR, VIEWER, basic, console_with_users, put_dead_letter
 from worker import judge
@@ -193,10 +193,10 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
     async with aiohttp.ClientSession(headers=basic(VIEWER)) as http:
         async with http.get(f"{console}/api/v1/ledger/balances") as r:
             rows = (await r.json())["balances"]
-        assert {(b["mode"], b["account"], b["balance"]) for b in rows} == {
-            ("test", "conekta:receivable", 1_900),
-            ("test", "conekta:fees", 100),
-            ("test", "customer:cus_test", 2_000),
+        assert {(b["livemode"], b["account"], b["balance"]) for b in rows} == {
+            (False, "conekta:receivable", 1_900),
+            (False, "conekta:fees", 100),
+            (False, "customer:cus_test", 2_000),
         }
         # "As of" is when the money moved (the charge's paid_at, 2020-09-13), not when the row
         # was recorded (today): accountants close months by it.
@@ -215,7 +215,7 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
         async with http.get(f"{console}/api/v1/ledger/entries.csv") as r:
             assert r.headers["Content-Type"].startswith("text/csv")
             lines = (await r.text()).splitlines()
-        assert lines[0].startswith("id,effective_at,recorded_at,mode,business_key")
+        assert lines[0].startswith("id,effective_at,recorded_at,livemode,business_key")
         assert len(lines) == 1 + 3
         assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == 0
 
@@ -372,3 +372,37 @@ async def test_invalid_events_show_their_reason_and_are_judged_again_from_the_ap
             assert r.status == 200
             assert (await r.json())["outcomes"] == {"invalid": 1}  # still invalid: no fix yet
     assert [e["action"] for e in await audit.entries(store)][-1:] == ["events.replay_invalid"]
+
+
+def _paid(order_id: str, paid_at: int, email: str) -> bytes:
+    document = order_event_document("order.paid", order_id, customer_id=None, email=email)
+    document["data"]["object"]["charges"]["data"][0]["paid_at"] = paid_at
+    return orjson.dumps(document)
+
+
+async def test_cli_and_console_read_the_same_entries_by_effective_date(
+    console: str, settings: Settings, store: Store
+) -> None:
+    """One read for both: the same rows in the same shape (`livemode`), by when the money moved
+    (recorded later, moved earlier: listed first), and one CSV (formula-like cells defused, see
+    tests/unit/test_console.py) for both."""
+    await apply(store, _paid("ord_late", 1_700_000_000, "=cmd@evil.mx"))
+    await apply(store, _paid("ord_early", 1_600_000_000, "a@b.mx"))
+    async with aiohttp.ClientSession(headers=basic(VIEWER)) as http:
+        async with http.get(f"{console}/api/v1/ledger/entries", params={"limit": 2}) as r:
+            first = await r.json()
+        async with http.get(
+            f"{console}/api/v1/ledger/entries", params={"cursor": first["next"], "limit": 200}
+        ) as r:
+            api_rows = first["items"] + (await r.json())["items"]
+        async with http.get(f"{console}/api/v1/ledger/entries.csv") as r:
+            console_csv = await r.text()
+    code, cli_json = await cli(settings, "ledger", "entries", "--json")
+    assert code == 0 and orjson.loads(cli_json) == api_rows
+    assert [row["business_key"].split(":")[1] for row in api_rows] == ["ord_early"] * 3 + [
+        "ord_late"
+    ] * 3
+    assert all(row["livemode"] is False for row in api_rows)
+    code, cli_csv = await cli(settings, "ledger", "entries", "--csv")
+    assert code == 0 and cli_csv == console_csv
+    assert ",customer:=cmd@evil.mx," in cli_csv  # never a cell that starts with "="

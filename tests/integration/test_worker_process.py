@@ -129,7 +129,7 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     code, output = await cli(settings, "ledger", "entries", "--csv", "--account", "conekta:fees")
     assert code == 0
     header, row = output.strip().splitlines()
-    assert header.startswith("effective_at,recorded_at,livemode,business_key")
+    assert header.startswith("id,effective_at,recorded_at,livemode,business_key")
     assert "payment:ord_r:ch_ord_r" in row and row.endswith(",conekta:fees,MXN,7")
     code, output = await cli(settings, "ledger", "entries", "--json", "--since", "1600000001")
     assert (code, orjson.loads(output)) == (0, [])

@@ -16,7 +16,7 @@ from console import api, auth, pages, users
 from console.openapi import document
 from core.errors import BadRequest, ConfigError
 from core.settings import load_settings
-from ops import dead_letters, explore
+from ops import dead_letters, explore, ledger, paging
 
 
 def test_passwords_are_salted_scrypt_and_checked_exactly() -> None:
@@ -34,11 +34,11 @@ def test_session_tokens_are_stored_hashed() -> None:
 
 def test_cursors_round_trip_and_refuse_garbage() -> None:
     when = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
-    cursor = explore.encode_cursor(when, "evt_1")
-    assert explore.decode_cursor(cursor, datetime, str) == (when, "evt_1")
-    for bad in ("garbage", explore.encode_cursor("x"), explore.encode_cursor(1, 2, 3)):
+    cursor = paging.encode_cursor(when, "evt_1")
+    assert paging.decode_cursor(cursor, datetime, str) == (when, "evt_1")
+    for bad in ("garbage", paging.encode_cursor("x"), paging.encode_cursor(1, 2, 3)):
         with pytest.raises(BadRequest):
-            explore.decode_cursor(bad, datetime, str)
+            paging.decode_cursor(bad, datetime, str)
 
 
 @given(
@@ -46,13 +46,13 @@ def test_cursors_round_trip_and_refuse_garbage() -> None:
     st.text(min_size=1, max_size=40).filter(lambda t: "\x00" not in t),
 )
 def test_any_cursor_key_round_trips(when: datetime, key: str) -> None:
-    assert explore.decode_cursor(explore.encode_cursor(when, key), datetime, str) == (when, key)
+    assert paging.decode_cursor(paging.encode_cursor(when, key), datetime, str) == (when, key)
 
 
 @given(st.text(max_size=60))
 def test_no_text_makes_decoding_a_cursor_crash(text: str) -> None:
     with contextlib.suppress(BadRequest):  # a clear 400, never another error
-        explore.decode_cursor(text, datetime, str)
+        paging.decode_cursor(text, datetime, str)
 
 
 def test_times_are_iso_or_unix_and_anything_else_is_a_clear_error() -> None:
@@ -73,7 +73,7 @@ def test_times_are_iso_or_unix_and_anything_else_is_a_clear_error() -> None:
     ],
 )
 def test_csv_cells_that_look_like_formulas_are_defused(value: object, cell: object) -> None:
-    assert explore._cell(value) == cell
+    assert ledger._cell(value) == cell
 
 
 def test_a_dead_letter_selection_says_exactly_one_thing() -> None:
