@@ -16,7 +16,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from ops import invalid
+from ops import actions, invalid
 from store import Store
 from testkit import isolation
 from testkit.events import order_event
@@ -48,7 +48,7 @@ async def timed(work: Callable[[], Awaitable[Any]]) -> float:
 
 
 async def measure(store: Store, n: int) -> str:
-    everything = invalid.Selection(everything=True)
+    everything = actions.Selection(everything=True)
     await archive_invalid(store, n, "ord_r")
     listed = await timed(lambda: invalid.listing(store, limit=50))
     previewed = await timed(lambda: invalid.preview(store, "replay", everything))

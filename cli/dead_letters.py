@@ -10,7 +10,7 @@ from cli.common import confirm, print_json, progress_line, read
 from core import broker
 from core.errors import BadRequest
 from core.settings import Settings
-from ops import audit, dead_letters
+from ops import actions, audit, dead_letters
 from store import Store
 
 
@@ -82,16 +82,16 @@ async def cmd_dlq_show(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _filters(args: argparse.Namespace) -> dead_letters.Selection | None:
+def _filters(args: argparse.Namespace) -> actions.Selection | None:
     """`dlq list`'s filters, if any were given."""
-    selection = dead_letters.Selection(
+    selection = actions.Selection(
         event_type=args.event_type, kind=args.kind, order_id=args.order_id
     )
     return selection if any((args.event_type, args.kind, args.order_id)) else None
 
 
-def _dlq_selection(args: argparse.Namespace) -> dead_letters.Selection:
-    return dead_letters.Selection(
+def _dlq_selection(args: argparse.Namespace) -> actions.Selection:
+    return actions.Selection(
         ids=tuple(args.ids),
         event_type=args.event_type,
         kind=args.kind,
@@ -124,7 +124,7 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
         preview = await dead_letters.preview(store, "purge", selection)
         if args.dry_run or not preview.matched:
             return _report_dlq(args, preview)
-        question = f"purge {len(preview.matched)} dead letter(s) for good?"
+        question = f"purge {preview.matched_count} dead letter(s) for good?"
         if not args.yes and not await confirm(question):
             print("nothing purged")
             return 1
@@ -134,18 +134,18 @@ async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
     return _report_dlq(args, result)
 
 
-def _report_dlq(args: argparse.Namespace, result: dead_letters.ActionResult) -> int:
+def _report_dlq(args: argparse.Namespace, result: actions.ActionResult) -> int:
     past = {"replay": "replayed", "purge": "purged"}[result.action]
     if args.json:
         print_json({**result.summary(), past: result.done})
     elif result.dry_run:
-        print(f"would {result.action} {len(result.matched)} dead letter(s):")
+        print(f"would {result.action} {result.matched_count} dead letter(s):")
         for row in result.matched:
             print(f"  {row['id']}  {row['type']:22} {row['kind']}: {row['reason']}")
     else:
         missing = result.not_found
         print(
-            f"{past} {len(result.done)} dead letter(s)"
+            f"{past} {result.done_count} dead letter(s)"
             + (f"; not found: {' '.join(missing)}" if missing else "")
         )
     return 1 if result.not_found else 0

@@ -12,7 +12,7 @@ from cli.common import confirm, parse_time, print_json, progress_line, read
 from core.errors import BadRequest
 from core.settings import Settings
 from domain.outcome import Outcome
-from ops import audit, events, invalid
+from ops import actions, audit, events, invalid
 from store import Store
 
 
@@ -134,7 +134,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
         if args.order_id or args.include_purged:
             print("--outcome invalid takes only --since, --until and --type", file=sys.stderr)
             return 2
-        selection = invalid.Selection.window(args.since, args.until, args.event_type)
+        selection = actions.Selection.window(args.since, args.until, args.event_type)
         async with Store.open(settings.database_url) as store:
             result = await invalid.replay(
                 store,
@@ -170,7 +170,7 @@ def _report_replay(args: argparse.Namespace, totals: Counter[str]) -> int:
 
 
 async def cmd_invalid_list(args: argparse.Namespace, settings: Settings) -> int:
-    selection = invalid.Selection(event_type=args.event_type, since=args.since, until=args.until)
+    selection = actions.Selection(event_type=args.event_type, since=args.since, until=args.until)
     rows: list[dict[str, Any]] = []
     cursor: str | None = None
     async with Store.open(settings.database_url, max_size=1) as store:
@@ -190,8 +190,8 @@ async def cmd_invalid_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _selection(args: argparse.Namespace) -> invalid.Selection:
-    return invalid.Selection(
+def _selection(args: argparse.Namespace) -> actions.Selection:
+    return actions.Selection(
         ids=tuple(args.ids),
         event_type=args.event_type,
         since=args.since,
@@ -227,7 +227,7 @@ async def cmd_invalid_purge(args: argparse.Namespace, settings: Settings) -> int
             return _report_invalid(args, preview)
         matched = await invalid.count(store, selection)
         if not matched:
-            return _report_invalid(args, invalid.ActionResult("purge", True))
+            return _report_invalid(args, actions.ActionResult("purge", True))
         if not args.yes and not await confirm(f"purge {matched} invalid event(s) for good?"):
             print("nothing purged")
             return 1
@@ -242,7 +242,7 @@ async def cmd_invalid_purge(args: argparse.Namespace, settings: Settings) -> int
     return _report_invalid(args, result)
 
 
-def _report_invalid(args: argparse.Namespace, result: invalid.ActionResult) -> int:
+def _report_invalid(args: argparse.Namespace, result: actions.ActionResult) -> int:
     past = {"replay": "replayed", "purge": "purged"}[result.action]
     totals = ", ".join(f"{k} {v}" for k, v in sorted(result.totals.items())) or "none matched"
     if args.json:

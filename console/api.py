@@ -14,7 +14,7 @@ from console.auth import require_operator, user_of
 from console.openapi import document
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from core.errors import BadRequest
-from ops import audit, dead_letters, events, explore, invalid, ledger, paging
+from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -63,39 +63,39 @@ def entry_filter(request: web.Request) -> ledger.EntryFilter:
     )
 
 
-def dead_letter_filter(request: web.Request) -> dead_letters.Selection:
+def dead_letter_filter(request: web.Request) -> actions.Selection:
     """The dead-letter listing's filters from the query (pages and API)."""
-    return dead_letters.Selection(
+    return actions.Selection(
         event_type=query_text(request, "type"),
         kind=query_text(request, "kind"),
         order_id=query_text(request, "order_id"),
     )
 
 
-def invalid_filter(request: web.Request) -> invalid.Selection:
+def invalid_filter(request: web.Request) -> actions.Selection:
     """The invalid-event listing's filters from the query (pages and API)."""
-    return invalid.Selection(
+    return actions.Selection(
         event_type=query_text(request, "type"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
     )
 
 
-def dlq_selection(body: dict[str, Any]) -> dead_letters.Selection:
+def dlq_selection(body: dict[str, Any]) -> actions.Selection:
     ids = body.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadRequest("ids must be a list of event ids")
     texts = {k: body.get(k) for k in ("type", "kind", "order_id")}
     if any(v is not None and not isinstance(v, str) for v in texts.values()):
         raise BadRequest("type, kind and order_id are strings")
-    selection = dead_letters.Selection(
+    selection = actions.Selection(
         ids=tuple(ids),
         event_type=texts["type"] or None,
         kind=texts["kind"] or None,
         order_id=texts["order_id"] or None,
         everything=body.get("all") is True,
     )
-    selection.check()  # before anything is opened or done
+    selection.check(dead_letters.FILTERS)  # before anything is opened or done
     return selection
 
 
@@ -149,7 +149,7 @@ async def replay_events(request: web.Request) -> web.Response:
     if body.get("outcome") == "invalid":  # judged again (after a schema or code fix)
         if order_id:
             raise BadRequest("invalid events are selected by type, since and until")
-        selection = invalid.Selection.window(since, until, event_type)
+        selection = actions.Selection.window(since, until, event_type)
         result = await invalid.replay(store, selection, user.actor, modes=modes)
         return web.json_response({"replayed": result.done_count, "outcomes": dict(result.totals)})
     totals = await events.replay(
@@ -286,18 +286,18 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     return web.json_response(result.summary())
 
 
-def invalid_selection(body: dict[str, Any]) -> invalid.Selection:
+def invalid_selection(body: dict[str, Any]) -> actions.Selection:
     ids = body.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadRequest("ids must be a list of event ids")
-    selection = invalid.Selection(
+    selection = actions.Selection(
         ids=tuple(ids),
         event_type=_body_text(body, "type"),
         since=_body_time(body, "since"),
         until=_body_time(body, "until"),
         everything=body.get("all") is True,
     )
-    selection.check()  # before anything is opened or done
+    selection.check(invalid.FILTERS)  # before anything is opened or done
     return selection
 
 

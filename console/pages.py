@@ -24,7 +24,7 @@ from console.auth import (
 )
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from domain.outcome import Outcome
-from ops import audit, dead_letters, explore, invalid, ledger
+from ops import actions, audit, dead_letters, explore, invalid, ledger
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -195,7 +195,7 @@ async def dead_letter(request: web.Request) -> web.Response:
     return render(request, "dead_letter.html", letter=found[0])
 
 
-def _form_selection(form: Any) -> dead_letters.Selection:
+def _form_selection(form: Any) -> actions.Selection:
     return api.dlq_selection(
         {
             "ids": [str(i) for i in form.getall("id", [])],
@@ -221,7 +221,7 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
         )
     reason = str(form.get("reason", "")).strip()
     if action == "purge":
-        expected = f"purge {len(preview.matched)}"
+        expected = f"purge {preview.matched_count}"
         if str(form.get("confirm", "")).strip() != expected or not reason:
             error = f'Type "{expected}" and give a reason to purge.'
             return render(
@@ -246,7 +246,7 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
         return result.summary()
 
     job = jobs.start(
-        request.app, action, f"{action} {len(preview.matched)} dead letter(s)", user.actor, work
+        request.app, action, f"{action} {preview.matched_count} dead letter(s)", user.actor, work
     )
     raise web.HTTPSeeOther(f"/jobs/{job.id}")
 
@@ -267,7 +267,7 @@ async def invalid_events(request: web.Request) -> web.Response:
     )
 
 
-def _invalid_form_selection(form: Any) -> invalid.Selection:
+def _invalid_form_selection(form: Any) -> actions.Selection:
     return api.invalid_selection(
         {
             "ids": [str(i) for i in form.getall("id", [])],
@@ -312,7 +312,7 @@ async def act_on_invalid_events(request: web.Request) -> web.Response:
 
 
 async def _invalid_preview(
-    request: web.Request, action: str, selection: invalid.Selection, form: Any, error: str
+    request: web.Request, action: str, selection: actions.Selection, form: Any, error: str
 ) -> web.Response:
     modes = request.app[SETTINGS].accept_modes
     preview = await invalid.preview(request.app[STORE], action, selection, modes)

@@ -14,9 +14,7 @@ Both are recorded in the audit trail.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,7 +26,7 @@ from core.errors import BadRequest
 from core.event import peek
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
-from ops import audit
+from ops.actions import ActionResult, Progress, Selection, audit_details
 from store import Store
 from worker.dead_letters import FAILURE_HEADERS, REPLAYED_HEADER
 
@@ -72,41 +70,8 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which dead letters: these ids, every one, or all matching every filter given."""
-
-    ids: tuple[str, ...] = ()
-    event_type: str | None = None
-    kind: str | None = None
-    order_id: str | None = None
-    everything: bool = False
-
-    def check(self) -> None:
-        filters = any((self.event_type, self.kind, self.order_id))
-        if sum((bool(self.ids), self.everything, filters)) != 1:
-            raise BadRequest("say which: ids, all, or filters (type, kind, order)")
-
-    def describe(self) -> str:
-        """For the audit trail's `target`: what was asked for, in a line."""
-        filters = {"type": self.event_type, "kind": self.kind, "order": self.order_id}
-        return audit.target("dead letters", self.ids, self.everything, filters)
-
-
-@dataclass
-class ActionResult:
-    action: str  # replay | purge
-    dry_run: bool
-    matched: list[dict[str, Any]]  # what the action is (or would be) applied to
-    done: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    audit_id: int | None = None
-
-    def summary(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-Progress = Callable[[int, int], None]
+WHAT = "dead letters"
+FILTERS = ("type", "kind", "order")  # what selects dead letters besides ids and all
 
 
 async def list_letters(store: Store, selection: Selection | None = None) -> list[dict[str, Any]]:
@@ -129,7 +94,7 @@ async def show(store: Store, message_id: str) -> list[dict[str, Any]]:
 
 async def preview(store: Store, action: str, selection: Selection) -> ActionResult:
     """The dry run of a replay or purge: what it would take now (the same locked selection)."""
-    selection.check()
+    selection.check(FILTERS)
     async with _claim(store, selection) as claim:
         return _result(action, True, selection, claim.rows)
 
@@ -145,7 +110,7 @@ async def replay(
 ) -> ActionResult:
     """Publish the selected dead letters with confirms and mark them replayed, in one
     transaction with the audit entry; the worker's idempotency makes a repeat safe."""
-    selection.check()
+    selection.check(FILTERS)
     async with _claim(store, selection) as claim:
         result = _result("replay", False, selection, claim.rows)
         for n, row in enumerate(claim.rows, 1):
@@ -162,13 +127,13 @@ async def replay(
                 headers=headers,
             )
             await claim.settle(row["id"], "replayed", actor, reason or None)
-            result.done.append(row["message_id"])
+            result.add_done([row["message_id"]])
+            result.totals["replayed"] += 1
             if progress:
                 progress(n, len(claim.rows))
-        if result.done:
-            result.audit_id = await claim.audit(
-                actor, "dlq.replay", len(result.done), _details(selection, result, reason)
-            )
+        if result.done_count:
+            details = audit_details(WHAT, selection, result, reason)
+            result.audit_id = await claim.audit(actor, "dlq.replay", result.done_count, details)
     return result
 
 
@@ -184,7 +149,7 @@ async def purge(
     reason (kept with each row, its tombstone and the audit entry)."""
     if not reason.strip():
         raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
-    selection.check()
+    selection.check(FILTERS)
     async with _claim(store, selection) as claim:
         result = _result("purge", False, selection, claim.rows)
         for n, row in enumerate(claim.rows, 1):
@@ -192,19 +157,21 @@ async def purge(
             if tomb is not None:
                 await claim.tombstone(tomb, f"purged by {actor}: {reason}")
             await claim.settle(row["id"], "purged", actor, reason)
-            result.done.append(row["message_id"])
+            result.add_done([row["message_id"]])
+            result.totals["purged"] += 1
             if progress:
                 progress(n, len(claim.rows))
-        if result.done:
-            result.audit_id = await claim.audit(
-                actor, "dlq.purge", len(result.done), _details(selection, result, reason)
-            )
+        if result.done_count:
+            details = audit_details(WHAT, selection, result, reason)
+            result.audit_id = await claim.audit(actor, "dlq.purge", result.done_count, details)
     return result
 
 
 def _result(action: str, dry_run: bool, selection: Selection, rows: list[Any]) -> ActionResult:
-    result = ActionResult(action, dry_run, [summary(r) for r in rows])
-    result.not_found = sorted(set(selection.ids) - {r["message_id"] for r in rows})
+    result = ActionResult(action, dry_run)
+    for row in rows:
+        result.add_matched(summary(row))
+    result.not_found = selection.not_found([r["message_id"] for r in rows])
     return result
 
 
@@ -229,21 +196,6 @@ def tombstone(row: Any) -> ArchiveRow | None:
         original_id=seen.original_id,
         request=request_info.from_header(request),
     )
-
-
-def _details(selection: Selection, result: ActionResult, reason: str) -> dict[str, Any]:
-    return {
-        "target": selection.describe(),
-        "reason": reason,
-        "selection": {
-            "ids": list(selection.ids[:1000]),
-            "type": selection.event_type,
-            "kind": selection.kind,
-            "order_id": selection.order_id,
-            "all": selection.everything,
-        },
-        "ids": result.done[:1000],
-    }
 
 
 def _claim(store: Store, selection: Selection) -> AbstractAsyncContextManager[Any]:

@@ -15,9 +15,8 @@ Select by keys, every one, or filters (type, created_at window); each action is 
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -27,6 +26,7 @@ from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from ops import audit
+from ops.actions import ActionResult, Progress, Selection, audit_details
 from ops.events import BEGINNING
 from ops.paging import decode_cursor, page_of, page_size
 from store import Store
@@ -34,54 +34,23 @@ from worker import orders
 from worker.judge import judged_row
 
 PAGE = 256
-KEPT, KEPT_IDS = 500, 1000  # rows and keys an action's result lists (its counts cover all)
 REPLAY_ACTION = "events.replay_invalid"
 PURGE_ACTION = "events.purge_invalid"
 UNKNOWN_CHARGE = "unknown_charge"  # a refund or chargeback whose payment is not booked yet
 
-Progress = Callable[[int, int], None]
+
+WHAT = "invalid events"
+FILTERS = ("type", "since", "until")  # what selects invalid events besides ids and all
 
 
-@dataclass(frozen=True)
-class Selection:
-    """Which `invalid` events: these keys, every one, or all matching every filter given."""
-
-    ids: tuple[str, ...] = ()
-    event_type: str | None = None
-    since: datetime | None = None  # Conekta's created_at >= since
-    until: datetime | None = None  # Conekta's created_at < until
-    everything: bool = False
-
-    @classmethod
-    def window(
-        cls, since: datetime | None, until: datetime | None, event_type: str | None = None
-    ) -> Selection:
-        """`events replay --outcome invalid`: the filters given, or every one without any."""
-        return cls(
-            event_type=event_type,
-            since=since,
-            until=until,
-            everything=not any((event_type, since, until)),
-        )
-
-    def check(self) -> None:
-        filters = any((self.event_type, self.since, self.until))
-        if sum((bool(self.ids), self.everything, filters)) != 1:
-            raise BadRequest("say which: ids, all, or filters (type, since, until)")
-
-    def describe(self) -> str:
-        """For the audit trail's `target`: what was asked for, in a line."""
-        filters = {"type": self.event_type, "since": self.since, "until": self.until}
-        return audit.target("invalid events", self.ids, self.everything, filters)
-
-    def params(self) -> dict[str, Any]:
-        """The store's selection parameters (no filter at all: every one)."""
-        return {
-            "ids": list(self.ids),
-            "event_type": self.event_type,
-            "since": self.since,
-            "until": self.until,
-        }
+def params(selection: Selection) -> dict[str, Any]:
+    """The store's selection parameters (no filter at all: every one)."""
+    return {
+        "ids": list(selection.ids),
+        "event_type": selection.event_type,
+        "since": selection.since,
+        "until": selection.until,
+    }
 
 
 @dataclass(frozen=True)
@@ -107,35 +76,6 @@ def verdict(judged: Incoming | ArchiveRow, modes: Collection[bool] = ALL_MODES) 
     return Verdict(Outcome.APPLIED.value, f"applied as {event.type} for {subject}")
 
 
-@dataclass
-class ActionResult:
-    """What an action took (or would take). A backlog can hold a million invalid events (a
-    schema change, hours of traffic): the counts and totals cover every one, the lists only the
-    first KEPT rows and KEPT_IDS keys, so neither memory nor a response grows with it."""
-
-    action: str  # replay | purge
-    dry_run: bool
-    matched: list[dict[str, Any]] = field(default_factory=list)  # with verdict or outcome
-    totals: Counter[str] = field(default_factory=Counter)  # per verdict (dry run) or outcome
-    done: list[str] = field(default_factory=list)
-    not_found: list[str] = field(default_factory=list)
-    audit_id: int | None = None
-    matched_count: int = 0
-    done_count: int = 0
-
-    def add_matched(self, row: dict[str, Any]) -> None:
-        self.matched_count += 1
-        if len(self.matched) < KEPT:
-            self.matched.append(row)
-
-    def add_done(self, ids: Sequence[str]) -> None:
-        self.done_count += len(ids)
-        self.done += ids[: max(0, KEPT_IDS - len(self.done))]
-
-    def summary(self) -> dict[str, Any]:
-        return {**self.__dict__, "totals": dict(self.totals)}
-
-
 def summary(row: Record) -> dict[str, Any]:
     """One line's worth of an invalid event (no body)."""
     times = ("created_at", "received_at", "applied_at")
@@ -156,16 +96,18 @@ async def listing(
     limit: int = 100,
 ) -> dict[str, Any]:
     """`invalid` events in Conekta's order (all, or those of the selection), a page at a time."""
-    params = (selection or Selection()).params()
+    selected = params(selection or Selection())
     after = decode_cursor(cursor, datetime, str) if cursor else (BEGINNING, "")
-    rows = await store.invalid.page(after=after, limit=page_size(limit) + 1, bodies=False, **params)
+    rows = await store.invalid.page(
+        after=after, limit=page_size(limit) + 1, bodies=False, **selected
+    )
     return page_of(rows, limit, lambda row: (row["created_at"], row["event_id"]), item=summary)
 
 
 async def count(store: Store, selection: Selection) -> int:
     """How many `invalid` events the selection matches now (a purge's "purge N")."""
-    selection.check()
-    return await store.invalid.count(**selection.params())
+    selection.check(FILTERS)
+    return await store.invalid.count(**params(selection))
 
 
 async def preview(
@@ -173,7 +115,7 @@ async def preview(
 ) -> ActionResult:
     """The dry run of a replay or purge: what it would take, and what judging each body again
     would make of it now (in memory: nothing is written)."""
-    selection.check()
+    selection.check(FILTERS)
     result, found = ActionResult(action, True), set[str]()
     async for rows in _pages(store, selection):
         for row in rows:
@@ -181,7 +123,7 @@ async def preview(
             result.add_matched({**summary(row), "verdict": seen.outcome, "note": seen.text})
             result.totals[seen.outcome] += 1
         found.update(_asked_for(selection, rows))
-    result.not_found = _not_found(selection, found)
+    result.not_found = selection.not_found(found)
     return result
 
 
@@ -198,8 +140,8 @@ async def replay(
     transaction: usable ones are applied as if new, the rest archived again (`invalid` with
     today's reason, or `ignored`). Recorded in the audit trail, also when it stops half-way
     (what was applied stays)."""
-    selection.check()
-    total = await store.invalid.count(**selection.params())
+    selection.check(FILTERS)
+    total = await store.invalid.count(**params(selection))
     result, found = ActionResult("replay", False), set[str]()
     try:
         async for rows in _pages(store, selection):
@@ -211,9 +153,9 @@ async def replay(
             if progress:
                 progress(result.done_count, max(total, result.done_count))
     finally:
-        result.not_found = _not_found(selection, found)
+        result.not_found = selection.not_found(found)
         if result.done_count:
-            details = _details(selection, result, reason)
+            details = audit_details(WHAT, selection, result, reason)
             result.audit_id = await audit.record(
                 store, actor, REPLAY_ACTION, result.done_count, details
             )
@@ -234,8 +176,8 @@ async def purge(
     refused when the selection matches another number now."""
     if not reason.strip():
         raise BadRequest("a purge needs a reason (it is kept in the audit trail)")
-    selection.check()
-    async with store.invalid.claim(**selection.params()) as claim:
+    selection.check(FILTERS)
+    async with store.invalid.claim(**params(selection)) as claim:
         if expect is not None and len(claim.rows) != expect:
             raise BadRequest(
                 f"the selection matches {len(claim.rows)} invalid event(s) now, not {expect}:"
@@ -251,9 +193,9 @@ async def purge(
             if progress:
                 progress(result.done_count, len(ids))
         result.totals[Outcome.PURGED.value] = len(ids)
-        result.not_found = _not_found(selection, _asked_for(selection, claim.rows))
+        result.not_found = selection.not_found(_asked_for(selection, claim.rows))
         if result.done_count:
-            details = _details(selection, result, reason)
+            details = audit_details(WHAT, selection, result, reason)
             result.audit_id = await claim.audit(actor, PURGE_ACTION, result.done_count, details)
     return result
 
@@ -262,7 +204,7 @@ async def _pages(store: Store, selection: Selection) -> AsyncIterator[list[Recor
     """The selected `invalid` events with their bodies, a page at a time, in Conekta's order."""
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while rows := await store.invalid.page(
-        after=cursor, limit=PAGE, bodies=True, **selection.params()
+        after=cursor, limit=PAGE, bodies=True, **params(selection)
     ):
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
         yield rows
@@ -304,24 +246,3 @@ def _asked_for(selection: Selection, rows: Sequence[Record]) -> set[str]:
     """The keys of these rows that the selection named (none when it names no keys)."""
     asked = set(selection.ids)
     return {row["event_id"] for row in rows if row["event_id"] in asked} if asked else set()
-
-
-def _not_found(selection: Selection, found: set[str]) -> list[str]:
-    """Keys asked for that are not `invalid` (any more)."""
-    return sorted(set(selection.ids) - found)
-
-
-def _details(selection: Selection, result: ActionResult, reason: str) -> dict[str, Any]:
-    return {
-        "target": selection.describe(),
-        "reason": reason,
-        "selection": {
-            "ids": list(selection.ids[:1000]),
-            "type": selection.event_type,
-            "since": selection.since.isoformat() if selection.since else None,
-            "until": selection.until.isoformat() if selection.until else None,
-            "all": selection.everything,
-        },
-        "outcomes": dict(result.totals),
-        "ids": result.done,  # the first KEPT_IDS
-    }

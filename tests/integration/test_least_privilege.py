@@ -23,7 +23,7 @@ from core import broker as core_broker
 from core import signature, topology
 from core.errors import PublishFailed
 from core.settings import Settings
-from ops import dead_letters, invalid
+from ops import actions, dead_letters, invalid
 from store import Store, migrations
 from testkit.events import order_event
 from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
@@ -213,13 +213,13 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
     try:
         async with Store.open(runtime_url) as store:
             replayed = await dead_letters.replay(
-                store, console, dead_letters.Selection(everything=True), "t"
+                store, console, actions.Selection(everything=True), "t"
             )
             assert len(replayed.done) == 1
             async with running_worker(worker):
                 await wait_for(dead_lettered, what="the replayed EUR order dead-lettered again")
             purged = await dead_letters.purge(
-                store, dead_letters.Selection(everything=True), "t", reason="test"
+                store, actions.Selection(everything=True), "t", reason="test"
             )
             assert len(purged.done) == 1
     finally:
@@ -327,8 +327,8 @@ async def test_runtime_role_replays_and_purges_invalid_events(
     )
     first, second = (orjson.loads(body)["id"] for body in bodies)
     async with Store.open(as_role(database_url, runtime_login)) as runtime:
-        replayed = await invalid.replay(runtime, invalid.Selection(ids=(first,)), "t")
-        purged = await invalid.purge(runtime, invalid.Selection(ids=(second,)), "t", reason="x")
+        replayed = await invalid.replay(runtime, actions.Selection(ids=(first,)), "t")
+        purged = await invalid.purge(runtime, actions.Selection(ids=(second,)), "t", reason="x")
     assert (replayed.totals, purged.done) == ({"applied": 1}, [second])
     rows = dict(await db.fetch("SELECT event_id, outcome FROM events"))
     assert rows == {first: "applied", second: "purged"}

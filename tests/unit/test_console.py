@@ -16,7 +16,7 @@ from console import api, auth, pages, users
 from console.openapi import document
 from core.errors import BadRequest, ConfigError
 from core.settings import load_settings
-from ops import dead_letters, explore, ledger, paging
+from ops import actions, dead_letters, explore, ledger, paging
 
 
 def test_passwords_are_salted_scrypt_and_checked_exactly() -> None:
@@ -77,15 +77,18 @@ def test_csv_cells_that_look_like_formulas_are_defused(value: object, cell: obje
 
 
 def test_a_dead_letter_selection_says_exactly_one_thing() -> None:
-    for unclear in (dead_letters.Selection(), dead_letters.Selection(ids=("a",), everything=True)):
+    for unclear in (actions.Selection(), actions.Selection(ids=("a",), everything=True)):
         with pytest.raises(BadRequest):
-            unclear.check()
-    by_filter = dead_letters.Selection(event_type="order.paid", kind="transient")
-    by_filter.check()
-    assert by_filter.describe() == "type=order.paid kind=transient"
-    assert dead_letters.Selection(order_id="ord_1").describe() == "order=ord_1"
-    assert dead_letters.Selection(ids=("evt_1",)).describe() == "evt_1"
-    assert dead_letters.Selection(everything=True).describe() == "all dead letters"
+            unclear.check(dead_letters.FILTERS)
+    by_filter = actions.Selection(event_type="order.paid", kind="transient")
+    by_filter.check(dead_letters.FILTERS)
+    with pytest.raises(BadRequest):  # a time window selects invalid events, not dead letters
+        actions.Selection(since=datetime.now(UTC)).check(dead_letters.FILTERS)
+    what = dead_letters.WHAT
+    assert by_filter.describe(what) == "type=order.paid kind=transient"
+    assert actions.Selection(order_id="ord_1").describe(what) == "order=ord_1"
+    assert actions.Selection(ids=("evt_1",)).describe(what) == "evt_1"
+    assert actions.Selection(everything=True).describe(what) == "all dead letters"
 
 
 def test_api_bodies_are_checked_before_anything_is_done() -> None:

@@ -11,8 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.errors import BadRequest
-from ops import invalid
-from ops.invalid import Selection, verdict
+from ops import actions
+from ops.actions import Selection
+from ops.invalid import FILTERS, WHAT, params, verdict
 from testkit.events import order_event_document
 from worker.judge import judged_row
 
@@ -30,7 +31,7 @@ SINCE = datetime(2026, 11, 1, tzinfo=UTC)
 )
 def test_a_selection_says_exactly_one_thing(selection: Selection) -> None:
     with pytest.raises(BadRequest, match="say which"):
-        selection.check()
+        selection.check(FILTERS)
 
 
 @pytest.mark.parametrize(
@@ -48,13 +49,13 @@ def test_a_selection_says_exactly_one_thing(selection: Selection) -> None:
 def test_a_selection_describes_itself_for_the_audit_trail(
     selection: Selection, described: str
 ) -> None:
-    selection.check()
-    assert selection.describe() == described
+    selection.check(FILTERS)
+    assert selection.describe(WHAT) == described
 
 
 def test_the_old_replay_flags_mean_every_one_without_a_filter() -> None:
     assert Selection.window(None, None) == Selection(everything=True)
-    assert Selection.window(SINCE, None).params() == {
+    assert params(Selection.window(SINCE, None)) == {
         "ids": [],
         "event_type": None,
         "since": SINCE,
@@ -88,12 +89,12 @@ def test_verdicts_say_what_a_replay_would_make_of_each_body() -> None:
 
 @given(st.lists(st.integers(min_value=0, max_value=600), max_size=8))
 def test_an_action_result_counts_everything_and_lists_a_bounded_sample(pages: list[int]) -> None:
-    result = invalid.ActionResult("replay", False)
+    result = actions.ActionResult("replay", False)
     for size in pages:
         keys = [f"k{result.done_count + i}" for i in range(size)]
         for key in keys:
             result.add_matched({"event_id": key})
         result.add_done(keys)
     assert result.matched_count == result.done_count == sum(pages)
-    assert len(result.matched) == min(sum(pages), invalid.KEPT)
-    assert result.done == [f"k{i}" for i in range(min(sum(pages), invalid.KEPT_IDS))]
+    assert len(result.matched) == min(sum(pages), actions.KEPT)
+    assert result.done == [f"k{i}" for i in range(min(sum(pages), actions.KEPT_IDS))]
