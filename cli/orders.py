@@ -16,7 +16,7 @@ from cli.common import conekta_api, parse_time, print_json, read
 from cli.reconcile import print_report, run_reconcile
 from core.errors import UnapplicableEvent
 from core.settings import Settings
-from ops import ledger
+from ops import audit, ledger
 from store import Store
 from worker import order_sync
 
@@ -100,6 +100,8 @@ async def cmd_orders_record(args: argparse.Namespace, settings: Settings) -> int
         order = orjson.loads(raw)
         async with Store.open(settings.database_url) as store:
             event_id, outcome = await order_sync.record(store, order)
+            details = {"target": str(order.get("id")), "event_id": event_id}
+            await audit.record(store, audit.os_actor(), "orders.record", 1, details)
     except (orjson.JSONDecodeError, UnapplicableEvent) as exc:
         print(f"conekta-ingest: cannot record this order: {exc}", file=sys.stderr)
         return 1

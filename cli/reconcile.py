@@ -15,7 +15,7 @@ from cli.common import conekta_api, parse_time, print_json
 from core import broker
 from core.errors import ConektaApiUnavailable, PublishFailed
 from core.settings import Settings
-from ops import stats
+from ops import audit, stats
 from store import Store
 from worker import reconcile
 
@@ -81,13 +81,26 @@ async def run_reconcile(
         Store.open(settings.database_url) as store,
         _publisher(settings, dry_run) as publisher,
     ):
-        report = await reconcile.reconcile(
-            store, api, publisher, since=since, until=until, wait=True, progress=_progress
+        try:
+            report = await reconcile.reconcile(
+                store, api, publisher, since=since, until=until, wait=True, progress=_progress
+            )
+        except Exception as exc:
+            failed = {"target": _window_text(since, until), "dry_run": dry_run, "error": str(exc)}
+            await audit.record(store, audit.os_actor(), "reconcile", 0, failed)
+            raise
+        assert report is not None  # waited for the lock
+        summary = {"target": _window_text(since, until), **report.summary()}
+        await audit.record(
+            store, audit.os_actor(), "reconcile", report.total("backfilled"), summary
         )
     if sys.stderr.isatty():
         print(file=sys.stderr)
-    assert report is not None  # waited for the lock
     return report
+
+
+def _window_text(since: datetime | None, until: datetime | None) -> str:
+    return f"{since.isoformat() if since else 'since the last run'} .. {until or 'now'}"
 
 
 async def cmd_reconcile(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,8 @@
 """The audit trail of operator actions: who did what, when, to how many.
 
 One function records an action; every on-call action that changes what the service does
-(dead-letter replay and purge, events replay, reconcile, console users) calls it, or writes
+(dead-letter replay and purge, events replay, invalid events, reconcile, orders record,
+archive prune and restore, console users) calls it, or writes
 through the store in the same transaction as the action itself. The table is append-only
 (a trigger refuses updates and deletes). Actors: `os:<user>` for the CLI, `console:<name>` for
 the console and the admin API. What an action touched (`target`) and why (`reason`) are kept in

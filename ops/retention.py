@@ -29,6 +29,7 @@ from pathlib import Path
 import structlog
 
 from core.errors import RetentionRefused
+from ops import audit
 from store import Store
 
 log = structlog.get_logger(__name__)
@@ -45,6 +46,15 @@ class MonthResult:
     rows: int
     export: Path | None  # None: dropped without export
     pruned: bool  # False: kept (outbox messages still unsent)
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "table": self.table,
+            "month": f"{self.month:%Y-%m}",
+            "rows": self.rows,
+            "export": str(self.export) if self.export else None,
+            "pruned": self.pruned,
+        }
 
 
 def parse_month(text: str) -> date:
@@ -73,18 +83,38 @@ def add_months(day: date, months: int) -> date:
 
 
 async def prune(
-    store: Store, before: date, export_dir: Path | None, *, today: date | None = None
+    store: Store,
+    before: date,
+    export_dir: Path | None,
+    *,
+    today: date | None = None,
+    actor: str | None = None,
 ) -> list[MonthResult]:
-    """Prune every month before `before` of both tables (exported first when `export_dir`)."""
+    """Prune every month before `before` of both tables (exported first when `export_dir`);
+    audited (`archive.prune`), also when it stops half-way (what was dropped is gone)."""
     today = today or utc_today()
     if before > today.replace(day=1):
         raise RetentionRefused(f"{before:%Y-%m} is not in the past: the current month stays")
     await ensure_partitions(store, today)
-    results = []
-    for table in TABLES:
-        for month in await store.retention.months(table):
-            if month < before:
-                results.append(await _prune_month(store, table, month, export_dir))
+    results: list[MonthResult] = []
+    try:
+        for table in TABLES:
+            for month in await store.retention.months(table):
+                if month < before:
+                    results.append(await _prune_month(store, table, month, export_dir))
+    finally:
+        if results:
+            await audit.record(
+                store,
+                actor or audit.os_actor(),
+                "archive.prune",
+                sum(r.rows for r in results if r.pruned),
+                {
+                    "target": f"months before {before:%Y-%m}",
+                    "export": str(export_dir) if export_dir else None,
+                    "months": [r.summary() for r in results],
+                },
+            )
     return results
 
 
@@ -151,10 +181,18 @@ def _publish(partial: Path, path: Path) -> None:
     _checksum_file(path).write_text(f"{digest}  {path.name}\n")
 
 
-async def restore(store: Store, path: Path, batch: int = 1000) -> int:
-    """Load a verified export back (its month partition is made again); returns rows restored.
+async def restore(store: Store, path: Path, batch: int = 1000, *, actor: str | None = None) -> int:
+    """Load a verified export back (its month partition is made again); returns rows restored;
+    audited (`archive.restore`).
 
     The file's name says its table; its sha256 must match. Rows already present are skipped."""
+    restored = await _restore(store, path, batch)
+    details = {"target": path.name, "file": str(path)}
+    await audit.record(store, actor or audit.os_actor(), "archive.restore", restored, details)
+    return restored
+
+
+async def _restore(store: Store, path: Path, batch: int) -> int:
     table = path.name.split("-", 1)[0]
     if table not in TABLES or not path.name.endswith(".jsonl.gz"):
         raise RetentionRefused(f"{path.name}: not an export (<table>-YYYY-MM.jsonl.gz)")

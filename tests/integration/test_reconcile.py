@@ -116,6 +116,9 @@ async def test_gaps_are_backfilled_and_applied_once(
         assert code == 0, output
         assert "seen 5, already archived 4, backfilled 0" in output
     print(output)  # the closing note shows a run
+    audited = await db.fetch("SELECT actor, action, count FROM audit_log ORDER BY id")
+    assert [(r["action"], r["count"]) for r in audited] == [("reconcile", 3), ("reconcile", 0)]
+    assert all(r["actor"].startswith("os:") for r in audited)
     assert await count(db, "SELECT count(*) FROM events WHERE event_id = $1", too_old["id"]) == 0
     statuses = dict(await db.fetch("SELECT id, status FROM orders"))
     assert statuses == {"ord_a": "paid", "ord_b": "paid"}
@@ -290,6 +293,7 @@ async def test_orders_record_books_once_and_the_webhook_is_a_duplicate(
     assert "ord_rec: applied" in output
     code, output = await cli(api_settings, "orders", "record", str(path))
     assert "ord_rec: redelivered" in output
+    assert await count(db, "SELECT count(*) FROM audit_log WHERE action = 'orders.record'") == 2
     assert await balances(db) == {
         "conekta:receivable": 29_000,
         "conekta:fees": 1_000,

@@ -90,6 +90,13 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     assert await count(db, "SELECT count(*) FROM event_ids") == 1
     assert await retention.restore(store, export) == 1  # again: rows present are skipped
     assert await count(db, "SELECT count(*) FROM events_2025_01") == 1
+    audited = await db.fetch("SELECT action, count, details FROM audit_log ORDER BY id")
+    assert [(r["action"], r["count"]) for r in audited] == [
+        ("archive.prune", 2),
+        ("archive.restore", 1),
+        ("archive.restore", 1),
+    ]
+    assert json.loads(audited[0]["details"])["target"] == "months before 2025-02"
 
 
 async def test_ids_past_the_dedupe_horizon_are_forgotten_and_a_resend_moves_no_money(
