@@ -299,6 +299,36 @@ async def end_to_end(
     }
 
 
+async def sync_baseline(
+    services: stack.Services, keys: tuple[Path, Path], n: int, processes: int = 2
+) -> dict[str, Any]:
+    """The same job done synchronously in the request (bench/sync_baseline.py), under the same
+    closed loop: events per second until the last one is committed (at its 200)."""
+    database_url, _ = await services.fresh("sync")
+    key = signature.load_private_key(keys[0])
+    port = stack.free_port()
+    url = f"http://127.0.0.1:{port}/webhooks/conekta"
+    args = ("-m", "bench.sync_baseline", "--port", str(port), "--database-url", database_url)
+    env = stack.env_for(database_url, "amqp://unused/")
+    async with contextlib.AsyncExitStack() as servers:
+        for _ in range(processes):
+            await servers.enter_async_context(stack.process(*args, "--key", str(keys[1]), env=env))
+        await stack.wait_until(
+            lambda: _ready(url.replace("/webhooks/conekta", "/readyz")), 30, "baseline ready"
+        )
+        bodies, _, _ = events.paid_events(n, prefix="sync")
+        items = loadgen.sign_all(bodies, key)
+        started = time.monotonic()
+        result = await loadgen.closed_loop(url, items, 64)
+        elapsed = time.monotonic() - started
+    return {
+        "processes": processes,
+        "events": n,
+        "events_per_s": round(n / elapsed, 1),
+        "http_failures": result.failures,
+    }
+
+
 async def _at_least(count: Any, n: int) -> bool:
     return bool(await count() >= n)
 
