@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from domain.accounts import AccountType
 from domain.outcome import Outcome
 
 Schema = dict[str, Any]
@@ -31,6 +32,7 @@ def _ref(name: str) -> Schema:
 
 
 INT = {"type": "integer"}
+MODE = {"enum": ["live", "test"]}
 BOOL = {"type": "boolean"}
 ANY_OBJECT = {"type": "object"}
 
@@ -84,6 +86,8 @@ SCHEMAS: dict[str, Schema] = {
             "currency": _str(),
             "event_id": _str(),
             "created_at": _str(),
+            "effective_at": _str(),
+            "occurred_at": _str(),
             "entries": {
                 "type": "array",
                 "items": _obj({"account": _str(), "amount": INT}),
@@ -125,11 +129,15 @@ SCHEMAS: dict[str, Schema] = {
             "request": {"oneOf": [_ref("WebhookRequest"), {"type": "null"}]},
         }
     ),
-    "Balance": _obj({"livemode": BOOL, "account": _str(), "currency": _str(), "balance": INT}),
+    "Balance": _obj(
+        {"livemode": BOOL, "account": _str(), "type": {"enum": [t.value for t in AccountType]}}
+        | {"currency": _str(), "balance": INT, "reading": _str()}
+    ),
     "Entry": _obj(
         {
             "id": INT,
             "effective_at": _str(),
+            "occurred_at": _str(),
             "recorded_at": _str(),
             "livemode": BOOL,
             "business_key": _str(),
@@ -284,7 +292,8 @@ ERRORS = {
     )
 }
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
-TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
+TIME_TEXT = "ISO 8601 or unix seconds (no offset: in the ledger's zone, CONEKTA_LEDGER_TZ)"
+TIME = {"type": "string", "maxLength": 40, "description": TIME_TEXT}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
 CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "string"})
 MODE = _param(
@@ -365,7 +374,10 @@ PATHS: dict[str, Schema] = {
     "/api/v1/orders/{order_id}": _get(
         "one order: status, timeline, postings (refunds, chargebacks), messages",
         _ref("Order"),
-        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N")],
+        [
+            _param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"),
+            _param("mode", "this mode's (default: live if there is one, else test)", schema=MODE),
+        ],
         NOT_FOUND,
     ),
     "/api/v1/ledger/balances": _get(
