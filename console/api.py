@@ -62,15 +62,12 @@ def event_filter(request: web.Request) -> explore.EventFilter:
 
 
 def entry_filter(request: web.Request) -> ledger.EntryFilter:
-    mode = query_text(request, "mode")
-    if mode not in (None, "live", "test"):
-        raise BadRequest("mode: live or test")
     return ledger.EntryFilter(
         account=query_text(request, "account"),
         currency=query_text(request, "currency"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
-        livemode=None if mode is None else mode == "live",
+        livemode=query_mode(request),
     )
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.accounts import AccountType
 from domain.outcome import Outcome
 
 Schema = dict[str, Any]
@@ -32,7 +31,6 @@ def _ref(name: str) -> Schema:
 
 
 INT = {"type": "integer"}
-MODE = {"enum": ["live", "test"]}
 BOOL = {"type": "boolean"}
 ANY_OBJECT = {"type": "object"}
 
@@ -86,8 +84,6 @@ SCHEMAS: dict[str, Schema] = {
             "currency": _str(),
             "event_id": _str(),
             "created_at": _str(),
-            "effective_at": _str(),
-            "occurred_at": _str(),
             "entries": {
                 "type": "array",
                 "items": _obj({"account": _str(), "amount": INT}),
@@ -130,8 +126,8 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
     "Balance": _obj(
-        {"livemode": BOOL, "account": _str(), "type": {"enum": [t.value for t in AccountType]}}
-        | {"currency": _str(), "balance": INT, "reading": _str()}
+        {"livemode": BOOL, "account": _str(), "type": _str(), "currency": _str()}
+        | {"balance": INT, "reading": _str()}  # type: asset, liability, equity, revenue, expense
     ),
     "Entry": _obj(
         {
@@ -292,13 +288,13 @@ ERRORS = {
     )
 }
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
-TIME_TEXT = "ISO 8601 or unix seconds (no offset: in the ledger's zone, CONEKTA_LEDGER_TZ)"
-TIME = {"type": "string", "maxLength": 40, "description": TIME_TEXT}
+TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
 CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "string"})
 MODE = _param(
     "mode", "only live or only test money (default: both)", schema={"enum": ["live", "test"]}
 )
+ORDER_MODE = {**MODE, "description": "this mode's order (default: the live one, else the test)"}
 
 
 def _get(summary: str, schema: Schema, params: list[Schema], extra: Schema | None = None) -> Schema:
@@ -374,10 +370,7 @@ PATHS: dict[str, Schema] = {
     "/api/v1/orders/{order_id}": _get(
         "one order: status, timeline, postings (refunds, chargebacks), messages",
         _ref("Order"),
-        [
-            _param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"),
-            _param("mode", "this mode's (default: live if there is one, else test)", schema=MODE),
-        ],
+        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"), ORDER_MODE],
         NOT_FOUND,
     ),
     "/api/v1/ledger/balances": _get(
@@ -492,7 +485,8 @@ def document() -> Schema:
         "info": {
             "title": "conekta-ingest admin API",
             "version": "1",
-            "description": "For the people on call: the same actions as the console and the CLI.",
+            "description": "For the people on call: the same actions as the console and the CLI."
+            " A time without an offset (a bare date) is in the ledger's zone (CONEKTA_LEDGER_TZ).",
         },
         "security": [{"basic": []}, {"session": []}],
         "paths": PATHS,
