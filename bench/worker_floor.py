@@ -39,10 +39,16 @@ INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at,
 SELECT id, type, NULL, false, now(), now(), 'applied', body, request, archived_at
 FROM e JOIN new_ids ON new_ids.event_id = e.id
 """
+# Balances name declared accounts (0015): the floor's two, declared once.
+ACCOUNTS = """
+INSERT INTO accounts (name, type, normal_side)
+VALUES ('floor:receivable', 'asset', 'debit'), ('floor:customers', 'revenue', 'credit')
+ON CONFLICT (name) DO NOTHING
+"""
 BALANCES = """
-INSERT INTO balances (account, currency, livemode, normal_side, balance)
-VALUES ('floor:receivable', 'MXN', true, 'debit', $1),
-       ('floor:customers', 'MXN', true, 'credit', -$1)
+INSERT INTO balances (account, currency, livemode, balance)
+VALUES ('floor:receivable', 'MXN', true, $1),
+       ('floor:customers', 'MXN', true, -$1)
 ON CONFLICT (account, currency, livemode)
 DO UPDATE SET balance = balances.balance + EXCLUDED.balance
 """
@@ -67,6 +73,7 @@ def _cpu_seconds() -> float:
 async def main(amqp_url: str, database_url: str, n: int, prefetch: int, batch: int) -> None:
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
     assert pool is not None
+    await pool.execute(ACCOUNTS)
     connection = await aio_pika.connect(amqp_url)
     publisher = broker.Publisher(await broker.connect(amqp_url, "floor publish"), 10.0)
     channel = await connection.channel()

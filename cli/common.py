@@ -8,8 +8,8 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import datetime
 from typing import TypeVar
+from zoneinfo import ZoneInfo
 
 import orjson
 
@@ -22,12 +22,26 @@ from worker.conekta_api import ConektaApi
 T = TypeVar("T")
 
 
-def parse_time(value: str) -> datetime:
-    """ISO 8601 (UTC when no zone is given) or unix seconds."""
+class TimeArg(str):
+    """A time option as typed, read once the ledger's zone is known (`--tz`, else
+    CONEKTA_LEDGER_TZ): `resolve_times` turns it into an aware datetime before any command."""
+
+
+def parse_time(value: str) -> TimeArg:
+    """ISO 8601 or unix seconds (argparse `type`): checked now, so a wrong one is a usage error;
+    a bare date, or a time without an offset, is read in the ledger's zone by resolve_times."""
     try:
-        return explore.parse_time(value)
+        explore.parse_time(value)
     except BadRequest as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+    return TimeArg(value)
+
+
+def resolve_times(args: argparse.Namespace, tz: ZoneInfo) -> None:
+    """Every time option of the command, as an instant read in `tz`."""
+    for name, value in vars(args).items():
+        if isinstance(value, TimeArg):
+            setattr(args, name, explore.parse_time(value, tz))
 
 
 async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:

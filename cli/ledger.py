@@ -1,15 +1,17 @@
 """`conekta-ingest ledger …`: balances (now or as of a moment, per mode), entries for
-accountants, and verify. Printing only; the reads live in ops/ledger.py."""
+accountants, verify, and closing a month. Printing only; the work lives in ops/ledger.py."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from datetime import UTC, datetime
 from typing import Any
 
-from cli.common import parse_time, print_json, read
+from cli.common import confirm, parse_time, print_json, read
 from core.settings import MODES, Settings
-from ops import ledger
+from domain import periods
+from ops import audit, ledger
 from store import Store
 
 
@@ -42,6 +44,16 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument("--json", action="store_true", help="machine-readable output")
     verify.set_defaults(handler=cmd_ledger_verify)
 
+    close = ledger_sub.add_parser(
+        "close",
+        parents=[common],
+        help="close a month and every one before it: balances in them never change (audited)",
+    )
+    close.add_argument("--month", required=True, help="YYYY-MM, a month of the ledger's zone")
+    close.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    close.add_argument("--json", action="store_true", help="machine-readable output")
+    close.set_defaults(handler=cmd_ledger_close)
+
 
 def _mode_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -62,11 +74,11 @@ async def cmd_ledger_balances(args: argparse.Namespace, settings: Settings) -> i
     if args.json:
         print_json(rows)
         return 0
-    print(f"{'mode':5} {'account':40} {'currency':8} {'balance (cents)':>16}")
+    print(f"{'mode':5} {'account':40} {'currency':8} {'balance (cents)':>16}  type")
     for row in rows:
         print(
             f"{_mode_name(row['livemode']):5} {row['account']:40} {row['currency']:8} "
-            f"{row['balance']:>16}"
+            f"{row['balance']:>16}  {row['type']:9} {row['reading']}".rstrip()
         )
     return 0
 
@@ -88,9 +100,11 @@ async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> in
         return 0
     print(f"{'effective at':32} {'mode':4} {'business key':52} {'account':36} cur {'cents':>12}")
     for row in rows:
+        occurred = row["occurred_at"]
+        late = f"  (occurred {occurred})" if occurred != row["effective_at"] else ""
         print(
             f"{row['effective_at']:32} {_mode_name(row['livemode']):4} {row['business_key']:52}"
-            f" {row['account']:36} {row['currency']} {row['amount']:>12}"
+            f" {row['account']:36} {row['currency']} {row['amount']:>12}{late}"
         )
     return 0
 
@@ -115,3 +129,24 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
                 print(f"        {row}")
         print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
     return 1 if failed else 0
+
+
+async def cmd_ledger_close(args: argparse.Namespace, settings: Settings) -> int:
+    tz = settings.ledger_tz
+    month = periods.parse_month(args.month)  # a wrong one says so before the question
+    question = f"close {month:%Y-%m} ({tz.key}) and every month before it, for good?"
+    if not args.yes and not await confirm(question):
+        print("nothing closed")
+        return 1
+    async with Store.open(settings.database_url, max_size=1) as store:
+        closed = await ledger.close_month(
+            store, args.month, tz, audit.os_actor(), datetime.now(UTC)
+        )
+    if args.json:
+        print_json(closed)
+    else:
+        print(
+            f"closed {closed['month']} and every month before it ({closed['time_zone']}): a later"
+            f" movement dated before {closed['closed_before']} is booked at that instant"
+        )
+    return 0

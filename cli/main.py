@@ -11,6 +11,7 @@ from typing import Any
 
 from cli import (
     audit,
+    common,
     console,
     dead_letters,
     events,
@@ -24,7 +25,7 @@ from cli import (
 from core import lifecycle
 from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
 from core.logs import configure_logging
-from core.settings import Settings, load_settings
+from core.settings import Settings, load_settings, zone
 
 Command = Callable[[argparse.Namespace, Settings], Awaitable[int]]
 
@@ -41,6 +42,11 @@ def _common() -> argparse.ArgumentParser:
         "--log-level",
         choices=["debug", "info", "warning", "error"],
         help="[env CONEKTA_INGEST_LOG_LEVEL]",
+    )
+    group.add_argument(
+        "--tz",
+        help="the ledger's time zone: a bare date (or a time without an offset) in a date option"
+        " is read there, and months are its months [env CONEKTA_LEDGER_TZ, America/Mexico_City]",
     )
     return common
 
@@ -107,8 +113,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
         "port": args.__dict__.get("port"),
         "allow_unsigned": args.__dict__.get("allow_unsigned"),
         "webhook_keys": tuple(Path(p) for p in keys.split(",") if p) if keys else None,
+        "ledger_tz": _zone(args.__dict__.get("tz")),
     }
     return load_settings(os.environ, overrides)
+
+
+def _zone(name: str | None) -> Any:
+    try:
+        return zone(name) if name else None
+    except ValueError as exc:
+        raise ConfigError(f"--tz: {exc}") from None
 
 
 def _log_level(args: argparse.Namespace, settings: Settings) -> str:
@@ -127,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         parser.error(str(exc))
     configure_logging(settings.log_format, _log_level(args, settings))
+    common.resolve_times(args, settings.ledger_tz)
     handler: Command = args.handler
     try:
         return lifecycle.run(handler(args, settings))

@@ -15,7 +15,7 @@ import orjson
 from cli.common import conekta_api, parse_time, print_json, read
 from cli.reconcile import print_report, run_reconcile
 from core.errors import UnapplicableEvent
-from core.settings import Settings
+from core.settings import MODES, Settings
 from ops import audit, ledger
 from store import Store
 from worker import order_sync
@@ -26,7 +26,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     orders_sub = orders.add_subparsers(dest="orders_command", required=True, metavar="COMMAND")
     show = orders_sub.add_parser("show", parents=[common], help="one order and its events")
     show.add_argument("order_id", metavar="ID")
-    show.add_argument("--json", action="store_true", help="machine-readable output")
+    show.add_argument(
+        "--mode",
+        choices=sorted(MODES),
+        help="the order of this mode (default: the live one if there is one, else the test one)",
+    )
+    show.add_argument("--json", action="store_true", help="machine-readable output (livemode)")
     show.set_defaults(handler=cmd_orders_show)
 
     verify = orders_sub.add_parser(
@@ -46,9 +51,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
-    order = await read(settings, lambda c: ledger.order(c, args.order_id))
+    livemode = MODES[args.mode] if args.mode else None
+    order = await read(settings, lambda c: ledger.order(c, args.order_id, livemode))
     if order is None:
-        print(f"no order {args.order_id}", file=sys.stderr)
+        mode = f" in {args.mode} mode" if args.mode else ""
+        print(f"no order {args.order_id}{mode}", file=sys.stderr)
         return 1
     if args.json:
         print_json(order)

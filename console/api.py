@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 from aiohttp import web
@@ -14,6 +15,7 @@ from console.auth import require_operator, user_of
 from console.openapi import document
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from core.errors import BadRequest
+from core.settings import MODES
 from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging
 
 
@@ -25,8 +27,17 @@ def query_text(request: web.Request, name: str, max_length: int = 200) -> str | 
 
 
 def query_time(request: web.Request, name: str) -> datetime | None:
+    """A time of the query; a bare date (or no offset) in the ledger's zone, CONEKTA_LEDGER_TZ."""
     value = query_text(request, name)
-    return explore.parse_time(value) if value else None
+    return explore.parse_time(value, request.app[SETTINGS].ledger_tz) if value else None
+
+
+def query_mode(request: web.Request) -> bool | None:
+    """?mode=live|test as a livemode (None: not given)."""
+    value = query_text(request, "mode")
+    if value is not None and value not in MODES:
+        raise BadRequest("mode must be live or test")
+    return MODES[value] if value else None
 
 
 def query_int(request: web.Request, name: str, default: int) -> int:
@@ -51,15 +62,12 @@ def event_filter(request: web.Request) -> explore.EventFilter:
 
 
 def entry_filter(request: web.Request) -> ledger.EntryFilter:
-    mode = query_text(request, "mode")
-    if mode not in (None, "live", "test"):
-        raise BadRequest("mode: live or test")
     return ledger.EntryFilter(
         account=query_text(request, "account"),
         currency=query_text(request, "currency"),
         since=query_time(request, "since"),
         until=query_time(request, "until"),
-        livemode=None if mode is None else mode == "live",
+        livemode=query_mode(request),
     )
 
 
@@ -143,7 +151,8 @@ async def event(request: web.Request) -> web.Response:
 async def replay_events(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
-    since, until = _body_time(body, "since"), _body_time(body, "until")
+    tz = request.app[SETTINGS].ledger_tz
+    since, until = _body_time(body, "since", tz), _body_time(body, "until", tz)
     event_type, order_id = _body_text(body, "type"), _body_text(body, "order_id")
     store, modes = request.app[STORE], request.app[SETTINGS].accept_modes
     if body.get("outcome") == "invalid":  # judged again (after a schema or code fix)
@@ -169,9 +178,9 @@ def _body_text(body: dict[str, Any], name: str) -> str | None:
     return value or None
 
 
-def _body_time(body: dict[str, Any], name: str) -> datetime | None:
+def _body_time(body: dict[str, Any], name: str, tz: ZoneInfo) -> datetime | None:
     value = _body_text(body, name)
-    return explore.parse_time(value) if value else None
+    return explore.parse_time(value, tz) if value else None
 
 
 async def orders(request: web.Request) -> web.Response:
@@ -186,7 +195,9 @@ async def orders(request: web.Request) -> web.Response:
 
 
 async def order(request: web.Request) -> web.Response:
-    found = await explore.order_detail(request.app[STORE], request.match_info["order_id"])
+    found = await explore.order_detail(
+        request.app[STORE], request.match_info["order_id"], query_mode(request)
+    )
     if found is None:
         raise web.HTTPNotFound(text="no order with that id")
     return web.json_response(found)
@@ -286,15 +297,15 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     return web.json_response(result.summary())
 
 
-def invalid_selection(body: dict[str, Any]) -> actions.Selection:
+def invalid_selection(body: dict[str, Any], tz: ZoneInfo) -> actions.Selection:
     ids = body.get("ids") or []
     if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
         raise BadRequest("ids must be a list of event ids")
     selection = actions.Selection(
         ids=tuple(ids),
         event_type=_body_text(body, "type"),
-        since=_body_time(body, "since"),
-        until=_body_time(body, "until"),
+        since=_body_time(body, "since", tz),
+        until=_body_time(body, "until", tz),
         everything=body.get("all") is True,
     )
     selection.check(invalid.FILTERS)  # before anything is opened or done
@@ -314,7 +325,7 @@ async def invalid_events(request: web.Request) -> web.Response:
 async def replay_invalid_events(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
-    selection, store = invalid_selection(body), request.app[STORE]
+    selection, store = invalid_selection(body, request.app[SETTINGS].ledger_tz), request.app[STORE]
     modes = request.app[SETTINGS].accept_modes
     if body.get("dry_run") is True:
         result = await invalid.preview(store, "replay", selection, modes)
@@ -328,7 +339,7 @@ async def purge_invalid_events(request: web.Request) -> web.Response:
     """A purge must say why, and confirm the count it saw in the dry run ("purge N")."""
     user = require_operator(request)
     body = await json_body(request)
-    selection, store = invalid_selection(body), request.app[STORE]
+    selection, store = invalid_selection(body, request.app[SETTINGS].ledger_tz), request.app[STORE]
     if body.get("dry_run") is True:
         preview = await invalid.preview(
             store, "purge", selection, request.app[SETTINGS].accept_modes

@@ -125,11 +125,15 @@ SCHEMAS: dict[str, Schema] = {
             "request": {"oneOf": [_ref("WebhookRequest"), {"type": "null"}]},
         }
     ),
-    "Balance": _obj({"livemode": BOOL, "account": _str(), "currency": _str(), "balance": INT}),
+    "Balance": _obj(
+        {"livemode": BOOL, "account": _str(), "type": _str(), "currency": _str()}
+        | {"balance": INT, "reading": _str()}  # type: asset, liability, equity, revenue, expense
+    ),
     "Entry": _obj(
         {
             "id": INT,
             "effective_at": _str(),
+            "occurred_at": _str(),
             "recorded_at": _str(),
             "livemode": BOOL,
             "business_key": _str(),
@@ -290,6 +294,7 @@ CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "st
 MODE = _param(
     "mode", "only live or only test money (default: both)", schema={"enum": ["live", "test"]}
 )
+ORDER_MODE = {**MODE, "description": "this mode's order (default: the live one, else the test)"}
 
 
 def _get(summary: str, schema: Schema, params: list[Schema], extra: Schema | None = None) -> Schema:
@@ -365,7 +370,7 @@ PATHS: dict[str, Schema] = {
     "/api/v1/orders/{order_id}": _get(
         "one order: status, timeline, postings (refunds, chargebacks), messages",
         _ref("Order"),
-        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N")],
+        [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"), ORDER_MODE],
         NOT_FOUND,
     ),
     "/api/v1/ledger/balances": _get(
@@ -480,7 +485,8 @@ def document() -> Schema:
         "info": {
             "title": "conekta-ingest admin API",
             "version": "1",
-            "description": "For the people on call: the same actions as the console and the CLI.",
+            "description": "For the people on call: the same actions as the console and the CLI."
+            " A time without an offset (a bare date) is in the ledger's zone (CONEKTA_LEDGER_TZ).",
         },
         "security": [{"basic": []}, {"session": []}],
         "paths": PATHS,

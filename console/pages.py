@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 import jinja2
 import orjson
@@ -137,7 +138,9 @@ async def orders(request: web.Request) -> web.Response:
 
 
 async def order(request: web.Request) -> web.Response:
-    found = await explore.order_detail(request.app[STORE], request.match_info["order_id"])
+    found = await explore.order_detail(
+        request.app[STORE], request.match_info["order_id"], api.query_mode(request)
+    )
     if found is None:
         raise web.HTTPNotFound(text="no order with that id")
     return render(request, "order.html", order=found)
@@ -159,7 +162,14 @@ async def ledger_page(request: web.Request) -> web.Response:
         }
     )
     return render(
-        request, "ledger.html", balances=balances, page=page, q=request.query, more=more, csv=csv
+        request,
+        "ledger.html",
+        balances=balances,
+        page=page,
+        q=request.query,
+        more=more,
+        csv=csv,
+        ledger_tz=request.app[SETTINGS].ledger_tz.key,
     )
 
 
@@ -267,13 +277,14 @@ async def invalid_events(request: web.Request) -> web.Response:
     )
 
 
-def _invalid_form_selection(form: Any) -> actions.Selection:
+def _invalid_form_selection(form: Any, tz: ZoneInfo) -> actions.Selection:
     return api.invalid_selection(
         {
             "ids": [str(i) for i in form.getall("id", [])],
             **{k: str(form.get(k, "")) or None for k in ("type", "since", "until")},
             "all": form.get("all") == "yes",
-        }
+        },
+        tz,
     )
 
 
@@ -283,7 +294,7 @@ async def act_on_invalid_events(request: web.Request) -> web.Response:
     user = require_operator(request)
     action = request.match_info["action"]
     form = await request.post()
-    selection = _invalid_form_selection(form)
+    selection = _invalid_form_selection(form, request.app[SETTINGS].ledger_tz)
     store, modes = request.app[STORE], request.app[SETTINGS].accept_modes
     if form.get("step") != "run":
         return await _invalid_preview(request, action, selection, form, "")

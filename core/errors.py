@@ -60,6 +60,11 @@ class UnapplicableEvent(PermanentError):
     """An event the ledger cannot apply (unknown currency, paid more than the order, ...)."""
 
 
+class UnknownAccount(UnapplicableEvent):
+    """A posting names an account the chart of accounts (domain/accounts.py) does not declare:
+    a bug, never guessed."""
+
+
 class InvalidEvent(PermanentError, ValueError):
     """The body is not an event the service can take; the message says why, naming the field."""
 

@@ -7,12 +7,15 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_CONEKTA_API_URL = "https://api.conekta.io"
+DEFAULT_LEDGER_TZ = "America/Mexico_City"
+_DEFAULT_ZONE = ZoneInfo(DEFAULT_LEDGER_TZ)  # ZoneInfo caches: one object per name
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,8 @@ class Settings:
     # console: proxies in front of it (an SSO proxy, the ingress) whose X-Forwarded-For is
     # believed, so that failed logins are counted per client, not per proxy
     console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # the ledger's days and months (a bare date, `ledger close --month`) are this zone's
+    ledger_tz: ZoneInfo = _DEFAULT_ZONE
 
 
 # env var -> (field, parser)
@@ -82,6 +87,16 @@ def _modes(value: str) -> frozenset[bool]:
 def _networks(value: str) -> tuple[IPv4Network | IPv6Network, ...]:
     """Comma-separated addresses or CIDR blocks (ValueError names the bad one)."""
     return tuple(ip_network(part.strip()) for part in value.split(",") if part.strip())
+
+
+def zone(name: str) -> ZoneInfo:
+    """The IANA time zone of that name; ValueError names a wrong one."""
+    try:
+        return ZoneInfo(name.strip())
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"not a time zone: {name!r} (an IANA name, e.g. {DEFAULT_LEDGER_TZ})"
+        ) from None
 
 
 def _paths(value: str) -> tuple[Path, ...]:
@@ -116,6 +131,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_RETENTION_MONTHS": ("retention_months", int),
     "CONEKTA_INGEST_DEDUPE_MONTHS": ("dedupe_months", int),
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
+    "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
 }
 
 

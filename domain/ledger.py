@@ -47,6 +47,9 @@ class Posting:
     effective_at: datetime  # when the money moved (recorded_at: when the row was written)
     amount: int  # the money moved, positive cents
     entries: tuple[Entry, ...]
+    # When the money really moved, if that fell in a closed period (domain/periods.py): the
+    # posting is then effective on the first open instant instead.
+    occurred_at: datetime | None = None
 
     @property
     def key(self) -> tuple[bool, str]:

@@ -21,6 +21,9 @@ from domain.order_state import OrderState, decide, is_contradiction, is_newer
 from domain.outcome import Outcome
 
 ALL_MODES = frozenset({True, False})
+# Orders and chargebacks are keyed by (livemode, id): Conekta's test and live modes may use the
+# same id, and their states, like their money, never meet.
+Key = tuple[bool, str]
 
 
 @dataclass(frozen=True)
@@ -78,21 +81,21 @@ class ChargebackRow:
 class Booked:
     """What the database already holds for the batch (the orders locked)."""
 
-    orders: Mapping[str, OrderState] = field(default_factory=dict)
+    orders: Mapping[Key, OrderState] = field(default_factory=dict)
     archived_ids: Collection[str] = ()
     keys: Collection[tuple[bool, str]] = ()  # (livemode, business key) already posted
     charges: Mapping[tuple[bool, str], ledger.Charge] = field(default_factory=dict)
-    chargebacks: Mapping[str, OrderState] = field(default_factory=dict)
-    order_views: Mapping[str, fulfillment.OrderView] = field(default_factory=dict)
+    chargebacks: Mapping[Key, OrderState] = field(default_factory=dict)
+    order_views: Mapping[Key, fulfillment.OrderView] = field(default_factory=dict)
 
 
 @dataclass
 class Plan:
     outcomes: list[Outcome] = field(default_factory=list)  # per incoming, in order
-    new_orders: dict[str, OrderRow] = field(default_factory=dict)
-    changed_orders: dict[str, OrderRow] = field(default_factory=dict)
+    new_orders: dict[Key, OrderRow] = field(default_factory=dict)
+    changed_orders: dict[Key, OrderRow] = field(default_factory=dict)
     postings: dict[tuple[bool, str], ledger.Posting] = field(default_factory=dict)
-    chargebacks: dict[str, ChargebackRow] = field(default_factory=dict)
+    chargebacks: dict[Key, ChargebackRow] = field(default_factory=dict)
     archive: list[ArchiveRow] = field(default_factory=list)
     messages: list[fulfillment.FulfillmentMessage] = field(default_factory=list)
     contradictions: list[OrderEvent] = field(default_factory=list)
@@ -103,10 +106,10 @@ class _Batch:
 
     def __init__(self, booked: Booked) -> None:
         self.booked = booked
-        self.orders: dict[str, OrderState] = dict(booked.orders)
-        self.views: dict[str, fulfillment.OrderView] = dict(booked.order_views)
+        self.orders: dict[Key, OrderState] = dict(booked.orders)
+        self.views: dict[Key, fulfillment.OrderView] = dict(booked.order_views)
         self.charges: dict[tuple[bool, str], ledger.Charge] = dict(booked.charges)
-        self.chargebacks: dict[str, OrderState] = dict(booked.chargebacks)
+        self.chargebacks: dict[Key, OrderState] = dict(booked.chargebacks)
         self.seen = set(booked.archived_ids)
         self.refunded = {key: charge.refunded for key, charge in booked.charges.items()}
         self.plan = Plan()
@@ -155,7 +158,7 @@ def _apply(batch: _Batch, event: OrderEvent) -> tuple[Outcome, str]:
         batch.plan.postings[posting.key] = posting
     outcome = Outcome.APPLIED if new else status_outcome
     if outcome is Outcome.APPLIED:
-        view = batch.views.get(order_id) or _event_view(event)
+        view = batch.views.get((event.livemode, order_id)) or _event_view(event)
         if view is not None:
             batch.plan.messages.append(fulfillment.build(event, view))
     return outcome, order_id
@@ -216,7 +219,8 @@ def _charge_event_postings(
 def _order_status(batch: _Batch, event: OrderEvent) -> Outcome:
     assert event.order_id is not None
     assert event.status is not None
-    state = batch.orders.get(event.order_id)
+    key = (event.livemode, event.order_id)
+    state = batch.orders.get(key)
     outcome = decide(state, event.status, event.created_at, event.event_id)
     if is_contradiction(state, event.status):
         batch.plan.contradictions.append(event)
@@ -228,14 +232,14 @@ def _order_status(batch: _Batch, event: OrderEvent) -> Outcome:
         and is_newer(state, event.created_at, event.event_id)
     )
     if outcome is Outcome.APPLIED or newer_duplicate:
-        row = _order_row(event, batch.views.get(event.order_id))
-        batch.orders[event.order_id] = row.state()
-        batch.views[event.order_id] = fulfillment.OrderView(
+        row = _order_row(event, batch.views.get(key))
+        batch.orders[key] = row.state()
+        batch.views[key] = fulfillment.OrderView(
             row.id, row.status, row.amount, row.currency, row.customer_key, row.livemode
         )
-        known = event.order_id in batch.booked.orders
+        known = key in batch.booked.orders
         target = batch.plan.changed_orders if known else batch.plan.new_orders
-        target[event.order_id] = row
+        target[key] = row
     return outcome
 
 
@@ -243,7 +247,8 @@ def _chargeback_status(batch: _Batch, event: OrderEvent, charge: ledger.Charge) 
     chbk = event.chargeback
     if chbk is None:
         return Outcome.DUPLICATE  # charge.refunded: money only, no status of its own
-    state = batch.chargebacks.get(chbk.id)
+    key = (event.livemode, chbk.id)
+    state = batch.chargebacks.get(key)
     outcome = decide(state, chbk.status, event.created_at, event.event_id)
     if outcome is Outcome.APPLIED:
         row = ChargebackRow(
@@ -257,8 +262,8 @@ def _chargeback_status(batch: _Batch, event: OrderEvent, charge: ledger.Charge) 
             event.event_id,
             event.created_at,
         )
-        batch.chargebacks[chbk.id] = row.state()
-        batch.plan.chargebacks[chbk.id] = row
+        batch.chargebacks[key] = row.state()
+        batch.plan.chargebacks[key] = row
     return outcome
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import orjson
 
-from core.errors import BadRequest
+from domain import periods
 from domain.fulfillment import message_id
 from ops import events, ledger
 from ops.paging import decode_cursor, jsonable, page_of, page_size
@@ -33,15 +34,10 @@ class EventFilter:
     until: datetime | None = None  # Conekta's created_at < until
 
 
-def parse_time(value: str) -> datetime:
-    """ISO 8601 (UTC when no zone is given) or unix seconds."""
-    try:
-        if value.isdigit():
-            return datetime.fromtimestamp(int(value), UTC)
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):  # "²" is a digit; 10**20 s is past any year
-        raise BadRequest(f"not a time: {value!r} (ISO 8601 or unix seconds)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+def parse_time(value: str, tz: ZoneInfo | None = None) -> datetime:
+    """ISO 8601 or unix seconds; a bare date, or a time without an offset, in `tz` (the
+    ledger's zone; UTC when None): domain.periods.parse_time."""
+    return periods.parse_time(value, tz)
 
 
 async def search_events(
@@ -73,18 +69,22 @@ async def event_detail(store: Store, event_id: str) -> dict[str, Any] | None:
     meanings = {r["name"]: r["description"] for r in await store.stats.outcome_descriptions()}
     event["outcome_meaning"] = meanings.get(event["outcome"], "")
     order_id = event.get("order_id")
-    event["order"] = await order_detail(store, order_id) if order_id else None
+    found = await order_detail(store, order_id, event["livemode"]) if order_id else None
+    event["order"] = found
     return event
 
 
-async def order_detail(store: Store, order_id: str) -> dict[str, Any] | None:
-    """The order, its events (the timeline), ledger postings and fulfillment messages."""
-    order = await ledger.order(store, order_id)
+async def order_detail(
+    store: Store, order_id: str, livemode: bool | None = None
+) -> dict[str, Any] | None:
+    """The order (of that mode; None: the live one if there is one, else the test one), its
+    events (the timeline), ledger postings and fulfillment messages."""
+    order = await ledger.order(store, order_id, livemode)
     if order is None:
         return None
     postings = [
         {**jsonable(p), "entries": orjson.loads(p["entries"])}
-        for p in await store.orders.postings(order_id)
+        for p in await store.orders.postings(order_id, order["livemode"])
     ]
     order["postings"] = postings
     order["refunds"] = [p for p in postings if p["kind"] == "refund"]

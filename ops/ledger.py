@@ -1,5 +1,5 @@
-"""The read side: one order, the balances, the entries, and the ledger's proof of its own
-invariants."""
+"""The ledger for on-call and accountants: one order, the balances (typed by the chart of
+accounts), the entries, closing a month, and the ledger's proof of its own invariants."""
 
 from __future__ import annotations
 
@@ -9,24 +9,28 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from core.database import Record
+from domain import accounts, periods
 from ops.paging import decode_cursor, jsonable, page_of, page_size
 from store import Store
 
 
-async def order(store: Store, order_id: str) -> dict[str, Any] | None:
-    row = await store.orders.get(order_id)
+async def order(store: Store, order_id: str, livemode: bool | None = None) -> dict[str, Any] | None:
+    """The order of that mode (None: the live one if there is one, else the test one)."""
+    row = await store.orders.get(order_id, livemode)
     if row is None:
         return None
     result = dict(row)
+    livemode = bool(row["livemode"])
     result["last_event_created_at"] = row["last_event_created_at"].isoformat()
     result["updated_at"] = row["updated_at"].isoformat()
-    money = await store.orders.money(order_id)
+    money = await store.orders.money(order_id, livemode)
     result["refunded_amount"] = money["refunded_amount"] if money else 0
     result["chargebacks"] = [
         {"id": c["id"], "status": c["status"], "amount": c["amount"], "charge_id": c["charge_id"]}
-        for c in await store.orders.chargebacks(order_id)
+        for c in await store.orders.chargebacks(order_id, livemode)
     ]
     result["events"] = [
         {
@@ -35,7 +39,7 @@ async def order(store: Store, order_id: str) -> dict[str, Any] | None:
             "outcome": e["outcome"],
             "created_at": e["created_at"].isoformat(),
         }
-        for e in await store.orders.events(order_id)
+        for e in await store.orders.events(order_id, livemode)
     ]
     return result
 
@@ -43,14 +47,17 @@ async def order(store: Store, order_id: str) -> dict[str, Any] | None:
 async def balances(
     store: Store, *, at: datetime | None = None, livemode: bool | None = None
 ) -> list[dict[str, Any]]:
-    """Balances in cents, positive on each account's normal side; as of `at` (by when the money
-    moved) when given; one mode, or both."""
+    """Balances in cents, positive on each account's normal side, with the account's type and
+    how to read a negative one (`owed to Conekta`); as of `at` (by when the money moved) when
+    given; one mode, or both."""
     return [
         {
             "account": r["account"],
+            "type": r["type"],
             "currency": r["currency"],
             "livemode": r["livemode"],
             "balance": r["balance"],
+            "reading": accounts.reading(r["account"], r["balance"]),
         }
         for r in await store.ledger.balances(at=at, livemode=livemode)
     ]
@@ -70,6 +77,7 @@ ENTRY_FIELDS = (
     "account",
     "currency",
     "amount",
+    "occurred_at",  # last: the CSV's columns before it keep their places
 )
 CSV_PAGE = 2000
 _FIRST = (datetime.min.replace(tzinfo=UTC), 0)  # before every entry
@@ -138,6 +146,44 @@ async def _entries(
         after=after,
         limit=limit,
     )
+
+
+async def close_month(
+    store: Store, month: str, tz: ZoneInfo, actor: str, now: datetime
+) -> dict[str, Any]:
+    """Close a month (YYYY-MM, in `tz`) and every one before it, audited as `ledger.close` in
+    the same transaction; BadRequest when it is not over yet or closed already."""
+    first_day = periods.parse_month(month)
+    async with store.ledger.closing() as claim:
+        closed_before = periods.closing(first_day, tz, now, claim.closed_before)
+        row = await claim.close(first_day, tz.key, closed_before, actor)
+        await claim.audit(
+            actor,
+            "ledger.close",
+            1,
+            {"target": f"{first_day:%Y-%m}", "time_zone": tz.key, "closed_before": closed_before},
+        )
+    return {
+        "month": f"{first_day:%Y-%m}",
+        "time_zone": tz.key,
+        "closed_before": closed_before.isoformat(),
+        "closed_at": row["closed_at"].isoformat(),
+        "actor": actor,
+    }
+
+
+async def closes(store: Store) -> list[dict[str, Any]]:
+    """Every close, newest first."""
+    return [
+        {
+            "month": f"{r['month']:%Y-%m}",
+            "time_zone": r["time_zone"],
+            "closed_before": r["closed_before"].isoformat(),
+            "closed_at": r["closed_at"].isoformat(),
+            "actor": r["actor"],
+        }
+        for r in await store.ledger.closes()
+    ]
 
 
 @dataclass(frozen=True)

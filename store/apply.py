@@ -2,7 +2,9 @@
 (orders, ledger postings, chargebacks, archive, outbox).
 
 Lock order, the same in every transaction, so concurrent workers cannot deadlock: existing
-orders by id, then new orders by id (insert), then balances by (account, currency).
+orders by (id, mode), then new orders by (id, mode) (insert), then the period lock (shared: a
+`ledger close` takes it alone), then new accounts by name, then balances by (account, currency,
+mode).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 from core import database
 from core.database import Connection, Record
 from core.errors import TransientDatabaseError
-from domain import ledger
+from domain import accounts, ledger, periods
 from domain.archive import ArchiveRow
 from domain.fulfillment import OrderView
 from domain.ledger import Posting
@@ -35,7 +37,7 @@ ORDER_INSERT_COLUMNS = (
     "last_event_id",
     "last_event_created_at",
 )
-ORDER_UPDATE_COLUMNS = tuple(c for c in ORDER_INSERT_COLUMNS if c != "livemode")
+ORDER_UPDATE_COLUMNS = ORDER_INSERT_COLUMNS  # livemode: part of the key, never changed
 POSTING_COLUMNS = (
     "business_key",
     "kind",
@@ -46,6 +48,7 @@ POSTING_COLUMNS = (
     "event_id",
     "effective_at",
     "amount",
+    "occurred_at",
 )
 CHARGEBACK_COLUMNS = (
     "id",
@@ -59,6 +62,9 @@ CHARGEBACK_COLUMNS = (
     "last_event_created_at",
 )
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
+# Shared by every batch that posts, taken alone by `ledger close`: a close waits for the batches
+# in flight, and the next ones book by the new boundary (store/queries/periods.sql).
+PERIOD_LOCK = 0x706572696F64  # "period"
 
 
 class ConcurrentOrderInsert(TransientDatabaseError):
@@ -147,34 +153,50 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
             row["customer_key"],
             row["refunded"],
         )
-    order_ids = sorted(
-        {e.order_id for e in events if e.order_id} | {c.order_id for c in charges.values()}
+    order_keys = sorted(
+        {(e.order_id, e.livemode) for e in events if e.order_id}
+        | {(c.order_id, c.livemode) for c in charges.values()}
     )
-    orders = await sql.fetch(connection, "lock_orders", ids=order_ids)
+    orders = await sql.fetch(
+        connection,
+        "lock_orders",
+        ids=[k[0] for k in order_keys],
+        livemodes=[k[1] for k in order_keys],
+    )
     archived: list[str] = []
     if not replay:
         rows = await sql.fetch(connection, "archived_event_ids", ids=[e.event_id for e in events])
         archived = [row["event_id"] for row in rows]
-    known = {r["id"] for r in orders}
+    known = {_key(r) for r in orders}
     candidates = _candidate_keys(
-        [i for i in items if i.event.order_id in known or i.event.chargeback]
+        [i for i in items if (i.event.livemode, i.event.order_id) in known or i.event.chargeback]
     )
     keys = await sql.fetch(connection, "booked_keys", keys=sorted(candidates))
-    chargeback_ids = sorted({e.chargeback.id for e in events if e.chargeback})
-    chargebacks = await sql.fetch(connection, "chargeback_states", ids=chargeback_ids)
+    chargeback_keys = sorted({(e.chargeback.id, e.livemode) for e in events if e.chargeback})
+    chargebacks = await sql.fetch(
+        connection,
+        "chargeback_states",
+        ids=[k[0] for k in chargeback_keys],
+        livemodes=[k[1] for k in chargeback_keys],
+    )
     return Booked(
-        orders={r["id"]: _state(r) for r in orders},
+        orders={_key(r): _state(r) for r in orders},
         archived_ids=archived,
         keys={(r["livemode"], r["business_key"]) for r in keys},
         charges=charges,
-        chargebacks={r["id"]: _state(r) for r in chargebacks},
+        chargebacks={_key(r): _state(r) for r in chargebacks},
         order_views={
-            r["id"]: OrderView(
+            _key(r): OrderView(
                 r["id"], r["status"], r["amount"], r["currency"], r["customer_key"], r["livemode"]
             )
             for r in orders
         },
     )
+
+
+def _key(row: Record) -> tuple[bool, str]:
+    """An order's or a chargeback's key in the plan: (livemode, id)."""
+    return (row["livemode"], row["id"])
 
 
 def _state(row: Record) -> OrderState:
@@ -210,9 +232,11 @@ async def _write_orders(connection: Connection, plan: Plan) -> None:
         await sql.execute(connection, "update_orders", **sql.columns(rows, ORDER_UPDATE_COLUMNS))
 
 
-async def _write_postings(connection: Connection, postings: Sequence[Posting]) -> None:
-    if not postings:
+async def _write_postings(connection: Connection, planned: Sequence[Posting]) -> None:
+    if not planned:
         return
+    postings = await _book_in_open_period(connection, planned)
+    await _declare_accounts(connection, postings)
     new = await sql.fetch(
         connection, "insert_ledger_transactions", **sql.columns(postings, POSTING_COLUMNS)
     )
@@ -232,6 +256,32 @@ async def _write_postings(connection: Connection, postings: Sequence[Posting]) -
             entries["amount"].append(entry.amount)
     if entries["transaction_id"]:
         await sql.execute(connection, "insert_entries", **entries)
+
+
+async def _book_in_open_period(
+    connection: Connection, postings: Sequence[Posting]
+) -> list[Posting]:
+    """The postings as booked: a movement dated in a closed month moves to the first open
+    instant (domain.periods.book). The period lock is held until commit, so no close slips in
+    between the boundary read here and the insert."""
+    await sql.fetch(connection, "share_period_lock", key=PERIOD_LOCK)
+    closed_before = await sql.fetchval(connection, "closed_before")  # after the lock: fresh
+    return [periods.book(p, closed_before) for p in postings]
+
+
+async def _declare_accounts(connection: Connection, postings: Sequence[Posting]) -> None:
+    """Every account the postings write, declared with its type (an unknown name raises
+    UnknownAccount: a permanent error, never a guess)."""
+    declared = [
+        accounts.declare(name) for name in sorted({e.account for p in postings for e in p.entries})
+    ]
+    await sql.execute(
+        connection,
+        "declare_accounts",
+        account=[a.name for a in declared],
+        type=[a.type.value for a in declared],
+        normal_side=[a.normal_side for a in declared],
+    )
 
 
 async def _write_chargebacks(connection: Connection, plan: Plan) -> None:

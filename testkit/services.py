@@ -202,7 +202,7 @@ async def count(connection: asyncpg.Connection[Any], sql: str, *args: Any) -> in
 
 async def balances(connection: asyncpg.Connection[Any]) -> dict[str, int]:
     rows = await connection.fetch(
-        "SELECT account, CASE WHEN normal_side = 'credit' THEN -balance ELSE balance END AS b "
-        "FROM balances"
+        "SELECT b.account, CASE WHEN a.normal_side = 'credit' THEN -b.balance ELSE b.balance END"
+        " AS b FROM balances b JOIN accounts a ON a.name = b.account"
     )
     return {r["account"]: r["b"] for r in rows}

@@ -46,6 +46,8 @@ GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, upda
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_entries      TO conekta_runtime;  -- append-only
 GRANT SELECT, INSERT, UPDATE (balance) ON balances  TO conekta_runtime;
+GRANT SELECT, INSERT         ON accounts            TO conekta_runtime;  -- declared, never retyped
+GRANT SELECT, INSERT         ON ledger_closes       TO conekta_runtime;  -- a closed month stays closed
 GRANT SELECT, INSERT, UPDATE (sent_at) ON outbox    TO conekta_runtime;
 GRANT SELECT, INSERT, UPDATE (finished_at, status, livemode, counts, error)
                              ON reconcile_runs      TO conekta_runtime;

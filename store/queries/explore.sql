@@ -5,7 +5,7 @@
 -- search_events: archived events by filter, newest first, a page after the (created_at, id) cursor
 SELECT e.event_id, e.type, e.order_id, e.livemode, e.created_at, e.received_at, e.applied_at,
        e.outcome, o.customer_key
-FROM events e LEFT JOIN orders o ON o.id = e.order_id
+FROM events e LEFT JOIN orders o ON o.id = e.order_id AND o.livemode = e.livemode
 WHERE (:event_id::text IS NULL OR e.event_id = :event_id)
   AND (:order_id::text IS NULL OR e.order_id = :order_id)
   AND (:customer::text IS NULL OR o.customer_key = :customer OR o.customer_key = lower(:customer))
@@ -30,13 +30,13 @@ WHERE (:status::text IS NULL OR status = :status)
 ORDER BY updated_at DESC, id DESC
 LIMIT :limit;
 
--- order_postings: an order's ledger transactions with their entries, oldest first
+-- order_postings: an order's ledger transactions (of one mode) with their entries, oldest first
 SELECT t.id, t.business_key, t.kind, t.charge_id, t.currency, t.event_id,
-       t.recorded_at AS created_at, t.effective_at,
+       t.recorded_at AS created_at, t.effective_at, coalesce(t.occurred_at, t.effective_at) AS occurred_at,
        jsonb_agg(jsonb_build_object('account', e.account, 'amount', e.amount) ORDER BY e.id)
            AS entries
 FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-WHERE t.order_id = :order_id
+WHERE t.order_id = :order_id AND t.livemode = :livemode
 GROUP BY t.id ORDER BY t.recorded_at, t.id;
 
 -- outbox_messages: fulfillment messages by id (one lookup each), with when they went out

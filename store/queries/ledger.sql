@@ -3,25 +3,31 @@
 
 -- insert_ledger_transactions: new postings; returns only those not posted before (per mode)
 INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, livemode,
-                                 event_id, effective_at, amount)
+                                 event_id, effective_at, amount, occurred_at)
 SELECT * FROM unnest(:business_key::text[], :kind::text[], :order_id::text[], :charge_id::text[],
                      :currency::text[], :livemode::boolean[], :event_id::text[],
-                     :effective_at::timestamptz[], :amount::bigint[])
+                     :effective_at::timestamptz[], :amount::bigint[],
+                     :occurred_at::timestamptz[])
 ORDER BY 1, 6
 ON CONFLICT (business_key, livemode) DO NOTHING
 RETURNING id, business_key, livemode;
 
--- insert_entries: entries, and their sum per account and mode added to balances in one fixed
--- lock order
+-- declare_accounts: accounts of the chart (domain/accounts.py types them), new ones inserted in
+-- name order (the same lock order in every transaction)
+INSERT INTO accounts (name, type, normal_side)
+SELECT * FROM unnest(:account::text[], :type::text[], :normal_side::text[]) ORDER BY 1
+ON CONFLICT (name) DO NOTHING;
+
+-- insert_entries: entries (of declared accounts), and their sum per account and mode added to
+-- balances in one fixed lock order
 WITH inserted AS (
     INSERT INTO ledger_entries (transaction_id, account, currency, amount)
     SELECT * FROM unnest(:transaction_id::bigint[], :account::text[], :currency::text[],
                          :amount::bigint[])
     RETURNING transaction_id, account, currency, amount
 )
-INSERT INTO balances (account, currency, livemode, normal_side, balance)
-SELECT i.account, i.currency, t.livemode,
-       CASE WHEN i.account LIKE 'customer:%' THEN 'credit' ELSE 'debit' END, sum(i.amount)
+INSERT INTO balances (account, currency, livemode, balance)
+SELECT i.account, i.currency, t.livemode, sum(i.amount)
 FROM inserted i JOIN ledger_transactions t ON t.id = i.transaction_id
 GROUP BY i.account, i.currency, t.livemode ORDER BY 1, 2, 3
 ON CONFLICT (account, currency, livemode) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
@@ -38,28 +44,32 @@ SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key
        (SELECT coalesce(sum(r.amount), 0) FROM ledger_transactions r
         WHERE r.kind = 'refund' AND r.charge_id = t.charge_id AND r.livemode = t.livemode)::bigint
            AS refunded
-FROM ledger_transactions t JOIN orders o ON o.id = t.order_id
+FROM ledger_transactions t JOIN orders o ON o.id = t.order_id AND o.livemode = t.livemode
 WHERE t.kind = 'payment' AND t.charge_id = ANY(:charge_ids::text[]);
 
--- list_balances: every balance (one mode, or both when :livemode is null), signed to its normal side
-SELECT account, currency, livemode,
-       CASE WHEN normal_side = 'credit' THEN -balance ELSE balance END AS balance
-FROM balances WHERE :livemode::boolean IS NULL OR livemode = :livemode
-ORDER BY livemode DESC, account, currency;
+-- list_balances: every balance (one mode, or both when :livemode is null), signed to its account's
+-- normal side, with the account's type
+SELECT b.account, a.type, b.currency, b.livemode,
+       CASE WHEN a.normal_side = 'credit' THEN -b.balance ELSE b.balance END AS balance
+FROM balances b JOIN accounts a ON a.name = b.account
+WHERE :livemode::boolean IS NULL OR b.livemode = :livemode
+ORDER BY b.livemode DESC, b.account, b.currency;
 
 -- balances_at: balances as of a moment (money that moved at or before it, by effective_at), from
 -- the entries, signed to each account's normal side as the running balances are
-SELECT e.account, e.currency, t.livemode,
-       (CASE WHEN b.normal_side = 'credit' THEN -1 ELSE 1 END * sum(e.amount))::bigint AS balance
+SELECT e.account, a.type, e.currency, t.livemode,
+       (CASE WHEN a.normal_side = 'credit' THEN -1 ELSE 1 END * sum(e.amount))::bigint AS balance
 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
-JOIN balances b ON b.account = e.account AND b.currency = e.currency AND b.livemode = t.livemode
+JOIN accounts a ON a.name = e.account
 WHERE t.effective_at <= :at AND (:livemode::boolean IS NULL OR t.livemode = :livemode)
-GROUP BY e.account, e.currency, t.livemode, b.normal_side
+GROUP BY e.account, a.type, a.normal_side, e.currency, t.livemode
 ORDER BY t.livemode DESC, e.account, e.currency;
 
 -- ledger_entries: entries with their transaction by when the money moved (effective_at, then entry id), a page after the cursor; the CLI and the console read them all through this one query
+-- (a movement of a closed month is booked on the first open instant; occurred_at: its own date)
 SELECT e.id, t.effective_at, t.recorded_at, t.livemode, t.business_key, t.kind, t.order_id,
-       t.charge_id, t.event_id, e.account, e.currency, e.amount
+       t.charge_id, t.event_id, e.account, e.currency, e.amount,
+       coalesce(t.occurred_at, t.effective_at) AS occurred_at
 FROM ledger_entries e JOIN ledger_transactions t ON t.id = e.transaction_id
 WHERE (t.effective_at, e.id) > (:after_effective_at, :after_id)
   AND (:account::text IS NULL OR e.account = :account)
@@ -110,13 +120,14 @@ WHERE coalesce(b.balance, 0) <> coalesce(c.total, 0);
 
 -- verify_money_on_unpaid_orders: money posted on orders that were never paid
 SELECT t.order_id, o.status, t.business_key FROM ledger_transactions t
-LEFT JOIN orders o ON o.id = t.order_id
+LEFT JOIN orders o ON o.id = t.order_id AND o.livemode = t.livemode
 WHERE o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded');
 
 -- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
 WHERE o.status IN ('paid', 'partially_refunded', 'refunded') AND o.amount > 0
-  AND NOT EXISTS (SELECT 1 FROM ledger_transactions t WHERE t.order_id = o.id AND t.kind = 'payment');
+  AND NOT EXISTS (SELECT 1 FROM ledger_transactions t
+                  WHERE t.order_id = o.id AND t.livemode = o.livemode AND t.kind = 'payment');
 
 -- verify_currency_totals: per currency and mode, all balances must sum to zero
 SELECT currency, livemode, sum(balance)::bigint AS total FROM balances GROUP BY currency, livemode

@@ -5,6 +5,7 @@ the audit trail, and `console add-user`."""
 from __future__ import annotations
 
 import asyncio
+import csv
 import sys
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -198,6 +199,11 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             (False, "conekta:fees", 100),
             (False, "customer:cus_test", 2_000),
         }
+        assert {b["account"]: b["type"] for b in rows} == {
+            "conekta:receivable": "asset",
+            "conekta:fees": "expense",
+            "customer:cus_test": "revenue",
+        }
         # "As of" is when the money moved (the charge's paid_at, 2020-09-13), not when the row
         # was recorded (today): accountants close months by it.
         async with http.get(
@@ -217,7 +223,7 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             lines = (await r.text()).splitlines()
         assert lines[0].startswith("id,effective_at,recorded_at,livemode,business_key")
         assert len(lines) == 1 + 3
-        assert sum(int(line.rsplit(",", 1)[1]) for line in lines[1:]) == 0
+        assert sum(int(row["amount"]) for row in csv.DictReader(lines)) == 0
 
 
 async def test_dead_letters_dry_run_replay_purge_audited(

@@ -253,6 +253,10 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
         " VALUES ('payment:o:c', 'payment', 'o', 'c', 'MXN', 'e', false, now(), 5)"
     )
     await db.execute(
+        "INSERT INTO accounts (name, type, normal_side)"
+        " VALUES ('x', 'asset', 'debit'), ('y', 'revenue', 'credit')"
+    )
+    await db.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount)"
         " SELECT id, a, 'MXN', v FROM ledger_transactions, (VALUES ('x', 5), ('y', -5)) t(a, v)"
     )
@@ -274,6 +278,8 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
             "DELETE FROM outbox",
             "UPDATE outbox SET body = '\\x00'",
             "DROP TABLE orders",
+            "UPDATE accounts SET type = 'equity'",  # an account's type is declared once
+            "DELETE FROM ledger_closes",  # a closed month stays closed
             "CREATE TABLE sneaky (id int)",
             "SELECT drop_month_partition('events', current_date, 0, 0)",
         ]

@@ -5,8 +5,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from cli.common import parse_time
-from cli.main import build_parser
+from cli.common import parse_time, resolve_times
+from cli.main import build_parser, settings_from
 
 COMMANDS = [
     ["serve"],
@@ -17,7 +17,9 @@ COMMANDS = [
     ["work"],
     ["orders", "show"],
     ["ledger", "balances"],
+    ["ledger", "entries"],
     ["ledger", "verify"],
+    ["ledger", "close"],
     ["dlq", "list"],
     ["dlq", "show"],
     ["dlq", "replay"],
@@ -52,16 +54,43 @@ def test_every_command_has_help(command: list[str], capsys: pytest.CaptureFixtur
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("argv", "expected"),
     [
-        ("1700000000", datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC)),
-        ("2026-11-01", datetime(2026, 11, 1, tzinfo=UTC)),
-        ("2026-11-01T10:00:00Z", datetime(2026, 11, 1, 10, tzinfo=UTC)),
-        ("2026-11-01T10:00:00-06:00", datetime(2026, 11, 1, 16, tzinfo=UTC)),
+        (
+            ["ledger", "balances", "--at", "1700000000"],
+            datetime(2023, 11, 14, 22, 13, 20, tzinfo=UTC),
+        ),
+        # A bare date is its first instant in the ledger's zone (Mexico City: UTC-6), or --tz's.
+        (["ledger", "balances", "--at", "2026-11-01"], datetime(2026, 11, 1, 6, tzinfo=UTC)),
+        (
+            ["ledger", "balances", "--at", "2026-11-01", "--tz", "UTC"],
+            datetime(2026, 11, 1, tzinfo=UTC),
+        ),
+        (
+            ["ledger", "entries", "--since", "2026-11-01T10:00"],
+            datetime(2026, 11, 1, 16, tzinfo=UTC),
+        ),
+        (
+            ["events", "list", "--outcome", "applied", "--since", "2026-11-01T10:00:00Z"],
+            datetime(2026, 11, 1, 10, tzinfo=UTC),
+        ),
+        (
+            ["audit", "list", "--since", "2026-11-01T10:00:00-06:00", "--tz", "Asia/Tokyo"],
+            datetime(2026, 11, 1, 16, tzinfo=UTC),
+        ),
     ],
 )
-def test_parse_time(text: str, expected: datetime) -> None:
-    assert parse_time(text) == expected
+def test_a_time_option_is_read_in_the_ledger_zone(argv: list[str], expected: datetime) -> None:
+    args = build_parser().parse_args(argv)
+    resolve_times(args, settings_from(args).ledger_tz)
+    assert expected in vars(args).values()
+
+
+def test_a_wrong_zone_is_a_clear_error() -> None:
+    from core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="--tz: not a time zone"):
+        settings_from(build_parser().parse_args(["ledger", "balances", "--tz", "Mars/Olympus"]))
 
 
 @pytest.mark.parametrize("text", ["yesterday", "99999999999999999999", "²"])

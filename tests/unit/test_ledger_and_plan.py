@@ -81,7 +81,7 @@ def test_plan_new_order_then_duplicates() -> None:
     other_id_same_money = incoming("order.paid", "ord_a", event_id="b" * 24)
     plan = plan_batch([paid, again, other_id_same_money], Booked())
     assert plan.outcomes == ["applied", Outcome.REDELIVERED, "duplicate"]
-    assert list(plan.new_orders) == ["ord_a"]
+    assert list(plan.new_orders) == [(False, "ord_a")]
     assert [k for _, k in plan.postings] == ["payment:ord_a:ch_ord_a"]  # once per charge
     assert len(plan.messages) == 1
     assert len(plan.archive) == 2
@@ -95,7 +95,7 @@ def test_plan_archived_ids_are_redeliveries() -> None:
 
 
 def test_plan_late_pending_after_paid_is_stale() -> None:
-    current = {"ord_a": OrderState("paid", "e", AT)}
+    current = {(False, "ord_a"): OrderState("paid", "e", AT)}
     plan = plan_batch([incoming("order.pending_payment", "ord_a")], Booked(orders=current))
     assert plan.outcomes == ["stale"]
     assert not plan.changed_orders and not plan.messages and not plan.postings
@@ -107,7 +107,7 @@ def test_plan_folds_several_events_of_one_order() -> None:
     declined = incoming("order.declined", "ord_a", created_at=300)
     plan = plan_batch([pending, paid, declined], Booked())
     assert plan.outcomes == ["applied", "applied", "stale"]
-    assert plan.new_orders["ord_a"].status == "paid"
+    assert plan.new_orders[(False, "ord_a")].status == "paid"
     messages = [orjson.loads(m.body)["status"] for m in plan.messages]
     assert messages == ["pending_payment", "paid"]
 
@@ -128,7 +128,7 @@ def test_partial_then_full_refund_posts_each_refund_once() -> None:
     plan = plan_batch([paid, partial, full, by_charge], Booked())
     assert plan.outcomes == ["applied", "applied", "applied", "duplicate"]
     assert money(plan) == {"conekta:fees": 500, "conekta:receivable": -500}
-    assert plan.new_orders["ord_a"].status == "refunded"
+    assert plan.new_orders[(False, "ord_a")].status == "refunded"
     assert [m.routing_key for m in plan.messages] == [
         "order.paid",
         "order.partially_refunded",
@@ -189,13 +189,14 @@ def test_chargeback_opened_then_lost() -> None:
     plan = plan_batch([paid, opened, lost], Booked())
     assert plan.outcomes == ["applied", "applied", "applied"]
     assert money(plan) == {"conekta:receivable": -796, "conekta:fees": 796}
-    assert plan.chargebacks["chbk_1"].status == "lost"
-    assert plan.new_orders["ord_a"].status == "paid"  # the payment status does not move back
+    assert plan.chargebacks[(False, "chbk_1")].status == "lost"
+    # the payment status does not move back
+    assert plan.new_orders[(False, "ord_a")].status == "paid"
     assert orjson.loads(plan.messages[-1].body)["chargeback"] == {"id": "chbk_1", "status": "lost"}
 
 
 def test_expired_on_a_paid_order_is_a_stale_contradiction() -> None:
-    current = {"ord_a": OrderState("paid", "e", AT)}
+    current = {(False, "ord_a"): OrderState("paid", "e", AT)}
     plan = plan_batch([incoming("order.expired", "ord_a")], Booked(orders=current))
     assert plan.outcomes == ["stale"]
     assert [e.type for e in plan.contradictions] == ["order.expired"]
@@ -207,7 +208,7 @@ def test_unpaid_order_expires() -> None:
     expired = incoming("order.expired", "ord_a", created_at=200)
     plan = plan_batch([pending, expired], Booked())
     assert plan.outcomes == ["applied", "applied"]
-    assert plan.new_orders["ord_a"].status == "expired"
+    assert plan.new_orders[(False, "ord_a")].status == "expired"
     assert not plan.postings and not plan.contradictions
 
 

@@ -18,10 +18,11 @@ from domain.fulfillment import OrderView
 from domain.order_event import parse_order_event
 from domain.order_state import OrderState, decide
 from domain.outcome import Outcome
-from domain.plan import Booked, Incoming, plan_batch
+from domain.plan import Booked, Incoming, Key, plan_batch
 from testkit.events import charge_refunded_event, chargeback_event, order_event
 
 AMOUNT, FEE = 40_000, 500
+ORDER = (False, "ord_p")  # (livemode, id): the plan keys orders per mode
 R1, R2 = ("re_1", 15_000, 150), ("re_2", 25_000, 160)
 ORDER_TYPES = [
     "order.pending_payment",
@@ -87,11 +88,11 @@ def event_sets(draw: st.DrawFn) -> list[Incoming]:
 class Sim:
     """The database, as far as the plan sees it."""
 
-    orders: dict[str, OrderState] = field(default_factory=dict)
-    views: dict[str, OrderView] = field(default_factory=dict)
+    orders: dict[Key, OrderState] = field(default_factory=dict)
+    views: dict[Key, OrderView] = field(default_factory=dict)
     archived: set[str] = field(default_factory=set)
     postings: dict[tuple[bool, str], ledger.Posting] = field(default_factory=dict)
-    chargebacks: dict[str, OrderState] = field(default_factory=dict)
+    chargebacks: dict[Key, OrderState] = field(default_factory=dict)
     messages: list[str] = field(default_factory=list)
     outcomes: dict[str, Outcome] = field(default_factory=dict)
 
@@ -103,7 +104,7 @@ class Sim:
                 p.amount,
                 p.currency,
                 p.livemode,
-                self.views[p.order_id].customer_key or "",
+                self.views[(p.livemode, p.order_id)].customer_key or "",
             )
             for p in self.postings.values()
             if p.kind == ledger.PAYMENT
@@ -115,12 +116,12 @@ class Sim:
     def apply(self, batch: list[Incoming]) -> None:
         plan = plan_batch(batch, self.booked())
         for row in [*plan.new_orders.values(), *plan.changed_orders.values()]:
-            self.orders[row.id] = row.state()
-            self.views[row.id] = OrderView(
+            self.orders[(row.livemode, row.id)] = row.state()
+            self.views[(row.livemode, row.id)] = OrderView(
                 row.id, row.status, row.amount, row.currency, row.customer_key, row.livemode
             )
         for cb in plan.chargebacks.values():
-            self.chargebacks[cb.id] = cb.state()
+            self.chargebacks[(cb.livemode, cb.id)] = cb.state()
         self.archived |= {row.event_id for row in plan.archive}
         assert not set(plan.postings) & set(self.postings)
         self.postings.update(plan.postings)
@@ -189,7 +190,7 @@ def test_any_arrival_converges(events: list[Incoming], data: st.DataObject) -> N
 
 
 def _status(sim: Sim) -> str | None:
-    return sim.orders["ord_p"].status if "ord_p" in sim.orders else None
+    return sim.orders[ORDER].status if ORDER in sim.orders else None
 
 
 def expected_status(events: list[Incoming]) -> str | None:
@@ -210,7 +211,7 @@ def _check_invariants(sim: Sim) -> None:
     )
     assert sim.money().get(ledger.DISPUTED, 0) == open_chargebacks
     if paid:
-        assert sim.orders["ord_p"].status in {"paid", "partially_refunded", "refunded"}
+        assert sim.orders[ORDER].status in {"paid", "partially_refunded", "refunded"}
 
 
 def test_ties_are_broken_by_event_id() -> None:
