@@ -278,10 +278,17 @@ ERRORS = {
     for code, text in (
         (400, "a filter, cursor or body the API cannot use"),
         (401, "not logged in (HTTP Basic or the session cookie)"),
-        (403, "a viewer asked for an operator's action, or a cookie call without X-CSRF-Token"),
+        (
+            403,
+            "a viewer asked for an operator's action, a cookie call without X-CSRF-Token, "
+            "or a state-changing call whose Origin is another site",
+        ),
         (429, "too many failed logins"),
         (503, "the database is unreachable"),
     )
+}
+NOT_JSON = {
+    "415": {"description": "a POST body that is not application/json", **_json(_ref("Error"))}
 }
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
 TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
@@ -307,7 +314,7 @@ def _post(summary: str, body: Schema, schema: Schema) -> Schema:
         "post": {
             "summary": summary,
             "requestBody": {"required": True, **_json(body)},
-            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS},
+            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS, **NOT_JSON},
         }
     }
 

@@ -34,14 +34,15 @@ class EventFilter:
 
 
 def parse_time(value: str) -> datetime:
-    """ISO 8601 (UTC when no zone is given) or unix seconds."""
+    """ISO 8601 (UTC when no zone is given) or unix seconds, in UTC. A time that cannot be
+    written in UTC (0001-01-01T00:00+05:00) is refused here, not by the database driver."""
     try:
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return datetime.fromtimestamp(int(value), UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):  # "²" is a digit; 10**20 s is past any year
+        return parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):  # 10**20 s is past any year
         raise BadRequest(f"not a time: {value!r} (ISO 8601 or unix seconds)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 async def search_events(
