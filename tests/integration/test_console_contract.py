@@ -154,7 +154,7 @@ QUERY_ROUTES = [
     for path, ops in document()["paths"].items()
     if "get" in ops and "{" not in path
 ]
-TEXT = st.text(alphabet=st.characters(exclude_categories=("Cs",)), max_size=40)
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
 OFFSET = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23))
 JSON_LEAVES = (
     st.none()
