@@ -1,15 +1,23 @@
 """The console against the attacks of issue 24's review, on a real console, PostgreSQL and
-RabbitMQ: out-of-range query values are 400s naming the field (never a 500), every response
-carries the security headers, state-changing API calls must be JSON from this site, and `next`
-after login never leaves it."""
+RabbitMQ: parallel password guesses are limited (and cannot lock the user out from elsewhere),
+out-of-range query values are 400s naming the field (never a 500), every response carries the
+security headers, state-changing API calls must be JSON from this site, and `next` after login
+never leaves it."""
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+from collections import Counter
+from dataclasses import replace
+from ipaddress import ip_network
 
 import aiohttp
 
-from testkit.services import OPERATOR, VIEWER, basic
+from console import users
+from core.settings import Settings
+from store import Store
+from testkit.services import OPERATOR, VIEWER, basic, console_with_users
 
 SECURITY_HEADERS = (
     "Content-Security-Policy",
@@ -17,6 +25,31 @@ SECURITY_HEADERS = (
     "X-Content-Type-Options",
     "Referrer-Policy",
 )
+
+
+async def test_parallel_guesses_are_limited_and_lock_out_no_one_elsewhere(
+    settings: Settings, store: Store
+) -> None:
+    """Finding 4: 12 parallel wrong passwords all got 401 (the limit was read before scrypt and
+    written after), and then the right password got 429 from anywhere."""
+    proxied = replace(settings, console_trusted_proxies=(ip_network("127.0.0.1/32"),))
+    async with console_with_users(proxied, store) as url, aiohttp.ClientSession() as http:
+
+        async def me(user: tuple[str, str], client: str) -> int:
+            headers = {**basic(user), "X-Forwarded-For": client}
+            async with http.get(f"{url}/api/v1/me", headers=headers) as r:
+                return r.status
+
+        guesser, owner = "198.51.100.7", "203.0.113.5"
+        guesses = [me((VIEWER[0], f"guess-{i}"), guesser) for i in range(12)]
+        statuses = Counter(await asyncio.gather(*guesses))
+        assert set(statuses) <= {401, 429}
+        assert statuses[401] <= users.MAX_FAILURES_PER_USER
+        assert statuses[429] >= 12 - users.MAX_FAILURES_PER_USER
+        assert await me(VIEWER, guesser) == 429  # the guesser stays locked out, right or not
+        assert await me(VIEWER, owner) == 200  # the user, from their own address, is not
+        assert await me(VIEWER, owner) == 200
+        assert await me(VIEWER, guesser) == 429  # nor does the user's login forgive the guesser
 
 
 def assert_secured(response: aiohttp.ClientResponse) -> None:

@@ -3,9 +3,12 @@ an OpenAPI document that names exactly the API's routes."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
+import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from ipaddress import ip_network
@@ -309,3 +312,23 @@ async def test_every_response_gets_the_security_headers() -> None:
         for name in ("Content-Security-Policy", "X-Frame-Options", "X-Content-Type-Options"):
             assert name in response.headers
         assert response.headers["Referrer-Policy"] == "same-origin"
+
+
+async def test_at_most_two_scrypts_run_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each holds 32 MiB: a burst of logins must not hold 32 MiB each (issue 24, finding 4)."""
+    running, most = [0], [0]
+    lock = threading.Lock()
+
+    def slow_scrypt(password: str, salt: bytes, n: int, r: int, p: int) -> bytes:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.02)  # the work, not a synchronisation: long enough for any overlap to show
+        with lock:
+            running[0] -= 1
+        return b"x" * 32
+
+    monkeypatch.setattr(users, "_scrypt", slow_scrypt)
+    stored = "scrypt$32768$8$1$" + "c2FsdA==" + "$" + "eA=="
+    await asyncio.gather(*(users._check(f"guess-{i}", stored) for i in range(12)))
+    assert most[0] == users.SCRYPT_AT_ONCE == 2
