@@ -553,3 +553,34 @@ def test_postgres_and_rabbitmq_admit_only_the_components_that_use_them() -> None
     assert admitted(rabbitmq, 5672) == (set(), set())  # no plain AMQP at all
     assert admitted(rabbitmq, 25672) == ({"conekta-rabbitmq"}, set())  # clustering: the nodes
     assert admitted(postgres, 8000)[1] == {"cnpg-system"}
+
+
+def test_make_sbom_lists_every_package_the_image_installs(tmp_path: Path) -> None:
+    """Issue 24, finding 11: a CycloneDX SBOM of locks/runtime.txt (what `make sbom` writes)."""
+    out = tmp_path / "sbom.cdx.json"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "cyclonedx-py requirements locks/runtime.txt" in makefile
+    run(
+        tool("cyclonedx-py"),
+        "requirements",
+        "locks/runtime.txt",
+        "--pyproject",
+        "pyproject.toml",
+        "--mc-type",
+        "application",
+        "--of",
+        "JSON",
+        "-o",
+        out,
+    )
+    sbom = json.loads(out.read_text())
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"]["name"] == "conekta-ingest"
+    listed = {c["name"].lower(): c["version"] for c in sbom["components"]}
+    locked = {}
+    for line in (ROOT / "locks/runtime.txt").read_text().splitlines():
+        if "==" in line and not line.startswith(("#", " ")):
+            name, _, version = line.split(" ", 1)[0].partition("==")
+            locked[name.lower()] = version
+    assert listed == locked
+    assert all(c["purl"].startswith("pkg:pypi/") for c in sbom["components"])
