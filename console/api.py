@@ -29,7 +29,16 @@ def query_text(request: web.Request, name: str, max_length: int = 200) -> str | 
 def query_time(request: web.Request, name: str) -> datetime | None:
     """A time of the query; a bare date (or no offset) in the ledger's zone, CONEKTA_LEDGER_TZ."""
     value = query_text(request, name)
-    return explore.parse_time(value, request.app[SETTINGS].ledger_tz) if value else None
+    return named_time(name, value, request.app[SETTINGS].ledger_tz) if value else None
+
+
+def named_time(name: str, value: str, tz: ZoneInfo) -> datetime:
+    """A time the caller sent as `name` (a bare date in the ledger's zone); a 400 that names
+    the field when it is not one."""
+    try:
+        return explore.parse_time(value, tz)
+    except BadRequest as exc:
+        raise BadRequest(f"{name}: {exc}") from None
 
 
 def query_mode(request: web.Request) -> bool | None:
@@ -44,7 +53,7 @@ def query_int(request: web.Request, name: str, default: int) -> int:
     value = query_text(request, name)
     if value is None:
         return default
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:  # "²".isdigit() is True
         raise BadRequest(f"{name} must be a whole number")
     return int(value)
 
@@ -180,7 +189,7 @@ def _body_text(body: dict[str, Any], name: str) -> str | None:
 
 def _body_time(body: dict[str, Any], name: str, tz: ZoneInfo) -> datetime | None:
     value = _body_text(body, name)
-    return explore.parse_time(value, tz) if value else None
+    return named_time(name, value, tz) if value else None
 
 
 async def orders(request: web.Request) -> web.Response:

@@ -37,7 +37,9 @@ SECURITY_HEADERS = {
 @web.middleware
 async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
-        refuse_nul(request.path, *request.query.values())
+        refuse_nul(request.path)
+        for name, value in request.query.items():
+            refuse_nul(value, name)
         response = await handler(request)
     except BadRequest as exc:
         response = _error(request, 400, str(exc))
@@ -48,15 +50,25 @@ async def errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         if exc.status < 400:
             raise
         response = _error(request, exc.status, exc.text or exc.reason, exc.headers)
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
+    except ConnectionError:  # the client went away (mid-stream): nobody to answer
+        raise
+    except Exception:  # a bug: logged whole here, never shown (no traceback to the client)
+        log.exception("console: unexpected error", path=request.path, method=request.method)
+        response = _error(request, 500, "internal error; the console's log has the details")
     return response
 
 
-def refuse_nul(*texts: str) -> None:
+async def secure_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: the security headers on every response, whatever made it (a page,
+    an error, a streamed CSV, a static file, aiohttp's own 404/405/500)."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+def refuse_nul(text: str, field: str = "") -> None:
     """PostgreSQL text cannot hold NUL: refuse it here, as a 400, before anything is done."""
-    if any("\x00" in text for text in texts):
-        raise BadRequest("text may not contain NUL characters")
+    if "\x00" in text:
+        raise BadRequest(f"{field + ': ' if field else ''}text may not contain NUL characters")
 
 
 def _error(request: web.Request, status: int, message: str, headers: object = None) -> web.Response:
@@ -107,6 +119,7 @@ def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.
     """The console; its background work runs under `supervisor` (the process's, when served)."""
     app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
+    app.on_response_prepare.append(secure_headers)
     app[SUPERVISOR] = supervisor or for_settings(settings, asyncio.Event())
     app.cleanup_ctx.append(app_resources)
     app.cleanup_ctx.append(supervised)

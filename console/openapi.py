@@ -32,6 +32,8 @@ def _ref(name: str) -> Schema:
 
 INT = {"type": "integer"}
 BOOL = {"type": "boolean"}
+ID = {"type": "integer", "minimum": 0}
+RESULT = {"$ref": "#/components/schemas/ActionResult"}
 ANY_OBJECT = {"type": "object"}
 
 SCHEMAS: dict[str, Schema] = {
@@ -178,10 +180,21 @@ SCHEMAS: dict[str, Schema] = {
         {
             "action": {"enum": ["replay", "purge"]},
             "dry_run": BOOL,
-            "matched": {"type": "array", "items": _ref("DeadLetter")},
-            "done": {"type": "array", "items": _str()},
+            "matched": {
+                "type": "array",
+                "items": {"oneOf": [_ref("DeadLetter"), _ref("InvalidEvent")]},
+                "description": "the first 500 (matched_count and totals count every one)",
+            },
+            "totals": {
+                "type": "object",
+                "additionalProperties": INT,
+                "description": "per verdict (dry run) or outcome (replayed, purged...)",
+            },
+            "done": {"type": "array", "items": _str(), "description": "the first 1,000 keys"},
             "not_found": {"type": "array", "items": _str()},
             "audit_id": {"type": ["integer", "null"]},
+            "matched_count": INT,
+            "done_count": INT,
         }
     ),
     "InvalidEvent": _obj(
@@ -218,27 +231,6 @@ SCHEMAS: dict[str, Schema] = {
             "confirm": {"type": "string", "description": 'purge only: "purge N"'},
         },
     },
-    "InvalidActionResult": _obj(
-        {
-            "action": {"enum": ["replay", "purge"]},
-            "dry_run": BOOL,
-            "matched": {
-                "type": "array",
-                "items": _ref("InvalidEvent"),
-                "description": "the first 500 (matched_count and totals count every one)",
-            },
-            "totals": {
-                "type": "object",
-                "additionalProperties": INT,
-                "description": "per verdict (dry run) or per outcome",
-            },
-            "done": {"type": "array", "items": _str(), "description": "the first 1,000 keys"},
-            "not_found": {"type": "array", "items": _str()},
-            "audit_id": {"type": ["integer", "null"]},
-            "matched_count": INT,
-            "done_count": INT,
-        }
-    ),
     "AuditEntry": _obj(
         {
             "id": INT,
@@ -282,10 +274,17 @@ ERRORS = {
     for code, text in (
         (400, "a filter, cursor or body the API cannot use"),
         (401, "not logged in (HTTP Basic or the session cookie)"),
-        (403, "a viewer asked for an operator's action, or a cookie call without X-CSRF-Token"),
+        (
+            403,
+            "a viewer asked for an operator's action, a cookie call without X-CSRF-Token, "
+            "or a state-changing call whose Origin is another site",
+        ),
         (429, "too many failed logins"),
         (503, "the database is unreachable"),
     )
+}
+NOT_JSON = {
+    "415": {"description": "a POST body that is not application/json", **_json(_ref("Error"))}
 }
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
 TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
@@ -312,7 +311,7 @@ def _post(summary: str, body: Schema, schema: Schema) -> Schema:
         "post": {
             "summary": summary,
             "requestBody": {"required": True, **_json(body)},
-            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS},
+            "responses": {"200": {"description": "OK", **_json(schema)}, **ERRORS, **NOT_JSON},
         }
     }
 
@@ -431,14 +430,12 @@ PATHS: dict[str, Schema] = {
         NOT_FOUND,
     ),
     "/api/v1/dead-letters/replay": _post(
-        "replay dead letters (operator; dry_run previews; audited)",
-        _ref("Selection"),
-        _ref("ActionResult"),
+        "replay dead letters (operator; dry_run previews; audited)", _ref("Selection"), RESULT
     ),
     "/api/v1/dead-letters/purge": _post(
         'purge dead letters for good (operator; needs reason and confirm "purge N"; audited)',
         _ref("Selection"),
-        _ref("ActionResult"),
+        RESULT,
     ),
     "/api/v1/invalid-events": _get(
         "events archived invalid (signed, not usable), with the reason; Conekta's order",
@@ -454,13 +451,13 @@ PATHS: dict[str, Schema] = {
     "/api/v1/invalid-events/replay": _post(
         "judge invalid events again (operator; dry_run previews each verdict; audited)",
         _ref("InvalidSelection"),
-        _ref("InvalidActionResult"),
+        RESULT,
     ),
     "/api/v1/invalid-events/purge": _post(
         "purge invalid events: tombstones, bodies kept"
         ' (operator; needs reason and confirm "purge N"; audited)',
         _ref("InvalidSelection"),
-        _ref("InvalidActionResult"),
+        RESULT,
     ),
     "/api/v1/audit": _get(
         "the audit trail, newest first",
@@ -468,11 +465,7 @@ PATHS: dict[str, Schema] = {
         [
             _param("actor", "who"),
             _param("action", "what, e.g. dlq.replay"),
-            _param(
-                "before_id",
-                "the `next` of the previous page",
-                schema={"type": "integer", "minimum": 0},
-            ),
+            _param("before_id", "the `next` of the previous page", schema=ID),
             _param("limit", "page size", schema=LIMIT),
         ],
     ),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import jinja2
@@ -65,10 +65,21 @@ def _login_form(request: web.Request, error: str, status: int = 200) -> web.Resp
     return response
 
 
+MAX_NEXT = 2000
+
+
 def _safe_next(target: str) -> str:
-    """Only a path on this console (never //elsewhere): no open redirect after login."""
-    local = target.startswith("/") and not target.startswith(("//", "/\\"))
-    return target if local and "\n" not in target and "\r" not in target else "/"
+    """Only a path on this console: no open redirect after login. Browsers drop tabs and newlines
+    from a URL and read a backslash as a slash, so `/%09/evil.example` and `/\\evil` would become
+    `//evil.example`: only printable ASCII without spaces or backslashes is taken, it must start
+    with one `/` and name no scheme or host; anything else goes to the overview."""
+    printable = all("!" <= c <= "~" for c in target) and "\\" not in target
+    if not (printable and 0 < len(target) <= MAX_NEXT and target.startswith("/")):
+        return "/"
+    if target.startswith("//"):
+        return "/"
+    parts = urlsplit(target)
+    return target if not (parts.scheme or parts.netloc) else "/"
 
 
 async def login(request: web.Request) -> web.Response:

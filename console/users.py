@@ -15,16 +15,24 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypeVar
 
 from core.errors import BadRequest, ConektaIngestError
 from ops import audit
 from store import Store
 
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1  # about 32 MiB and 50-100 ms per check
+# Each scrypt holds 32 MiB while it runs: at most two at once (64 MiB), whatever the burst; the
+# rest wait their turn without memory of their own (the console's pod has 256 Mi).
+SCRYPT_AT_ONCE = 2
 SESSION_TTL = 12 * 3600.0
 FAILURE_WINDOW = 15 * 60.0
+# Failed logins are limited per user name *and* client address (a guesser elsewhere cannot lock
+# the user out), and per address for any name.
 MAX_FAILURES_PER_USER = 5
 MAX_FAILURES_PER_REMOTE = 20
 NAME = re.compile(r"[A-Za-z0-9_.@-]{1,64}")
@@ -107,7 +115,7 @@ async def add_user(store: Store, name: str, role: str, password: str, actor: str
         raise BadRequest(f"role must be one of {', '.join(Role)}")
     if len(password) < MIN_PASSWORD:
         raise BadRequest(f"a password has at least {MIN_PASSWORD} characters")
-    hashed = await asyncio.to_thread(hash_password, password)
+    hashed = await _scrypted(hash_password, password)
     created = await store.users.upsert(name, role, hashed)
     action = "user.add" if created else "user.update"
     await audit.record(store, actor, action, 1, {"target": name, "role": role})
@@ -117,16 +125,30 @@ async def add_user(store: Store, name: str, role: str, password: str, actor: str
 async def authenticate(store: Store, name: str, password: str, remote: str) -> User | None:
     """The user when the password is right; None when not; TooManyFailures when rate-limited.
 
-    A wrong name costs the same hash as a wrong password, so timing tells no names.
+    A wrong name costs the same hash as a wrong password, so timing tells no names. The attempt
+    is recorded (as a failure) before the password is checked and forgiven when it was right:
+    of 12 parallel guesses at most MAX_FAILURES_PER_USER are checked, the rest are refused.
     """
-    by_user, by_remote = await store.users.login_failures(name, remote, FAILURE_WINDOW)
-    if by_user >= MAX_FAILURES_PER_USER or by_remote >= MAX_FAILURES_PER_REMOTE:
+    by_user, by_remote = await store.users.begin_login(name, remote, FAILURE_WINDOW)
+    if by_user > MAX_FAILURES_PER_USER or by_remote > MAX_FAILURES_PER_REMOTE:
         raise TooManyFailures("too many failed logins; wait 15 minutes")
     row = await store.users.get(name)
-    stored = row["password_hash"] if row else await asyncio.to_thread(_dummy_hash)
+    stored = row["password_hash"] if row else await _scrypted(_dummy_hash)
     ok = await _check(password, stored) and row is not None
-    await store.users.record_login(name, remote, ok=ok)
-    return User(row["name"], Role(row["role"])) if ok and row else None
+    if ok and row:
+        await store.users.forgive_logins(name, remote)
+        return User(row["name"], Role(row["role"]))
+    await store.users.prune_logins()
+    return None
+
+
+_SCRYPT_POOL = ThreadPoolExecutor(max_workers=SCRYPT_AT_ONCE, thread_name_prefix="scrypt")
+T = TypeVar("T")
+
+
+async def _scrypted(function: Callable[..., T], *args: Any) -> T:
+    """`function` (a password hash or check) on the scrypt threads: SCRYPT_AT_ONCE at a time."""
+    return await asyncio.get_running_loop().run_in_executor(_SCRYPT_POOL, function, *args)
 
 
 @functools.cache
@@ -146,7 +168,7 @@ async def _check(password: str, stored: str) -> bool:
     now = time.monotonic()
     if _verified.get(key, 0.0) > now:
         return True
-    ok = await asyncio.to_thread(check_password, password, stored)
+    ok = await _scrypted(check_password, password, stored)
     if ok:
         if len(_verified) > 1000:
             _verified.clear()

@@ -6,10 +6,13 @@ The receiver passes it to the worker as the AMQP header `request`, JSON text of 
 applies the same rules (the header may come from elsewhere: a replayed dead letter, another
 publisher).
 
-Kept: whatever helps forensics (user-agent, content-type, digest: the signature is public and
-lets anyone verify the body again later, x-forwarded-for, x-request-id...). Never kept: a name
-that can carry a credential (authorization, cookies, anything with token, secret, password,
-api-key, session or auth in it). Bounded: a hostile client must not make the message big.
+Kept: an allowlist of what helps forensics: content type and length, user agent, DIGEST (the
+signature is public and lets anyone verify the body again later), the forwarded-for/proto a proxy
+adds, request ids, and Conekta's own `conekta-*` / `x-conekta-*` headers. Nothing else: a proxy
+in front may add a credential under any name (`cf-access-jwt-assertion`, `x-amzn-oidc-data`,
+...), so a denylist can never be complete. Even on the allowlist, a name that looks like a
+credential (auth, token, secret, password, api-key, session, cookie) is dropped. Bounded: a
+hostile client must not make the message big.
 """
 
 from __future__ import annotations
@@ -27,8 +30,24 @@ MAX_VALUE = 1024  # bytes; a longer value is truncated
 MAX_TOTAL = 4096  # bytes of names and values together; headers past it are dropped
 MAX_REMOTE = 64  # an IPv6 address with zone fits
 
+KEPT_NAMES = frozenset(
+    {
+        "content-type",
+        "content-length",
+        "user-agent",
+        "digest",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "forwarded",
+        "x-request-id",
+        "request-id",
+        "x-correlation-id",
+    }
+)
+KEPT_PREFIXES = ("conekta-", "x-conekta-")  # Conekta's own headers
 DENIED_NAMES = frozenset({"authorization", "proxy-authorization", "cookie", "cookie2"})
-# A name containing any of these can carry a credential ('_' is read as '-').
+# Even on the allowlist (a Conekta prefix), a name containing any of these can carry a
+# credential ('_' is read as '-').
 DENIED_PARTS = (
     "auth",
     "token",
@@ -51,6 +70,8 @@ def allowed(name: str) -> bool:
     if not (name.isascii() and name.isprintable()):  # HTTP names are ASCII tokens
         return False
     plain = name.replace("_", "-")
+    if plain not in KEPT_NAMES and not plain.startswith(KEPT_PREFIXES):
+        return False
     return not any(part in plain for part in DENIED_PARTS)
 
 

@@ -29,12 +29,14 @@ def parse_time(value: str, tz: ZoneInfo | None = None) -> datetime:
     zone is given)."""
     where = tz or UTC
     try:
-        if value.isdigit():
+        if value.isascii() and value.isdigit():
             return datetime.fromtimestamp(int(value), UTC)
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except (ValueError, OverflowError, OSError):  # "²" is a digit; 10**20 s is past any year
+        # A time that cannot be written in UTC (0001-01-01T00:00+05:00) is refused here, not
+        # by the database driver.
+        return (parsed if parsed.tzinfo else parsed.replace(tzinfo=where)).astimezone(UTC)
+    except (ValueError, OverflowError, OSError):  # 10**20 s is past any year
         raise BadRequest(f"not a time: {value!r} (ISO 8601 or unix seconds)") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=where)
 
 
 def parse_month(value: str) -> date:

@@ -40,19 +40,31 @@ class Users(sql.Room):
         async with database.transaction(self.pool) as connection:
             await sql.execute(connection, "delete_session", token_hash=token_hash)
 
-    async def login_failures(self, user_name: str, remote: str, window: float) -> tuple[int, int]:
-        """Recent failed logins (for this user name, from this address)."""
-        row = await self._read_row(
-            "count_login_failures", user_name=user_name, remote=remote, window=window
-        )
+    async def begin_login(self, user_name: str, remote: str, window: float) -> tuple[int, int]:
+        """Record a login attempt as a failure *before* its password is checked, then count the
+        recent ones from this address (for this name, for any name), this one included. Two
+        statements, each committed: every count sees every attempt recorded before it, so of N
+        parallel guesses the k-th counts at least k and no more than the limit get checked."""
+        async with self.pool.acquire() as connection:
+            await sql.execute(
+                connection, "insert_login_attempt", user_name=user_name, remote=remote
+            )
+            row = await sql.fetchrow(
+                connection,
+                "count_login_attempts",
+                user_name=user_name,
+                remote=remote,
+                window=window,
+            )
         return (int(row["by_user"]), int(row["by_remote"])) if row else (0, 0)
 
-    async def record_login(self, user_name: str, remote: str, *, ok: bool) -> None:
+    async def forgive_logins(self, user_name: str, remote: str) -> None:
+        """A right password: this name's failures from this address (this attempt's too) go."""
         async with database.transaction(self.pool) as connection:
-            if ok:
-                await sql.execute(connection, "clear_login_failures", user_name=user_name)
-            else:
-                await sql.execute(connection, "prune_login_failures")
-                await sql.execute(
-                    connection, "insert_login_failure", user_name=user_name, remote=remote
-                )
+            await sql.execute(
+                connection, "forgive_login_attempts", user_name=user_name, remote=remote
+            )
+
+    async def prune_logins(self) -> None:
+        async with database.transaction(self.pool) as connection:
+            await sql.execute(connection, "prune_login_attempts")

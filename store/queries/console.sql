@@ -1,4 +1,4 @@
--- The ops console's people: users, sessions and failed logins (the rate limit).
+-- The ops console's people: users and sessions (failed logins: login_attempts.sql).
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
 -- upsert_user: create a user or set its role and password; created is true for a new one
@@ -24,22 +24,6 @@ DELETE FROM console_sessions WHERE token_hash = :token_hash;
 
 -- delete_expired_sessions: sessions past their expiry
 DELETE FROM console_sessions WHERE expires_at <= now();
-
--- prune_login_failures: failures older than any rate-limit window
-DELETE FROM console_login_failures WHERE at < now() - interval '1 day';
-
--- insert_login_failure: one failed login, by user name and remote address
-INSERT INTO console_login_failures (user_name, remote) VALUES (:user_name, :remote);
-
--- count_login_failures: recent failures for this user name and for this remote address
-SELECT count(*) FILTER (WHERE user_name = :user_name) AS by_user,
-       count(*) FILTER (WHERE remote = :remote) AS by_remote
-FROM console_login_failures
-WHERE at > now() - make_interval(secs => :window::float8)
-  AND (user_name = :user_name OR remote = :remote);
-
--- clear_login_failures: a successful login forgives the user name's failures
-DELETE FROM console_login_failures WHERE user_name = :user_name;
 
 -- ping: the database answers (the console's /readyz)
 SELECT 1;

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import jsonschema
 import kubernetes_validate
@@ -179,12 +182,12 @@ def test_unknown_fields_in_custom_resources_are_rejected() -> None:
         validate_custom(bad)
 
 
-def test_deploy_declares_the_topology_the_code_declares() -> None:
+def test_deploy_declares_the_topology_the_code_declares(tmp_path: Path) -> None:
     code_exchanges = {e.name: (e.type.value, e.arguments) for e in topology.EXCHANGES}
     code_queues = {q.name: q.arguments for q in topology.QUEUES}
     code_bindings = {(x, q.name, k) for q in topology.QUEUES for x, k in q.bindings}
 
-    definitions = json.loads((DEPLOY / "compose/rabbitmq/definitions.json").read_text())
+    definitions = compose_secrets(tmp_path)["rabbitmq/definitions.json"]
     assert {
         e["name"]: (e["type"], e["arguments"]) for e in definitions["exchanges"]
     } == code_exchanges
@@ -234,9 +237,34 @@ def _compose_config(tmp_path: Path) -> dict[str, Any]:
     return config
 
 
+def load_secrets_script() -> Any:
+    """deploy/compose/init/secrets.py, the compose `secrets` service's program."""
+    spec = importlib.util.spec_from_file_location(
+        "compose_secrets", DEPLOY / "compose/init/secrets.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def compose_secrets(root: Path) -> dict[str, Any]:
+    """Run the `secrets` service's program into `root`; every file it wrote, by relative path
+    (definitions.json parsed)."""
+    assert load_secrets_script().main(root) == 0
+    files: dict[str, Any] = {}
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            text = path.read_text()
+            name = str(path.relative_to(root))
+            files[name] = json.loads(text) if name.endswith(".json") else text
+    return files
+
+
 def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_path: Path) -> None:
     services = _compose_config(tmp_path)["services"]
-    definitions = json.loads((DEPLOY / "compose/rabbitmq/definitions.json").read_text())
+    secrets = compose_secrets(tmp_path / "secrets")
+    definitions = secrets["rabbitmq/definitions.json"]
     assert all(u["tags"] == [] for u in definitions["users"]), "no broker administrator"
     broker_users = {u["name"] for u in definitions["users"]}
     expected = {
@@ -246,26 +274,88 @@ def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_pat
         "console": ("conekta-console", "conekta_app"),
     }
     for name, (broker_user, database_user) in expected.items():
-        env = services[name]["environment"]
-        assert env["AMQP_URL"].startswith(f"amqp://{broker_user}:"), name
+        env = services[name].get("environment") or {}
+        assert not {"AMQP_URL", "DATABASE_URL"} & set(env), f"{name}: URLs come from its volume"
+        mounts = {v["target"]: v["source"] for v in services[name]["volumes"]}
+        assert mounts["/run/conekta"] == f"secrets-{name}", name
+        assert services[name]["entrypoint"] == ["dumb-init", "--", "with-secrets"], name
+        assert secrets[f"{name}/AMQP_URL"].startswith(f"amqp://{broker_user}:"), name
         assert broker_user in broker_users
         if database_user is None:
-            assert "DATABASE_URL" not in env
+            assert f"{name}/DATABASE_URL" not in secrets
         else:
-            assert env["DATABASE_URL"].startswith(f"postgresql://{database_user}:"), name
+            assert secrets[f"{name}/DATABASE_URL"].startswith(f"postgresql://{database_user}:")
     mounts = {
-        name: [v["target"] for v in service.get("volumes", [])]
+        name: sorted(v["target"] for v in service.get("volumes", []))
         for name, service in services.items()
         if name in expected
     }
+    wrapper = ["/run/conekta", "/usr/local/bin/with-secrets"]
     assert mounts == {
-        "receiver": ["/keys/conekta.public.pem"],
-        "worker": [],
-        "migrate": [],
-        "console": [],
+        "receiver": sorted(["/keys/conekta.public.pem", *wrapper]),
+        "worker": wrapper,
+        "migrate": wrapper,
+        "console": wrapper,
     }
-    source = services["receiver"]["volumes"][0]["source"]
-    assert source.endswith(".public.pem")
+    [key] = [v for v in services["receiver"]["volumes"] if v["target"].startswith("/keys/")]
+    assert key["source"].endswith(".public.pem")
+
+
+def test_compose_ships_no_password_and_draws_each_once(tmp_path: Path) -> None:
+    """Issue 24, finding 10: one committed hash served all five broker users."""
+    for path in (DEPLOY / "compose").rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            assert "password_hash" not in text or path.name == "secrets.py", path
+            assert ":-conekta}" not in text, path
+    config = _compose_config(tmp_path)
+    for name, service in config["services"].items():
+        for variable, value in (service.get("environment") or {}).items():
+            assert "PASSWORD" not in variable or variable.endswith("_FILE"), (name, variable)
+            assert "://" not in str(value) or "@" not in str(value), (name, variable)
+    first = compose_secrets(tmp_path / "secrets")
+    assert compose_secrets(tmp_path / "secrets") == first, "a second start changes nothing"
+    assert compose_secrets(tmp_path / "other") != first, "another install draws its own"
+    script = load_secrets_script()
+    passwords = [first[f"rabbitmq/{u.name}.password"] for u in topology.USERS]
+    passwords += [first[f"postgres/{role}"] for role in ("postgres", "owner", "app")]
+    assert len(set(passwords)) == len(passwords) and all(len(p) >= 32 for p in passwords)
+    for user in first["rabbitmq/definitions.json"]["users"]:
+        stored = base64.b64decode(user["password_hash"])
+        password = first[f"rabbitmq/{user['name']}.password"]
+        assert script.rabbitmq_password_hash(password, stored[:4]) == user["password_hash"]
+    app_password = first["postgres/app"]
+    assert first["worker/DATABASE_URL"] == first["console/DATABASE_URL"]
+    assert f":{app_password}@" in first["worker/DATABASE_URL"]
+    assert f":{first['postgres/owner']}@" in first["migrate/DATABASE_URL"]
+    assert config["services"]["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/conekta/postgres"
+    )
+    for waits in ("postgres", "rabbitmq"):
+        condition = config["services"][waits]["depends_on"]["secrets"]["condition"]
+        assert condition == "service_completed_successfully"
+
+
+def test_the_compose_entrypoint_reads_only_its_urls(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "AMQP_URL").write_text("amqp://u:p@rabbitmq:5672/")
+    (secrets / "DATABASE_URL").write_text("postgresql://r:s@postgres:5432/db")
+    (secrets / "PATH").write_text("/nowhere")  # only the two URLs are read
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    (fake / "conekta-ingest").write_text('#!/bin/sh\necho "$AMQP_URL|$DATABASE_URL|$*"\n')
+    (fake / "conekta-ingest").chmod(0o755)
+    result = subprocess.run(
+        [str(DEPLOY / "compose/init/with-secrets"), "console", "add-user", "a b"],
+        env={"PATH": f"{fake}:/usr/bin:/bin", "CONEKTA_SECRETS": str(secrets)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert result.stdout == (
+        "amqp://u:p@rabbitmq:5672/|postgresql://r:s@postgres:5432/db|console add-user a b\n"
+    )
 
 
 def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
@@ -294,7 +384,8 @@ def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
     for runtime in ("conekta-worker", "conekta-console"):
         assert env(runtime)["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
     for owner_job in ("conekta-migrate", "conekta-archive-prune"):
-        assert env(owner_job)["DATABASE_URL"]["valueFrom"]["secretKeyRef"]["name"] == (
+        assert env(owner_job)["DATABASE_URL"]["value"].startswith("postgresql://conekta:")
+        assert env(owner_job)["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
             "conekta-db-app"
         )
     roles = {r["name"]: r for r in documents["conekta-db"]["spec"]["managed"]["roles"]}
@@ -338,3 +429,158 @@ def test_the_console_is_not_exposed_publicly() -> None:
     assert not [d for _, d in k8s_documents() if d["kind"] == "Ingress"]
     compose = yaml.safe_load((DEPLOY / "compose/compose.yaml").read_text())
     assert compose["services"]["console"]["ports"] == ["127.0.0.1:8081:8081"]
+
+
+# -- issue 24, finding 10: TLS inside the cluster, and the data stores fenced -------------------
+
+
+def workloads() -> dict[str, dict[str, Any]]:
+    """Each workload's pod spec (Deployments, Jobs, CronJobs), by name."""
+    pods = {}
+    for _, document in k8s_documents():
+        if document["kind"] in {"Deployment", "Job", "CronJob"}:
+            spec = document["spec"]
+            pods[document["metadata"]["name"]] = spec.get("jobTemplate", {}).get("spec", spec)[
+                "template"
+            ]["spec"]
+    return pods
+
+
+def mounted_file(pod: dict[str, Any], container: dict[str, Any], path: str) -> tuple[str, str]:
+    """The (Secret, key) a file path in a container comes from."""
+    volumes = {v["name"]: v for v in pod.get("volumes", [])}
+    for mount in container.get("volumeMounts", []):
+        folder = mount["mountPath"].rstrip("/") + "/"
+        if path.startswith(folder):
+            secret = volumes[mount["name"]]["secret"]
+            [item] = [i for i in secret["items"] if i["path"] == path.removeprefix(folder)]
+            return secret["secretName"], item["key"]
+    raise AssertionError(f"{path} is not mounted")
+
+
+def test_every_connection_in_kubernetes_is_verified_tls() -> None:
+    checked = set()
+    for name, pod in workloads().items():
+        for container in pod["containers"]:
+            env = {e["name"]: e.get("value", "") for e in container.get("env", [])}
+            if "AMQP_URL" in env:
+                url = urlsplit(env["AMQP_URL"])
+                query = dict(parse_qsl(url.query))
+                assert url.scheme == "amqps" and url.port == 5671, name
+                assert "no_verify_ssl" not in query, name
+                assert mounted_file(pod, container, query["cafile"]) == (
+                    "conekta-rabbitmq-tls",
+                    "ca.crt",  # the CA only, never the server's key
+                ), name
+                checked.add((name, "amqp"))
+            if "DATABASE_URL" in env:
+                url = urlsplit(env["DATABASE_URL"])
+                query = dict(parse_qsl(url.query))
+                assert query["sslmode"] == "verify-full", name
+                assert mounted_file(pod, container, query["sslrootcert"]) == (
+                    "conekta-db-ca",
+                    "ca.crt",
+                ), name
+                checked.add((name, "database"))
+    assert {n for n, _ in checked} == set(workloads())
+    documents = {(d["kind"], d["metadata"]["name"]): d for _, d in k8s_documents()}
+    tls = documents["RabbitmqCluster", "conekta-rabbitmq"]["spec"]["tls"]
+    assert tls == {"secretName": "conekta-rabbitmq-tls", "disableNonTLSListeners": True}
+    hba = documents["Cluster", "conekta-db"]["spec"]["postgresql"]["pg_hba"]
+    assert {"hostnossl all all 0.0.0.0/0 reject", "hostnossl all all ::/0 reject"} <= set(hba)
+    trigger = documents["ScaledObject", "conekta-worker"]["spec"]["triggers"][0]["metadata"]
+    assert trigger["host"].startswith("amqps://")
+    auth = documents["TriggerAuthentication", "conekta-rabbitmq"]["spec"]
+    [flag] = auth["configMapTargetRef"]
+    assert documents["ConfigMap", flag["name"]]["data"][flag["key"]] == "enable"
+    assert {"parameter": "ca", "name": "conekta-rabbitmq-tls", "key": "ca.crt"} in auth[
+        "secretTargetRef"
+    ]
+
+
+def admitted(pods: dict[str, str], port: int) -> tuple[set[str], set[str]]:
+    """Which app workloads and which namespaces the NetworkPolicies selecting `pods` let in on
+    `port` (a rule without `from`, or an empty selector, would let in everyone)."""
+    names, namespaces = set(), set()
+    for _, policy in k8s_documents():
+        if policy["kind"] != "NetworkPolicy":
+            continue
+        selector = policy["spec"]["podSelector"].get("matchLabels", {})
+        if not selector or not selector.items() <= pods.items():
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            ports = [
+                p
+                for p in rule.get("ports", [])
+                if p["port"] <= port <= p.get("endPort", 0) or p["port"] == port
+            ]
+            if not ports:
+                continue
+            assert rule.get("from"), "a rule without `from` admits everyone"
+            for peer in rule["from"]:
+                assert "ipBlock" not in peer
+                if "namespaceSelector" in peer:
+                    labels = peer["namespaceSelector"].get("matchLabels", {})
+                    assert labels, "an empty namespaceSelector admits every namespace"
+                    namespaces.add(labels["kubernetes.io/metadata.name"])
+                    continue
+                pod_selector = peer["podSelector"]
+                assert pod_selector, "an empty podSelector admits every pod here"
+                for expression in pod_selector.get("matchExpressions", []):
+                    assert expression["key"] == "app.kubernetes.io/name"
+                    assert expression["operator"] == "In"
+                    names.update(expression["values"])
+                names.update(pod_selector.get("matchLabels", {}).values())
+    return names, namespaces
+
+
+def test_postgres_and_rabbitmq_admit_only_the_components_that_use_them() -> None:
+    """Each data store's port admits exactly the workloads whose manifests connect to it."""
+    uses: dict[str, set[str]] = {"DATABASE_URL": set(), "AMQP_URL": set()}
+    for name, pod in workloads().items():
+        for container in pod["containers"]:
+            for variable in {e["name"] for e in container.get("env", [])} & set(uses):
+                uses[variable].add(name)
+    assert "conekta-receiver" not in uses["DATABASE_URL"]
+    postgres = {"cnpg.io/cluster": "conekta-db"}
+    rabbitmq = {"app.kubernetes.io/name": "conekta-rabbitmq"}
+    names, namespaces = admitted(postgres, 5432)
+    assert names == uses["DATABASE_URL"] | {"conekta-db"}  # and its own replicas
+    assert namespaces == set()
+    names, namespaces = admitted(rabbitmq, 5671)
+    assert names == uses["AMQP_URL"]
+    assert namespaces == {"keda"}  # the ScaledObject's queue depth
+    assert admitted(rabbitmq, 5672) == (set(), set())  # no plain AMQP at all
+    assert admitted(rabbitmq, 25672) == ({"conekta-rabbitmq"}, set())  # clustering: the nodes
+    assert admitted(postgres, 8000)[1] == {"cnpg-system"}
+
+
+def test_make_sbom_lists_every_package_the_image_installs(tmp_path: Path) -> None:
+    """Issue 24, finding 11: a CycloneDX SBOM of locks/runtime.txt (what `make sbom` writes)."""
+    out = tmp_path / "sbom.cdx.json"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "cyclonedx-py requirements locks/runtime.txt" in makefile
+    run(
+        tool("cyclonedx-py"),
+        "requirements",
+        "locks/runtime.txt",
+        "--pyproject",
+        "pyproject.toml",
+        "--mc-type",
+        "application",
+        "--of",
+        "JSON",
+        "-o",
+        out,
+    )
+    sbom = json.loads(out.read_text())
+    assert sbom["bomFormat"] == "CycloneDX"
+    assert sbom["metadata"]["component"]["name"] == "conekta-ingest"
+    listed = {c["name"].lower(): c["version"] for c in sbom["components"]}
+    locked = {}
+    for line in (ROOT / "locks/runtime.txt").read_text().splitlines():
+        if "==" in line and not line.startswith(("#", " ")):
+            name, _, version = line.split(" ", 1)[0].partition("==")
+            locked[name.lower()] = version
+    assert listed == locked
+    assert all(c["purl"].startswith("pkg:pypi/") for c in sbom["components"])

@@ -4,12 +4,14 @@ as the document says. The console runs as a real process on its own database and
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import aiohttp
@@ -17,7 +19,8 @@ import orjson
 import pytest
 import requests
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -142,3 +145,64 @@ def test_the_document_is_served_to_logged_in_users(console_url: str) -> None:
 def test_api_contract(case: schemathesis.Case[Any], console_url: str) -> None:
     auth = "Basic " + aiohttp.BasicAuth(*OPERATOR).encode().split(" ", 1)[1]
     case.call_and_validate(base_url=console_url, headers={"Authorization": auth}, checks=CHECKS)
+
+
+# -- every query parameter of every GET, with values made to hurt (issue 24, finding 9) ---------
+
+QUERY_ROUTES = [
+    (path, [p["name"] for p in ops["get"]["parameters"] if p["in"] == "query"])
+    for path, ops in document()["paths"].items()
+    if "get" in ops and "{" not in path
+]
+TEXT = st.text(alphabet=st.characters(exclude_categories=["Cs"]), max_size=40)
+OFFSET = st.timedeltas(min_value=-timedelta(hours=23, minutes=59), max_value=timedelta(hours=23))
+JSON_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | TEXT
+    | st.sampled_from([2**63, -(2**63) - 1, 1e30, -1e308, "0001-01-01T00:00:00+05:00"])
+)
+
+
+def _time(when: datetime, offset: timedelta) -> str:
+    return when.replace(tzinfo=timezone(offset)).isoformat()
+
+
+def _cursor(values: list[object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+QUERY_VALUES = (
+    TEXT
+    | st.integers().map(str)
+    | st.sampled_from(["0", "-1", "²", "٣", "1e3", "9" * 10, " ", "0001-01-01", "9999-12-31"])
+    | st.builds(_time, st.datetimes(), OFFSET)
+    | st.builds(_time, st.sampled_from([datetime.min, datetime.max]), OFFSET)
+    | st.lists(JSON_LEAVES, max_size=3).map(_cursor)
+)
+
+
+@given(
+    st.sampled_from(QUERY_ROUTES).flatmap(
+        lambda route: st.tuples(
+            st.just(route[0]),
+            st.dictionaries(st.sampled_from(route[1]), QUERY_VALUES, max_size=3)
+            if route[1]
+            else st.just({}),
+        )
+    )
+)
+@settings(
+    max_examples=300,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_no_query_value_makes_a_500(console_url: str, call: tuple[str, dict[str, str]]) -> None:
+    path, query = call
+    response = requests.get(f"{console_url}{path}", params=query, auth=OPERATOR, timeout=30)
+    assert response.status_code < 500, (path, query, response.text)
+    if response.status_code == 400:
+        error = response.json()["error"]
+        assert any(error.startswith(name) for name in query), (path, query, error)

@@ -32,13 +32,20 @@ from worker import judge
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 
-SECRETS = ("Bearer sk_live_do_not_keep", "session=do-not-keep", "key_do_not_keep")
+SECRETS = (
+    "Bearer sk_live_do_not_keep",
+    "session=do-not-keep",
+    "key_do_not_keep",
+    "eyJ.proxy-jwt-do-not-keep",
+)
 EXTRA = {
     "User-Agent": "Conekta/v2 webhooks",
     "X-Request-Id": "req-123",
     "Authorization": SECRETS[0],
     "Cookie": SECRETS[1],
     "X-Api-Key": SECRETS[2],
+    # What an SSO proxy in front adds: no denylist names it (issue 24, finding 8).
+    "Cf-Access-Jwt-Assertion": SECRETS[3],
 }
 
 
@@ -79,7 +86,7 @@ def assert_kept(request: Any, body: bytes, settings: Settings) -> None:
     # The signature is public: it lets anyone verify the archived body later.
     keys = signature.load_public_keys(settings.webhook_keys)
     assert signature.verify(body, headers["digest"], keys)
-    assert not {"authorization", "cookie", "x-api-key"} & set(headers)
+    assert not {"authorization", "cookie", "x-api-key", "cf-access-jwt-assertion"} & set(headers)
     text = orjson.dumps(request).decode()
     assert not any(secret in text for secret in SECRETS)
 
