@@ -53,6 +53,11 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     close.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     close.add_argument("--json", action="store_true", help="machine-readable output")
     close.set_defaults(handler=cmd_ledger_close)
+    closes = ledger_sub.add_parser(
+        "closes", parents=[common], help="the months closed, newest first"
+    )
+    closes.add_argument("--json", action="store_true", help="machine-readable output")
+    closes.set_defaults(handler=cmd_ledger_closes)
 
 
 def _mode_flag(parser: argparse.ArgumentParser) -> None:
@@ -149,4 +154,19 @@ async def cmd_ledger_close(args: argparse.Namespace, settings: Settings) -> int:
             f"closed {closed['month']} and every month before it ({closed['time_zone']}): a later"
             f" movement dated before {closed['closed_before']} is booked at that instant"
         )
+    return 0
+
+
+async def cmd_ledger_closes(args: argparse.Namespace, settings: Settings) -> int:
+    rows = await read(settings, ledger.closes)
+    if args.json:
+        print_json(rows)
+        return 0
+    for row in rows:
+        print(
+            f"{row['month']} ({row['time_zone']})  closed before {row['closed_before']}"
+            f"  at {row['closed_at']} by {row['actor']}"
+        )
+    if not rows:
+        print("no month is closed")
     return 0

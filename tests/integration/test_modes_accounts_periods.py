@@ -292,6 +292,10 @@ async def test_a_closed_month_never_changes_and_a_late_movement_keeps_its_date(
             " livemode, event_id, effective_at, amount)"
             " VALUES ('x', 'payment', 'ord_c', 'ch', 'MXN', false, 'e', '2020-09-15', 1)"
         )
+    code, out = await cli(settings, "ledger", "closes", "--json")
+    assert [(c["month"], c["closed_before"]) for c in orjson.loads(out)] == [
+        ("2020-09", "2020-10-01T05:00:00+00:00")
+    ]
     [entry] = [e for e in await audit.entries(store) if e["action"] == "ledger.close"]
     assert entry["target"] == "2020-09" and entry["count"] == 1
 

@@ -20,6 +20,7 @@ COMMANDS = [
     ["ledger", "entries"],
     ["ledger", "verify"],
     ["ledger", "close"],
+    ["ledger", "closes"],
     ["dlq", "list"],
     ["dlq", "show"],
     ["dlq", "replay"],
