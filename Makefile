@@ -63,13 +63,14 @@ sbom: $(STAMP)
 		--mc-type application --of JSON -o sbom.cdx.json
 	@echo "wrote sbom.cdx.json"
 
-# Re-pin locks/ from pyproject.toml and locks/image.in (needs PyPI), for every platform and Python.
+# Re-pin locks/ from pyproject.toml and locks/image.in (needs PyPI), for every platform and Python:
+# the dev tools first, then the image's subset at the same versions (what is tested is what ships).
 lock: $(STAMP)
 	$(BIN)/pip install --quiet '$(UV)'
-	$(BIN)/uv pip compile pyproject.toml locks/image.in --universal --python-version 3.11 \
-		--generate-hashes --quiet -o locks/runtime.txt
-	$(BIN)/uv pip compile pyproject.toml locks/image.in --extra dev -c locks/runtime.txt \
-		--universal --python-version 3.11 --generate-hashes --quiet -o locks/dev.txt
+	$(BIN)/uv pip compile pyproject.toml locks/image.in --extra dev --universal \
+		--python-version 3.11 --generate-hashes --quiet -o locks/dev.txt
+	$(BIN)/uv pip compile pyproject.toml locks/image.in -c locks/dev.txt --universal \
+		--python-version 3.11 --generate-hashes --quiet -o locks/runtime.txt
 
 bench: $(STAMP) services
 	$(BIN)/python -m bench

@@ -283,9 +283,7 @@ ERRORS = {
         (503, "the database is unreachable"),
     )
 }
-NOT_JSON = {
-    "415": {"description": "a POST body that is not application/json", **_json(_ref("Error"))}
-}
+NOT_JSON = {"415": {"description": "a POST body not application/json", **_json(_ref("Error"))}}
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
 TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
