@@ -7,13 +7,12 @@ import asyncio
 import json
 import platform
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from bench import scenarios, stack
-from core import signature
+from testkit import signing
 
 RESULTS = Path(__file__).parent / "results"
 TARGETS = {
@@ -28,7 +27,7 @@ TARGETS = {
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    keys = signature.generate_key_pair(Path(tempfile.mkdtemp()), "bench")
+    keys = signing.key_pair()  # the one publish_backlog signs with, and the worker checks
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {platform.python_version()}",

@@ -34,7 +34,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     console.set_defaults(handler=cmd_console)
     console_sub = console.add_subparsers(dest="console_command", metavar="COMMAND")
     add_user = console_sub.add_parser(
-        "add-user", parents=[common], help="create a console user, or reset its role and password"
+        "add-user",
+        parents=[common],
+        help="create a console user, or reset its role and password (ends its sessions)",
     )
     add_user.add_argument("name", metavar="NAME")
     add_user.add_argument("--role", choices=[r.value for r in users.Role], required=True)
@@ -45,6 +47,18 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         help="read the password from standard input (never from the command line)",
     )
     add_user.set_defaults(handler=cmd_add_user)
+    # User administration is the owner's (README "Roles and permissions"): run these with the
+    # owner's DATABASE_URL, like `migrate`; the console's own role reads users and writes none.
+    disable = console_sub.add_parser(
+        "disable-user", parents=[common], help="a user can no longer log in; its sessions end"
+    )
+    disable.add_argument("name", metavar="NAME")
+    disable.set_defaults(handler=cmd_disable_user)
+    remove = console_sub.add_parser(
+        "remove-user", parents=[common], help="remove a user and its sessions (audit trail kept)"
+    )
+    remove.add_argument("name", metavar="NAME")
+    remove.set_defaults(handler=cmd_remove_user)
 
 
 async def cmd_console(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,4 +79,18 @@ async def cmd_add_user(args: argparse.Namespace, settings: Settings) -> int:
     async with Store.open(settings.database_url, max_size=1) as store:
         created = await users.add_user(store, args.name, args.role, password, audit.os_actor())
     print(f"{'created' if created else 'updated'} {args.role} {args.name}")
+    return 0
+
+
+async def cmd_disable_user(args: argparse.Namespace, settings: Settings) -> int:
+    async with Store.open(settings.database_url, max_size=1) as store:
+        await users.disable_user(store, args.name, audit.os_actor())
+    print(f"disabled {args.name}: its sessions ended")
+    return 0
+
+
+async def cmd_remove_user(args: argparse.Namespace, settings: Settings) -> int:
+    async with Store.open(settings.database_url, max_size=1) as store:
+        await users.remove_user(store, args.name, audit.os_actor())
+    print(f"removed {args.name}")
     return 0

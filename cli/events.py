@@ -11,6 +11,7 @@ from typing import Any
 from cli.common import confirm, parse_time, print_json, progress_line, read
 from core.errors import BadRequest
 from core.settings import Settings
+from core.verifier import Verifier
 from domain.outcome import Outcome
 from ops import actions, audit, events, invalid
 from store import Store
@@ -142,6 +143,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
                 audit.os_actor(),
                 progress=progress_line,
                 modes=settings.accept_modes,
+                verifier=Verifier.from_settings(settings),
             )
         return _report_replay(args, result.totals)
     replay_filter = events.ReplayFilter(
@@ -153,7 +155,12 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
 
     async with Store.open(settings.database_url) as store:
         totals = await events.replay(
-            store, replay_filter, audit.os_actor(), progress, settings.accept_modes
+            store,
+            replay_filter,
+            audit.os_actor(),
+            progress,
+            settings.accept_modes,
+            verifier=Verifier.from_settings(settings),
         )
     return _report_replay(args, totals)
 
@@ -204,7 +211,13 @@ async def cmd_invalid_replay(args: argparse.Namespace, settings: Settings) -> in
     selection = _selection(args)
     async with Store.open(settings.database_url, max_size=1) as store:
         if args.dry_run:
-            preview = await invalid.preview(store, "replay", selection, settings.accept_modes)
+            preview = await invalid.preview(
+                store,
+                "replay",
+                selection,
+                settings.accept_modes,
+                verifier=Verifier.from_settings(settings),
+            )
             return _report_invalid(args, preview)
         result = await invalid.replay(
             store,
@@ -213,6 +226,7 @@ async def cmd_invalid_replay(args: argparse.Namespace, settings: Settings) -> in
             reason=args.reason,
             progress=progress_line,
             modes=settings.accept_modes,
+            verifier=Verifier.from_settings(settings),
         )
     return _report_invalid(args, result)
 

@@ -10,8 +10,9 @@ from typing import Any
 
 from cli.common import confirm, parse_time, print_json, read
 from core.settings import MODES, Settings
+from core.verifier import Verifier
 from domain import periods
-from ops import audit, ledger
+from ops import audit, ledger, provenance
 from store import Store
 
 
@@ -42,6 +43,12 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "verify", parents=[common], help="check every ledger invariant; non-zero exit on failure"
     )
     verify.add_argument("--json", action="store_true", help="machine-readable output")
+    verify.add_argument(
+        "--provenance",
+        action="store_true",
+        help="also check every posting's signature or API record again (Conekta's keys: "
+        "CONEKTA_WEBHOOK_KEYS, CONEKTA_WEBHOOK_VERIFY_ONLY_KEYS) and list those without one",
+    )
     verify.set_defaults(handler=cmd_ledger_verify)
 
     close = ledger_sub.add_parser(
@@ -117,14 +124,19 @@ async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> in
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
     results = await read(settings, ledger.verify)
     failed = [(check, rows) for check, rows in results if rows]
+    backed = None
+    if args.provenance:
+        verifier = Verifier.from_settings(settings)
+        backed = await read(settings, lambda store: provenance.verify(store, verifier))
     if args.json:
         print_json(
             {
-                "ok": not failed,
+                "ok": not failed and (backed is None or backed.ok),
                 "checks": [
                     {"check": c.description, "ok": not rows, "violations": rows}
                     for c, rows in results
                 ],
+                "provenance": backed.summary() if backed else None,
             }
         )
     else:
@@ -132,8 +144,19 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
             print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
             for row in rows[:20]:
                 print(f"        {row}")
-        print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
-    return 1 if failed else 0
+        if backed is not None:
+            _print_provenance(backed)
+        ok = not failed and (backed is None or backed.ok)
+        print("ledger verified" if ok else "ledger verify failed")
+    return 0 if not failed and (backed is None or backed.ok) else 1
+
+
+def _print_provenance(report: provenance.Report) -> None:
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(report.counts.items()))
+    print(f"{'ok  ' if report.ok else 'FAIL'}  every posting backed by Conekta ({counts})")
+    for category, rows in report.listed.items():
+        for row in rows:
+            print(f"        {category:10} {row['business_key']}  {row['why']}")
 
 
 async def cmd_ledger_close(args: argparse.Namespace, settings: Settings) -> int:

@@ -23,7 +23,7 @@ from cli import (
     service,
 )
 from core import lifecycle
-from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError
+from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError, RetentionRefused
 from core.logs import configure_logging
 from core.settings import Settings, load_settings, zone
 
@@ -145,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Command = args.handler
     try:
         return lifecycle.run(handler(args, settings))
-    except (KeyFileError, ConfigError, ApiKeyRejected, BadRequest) as exc:
+    except (KeyFileError, ConfigError, ApiKeyRejected, BadRequest, RetentionRefused) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

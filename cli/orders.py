@@ -43,7 +43,9 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     verify.add_argument("--json", action="store_true")
     verify.set_defaults(handler=cmd_orders_verify)
     record = orders_sub.add_parser(
-        "record", parents=[common], help="book the JSON answer of POST /orders (FILE or -)"
+        "record",
+        parents=[common],
+        help="book the JSON answer of POST /orders (FILE or -) as your attested word (audited)",
     )
     record.add_argument("file", metavar="FILE|-")
     record.add_argument("--json", action="store_true")
@@ -96,7 +98,6 @@ async def cmd_orders_verify(args: argparse.Namespace, settings: Settings) -> int
         print(f"{len(ids)} order(s) checked, {len(differences)} difference(s)")
         if fixed:
             print_report(fixed)
-            print("run `orders verify` again once the worker has applied the backfilled events")
     return 1 if differences else 0
 
 
@@ -105,10 +106,13 @@ async def cmd_orders_record(args: argparse.Namespace, settings: Settings) -> int
     raw = await asyncio.to_thread(source)
     try:
         order = orjson.loads(raw)
+        actor = audit.os_actor()
         async with Store.open(settings.database_url) as store:
-            event_id, outcome = await order_sync.record(store, order)
+            event_id, outcome = await order_sync.record(store, order, actor)
             details = {"target": str(order.get("id")), "event_id": event_id}
-            await audit.record(store, audit.os_actor(), "orders.record", 1, details)
+            await audit.record(
+                store, actor, "orders.record", 1, {**details, "outcome": outcome.value}
+            )
     except (orjson.JSONDecodeError, UnapplicableEvent) as exc:
         print(f"conekta-ingest: cannot record this order: {exc}", file=sys.stderr)
         return 1

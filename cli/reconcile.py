@@ -5,14 +5,11 @@ Printing only; the actions live in worker/ (reconcile, order_sync) and ops/stats
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cli.common import conekta_api, parse_time, print_json
-from core import broker
 from core.errors import ConektaApiUnavailable, PublishFailed
 from core.settings import Settings
 from ops import audit, stats
@@ -46,19 +43,6 @@ def _window(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--until", type=parse_time, help="Conekta created_at < T (ISO or unix)")
 
 
-@contextlib.asynccontextmanager
-async def _publisher(settings: Settings, dry_run: bool) -> AsyncIterator[broker.Publisher | None]:
-    if dry_run:
-        yield None
-        return
-    connection = await broker.connect(settings.amqp_url, "conekta-ingest reconcile", attempts=3)
-    publisher = broker.Publisher(connection, settings.publish_timeout)
-    try:
-        yield publisher
-    finally:
-        await publisher.close()
-
-
 def _progress(report: reconcile.Report) -> None:
     if sys.stderr.isatty():
         done = report.total("backfilled") + report.total("missing")
@@ -76,14 +60,11 @@ async def run_reconcile(
     *,
     dry_run: bool,
 ) -> reconcile.Report:
-    async with (
-        conekta_api(settings) as api,
-        Store.open(settings.database_url) as store,
-        _publisher(settings, dry_run) as publisher,
-    ):
+    async with conekta_api(settings) as api, Store.open(settings.database_url) as store:
+        applier = None if dry_run else reconcile.Applier(store, settings.accept_modes)
         try:
             report = await reconcile.reconcile(
-                store, api, publisher, since=since, until=until, wait=True, progress=_progress
+                store, api, applier, since=since, until=until, wait=True, progress=_progress
             )
         except Exception as exc:
             failed = {"target": _window_text(since, until), "dry_run": dry_run, "error": str(exc)}
@@ -121,7 +102,7 @@ def print_report(report: reconcile.Report) -> None:
     mode = {None: "", True: ", live", False: ", test"}[report.livemode]
     print(
         f"reconcile run {report.run_id}: {summary['since']} .. {summary['until']}{mode}"
-        + (" (dry run: nothing published)" if report.dry_run else "")
+        + (" (dry run: nothing applied)" if report.dry_run else "")
     )
     shown = [c for c in COLUMNS if c == "seen" or summary[c]]
     print(f"{'type':30}" + "".join(f"{c.replace('_', ' '):>14}" for c in shown))
@@ -133,6 +114,7 @@ def print_report(report: reconcile.Report) -> None:
         f"backfilled {summary['backfilled']}"
         + (f", missing {summary['missing']}" if report.dry_run else "")
         + f", in flight {summary['in_flight']}, never stored (pings) {summary['never_stored']}"
+        + (f", FAILED {summary['failed']} (see the log)" if summary["failed"] else "")
     )
     for missing in report.missing:
         print(f"  missing {missing.event_id}  {missing.type:26} {missing.created_at.isoformat()}")

@@ -13,7 +13,7 @@ from aiohttp import web
 
 from console.auth import require_operator, user_of
 from console.openapi import document
-from console.state import SETTINGS, STORE, publisher, queue_depths
+from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
 from core.errors import BadRequest
 from core.settings import MODES
 from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging
@@ -168,7 +168,9 @@ async def replay_events(request: web.Request) -> web.Response:
         if order_id:
             raise BadRequest("invalid events are selected by type, since and until")
         selection = actions.Selection.window(since, until, event_type)
-        result = await invalid.replay(store, selection, user.actor, modes=modes)
+        result = await invalid.replay(
+            store, selection, user.actor, modes=modes, verifier=request.app[VERIFIER]
+        )
         return web.json_response({"replayed": result.done_count, "outcomes": dict(result.totals)})
     totals = await events.replay(
         store,
@@ -176,6 +178,7 @@ async def replay_events(request: web.Request) -> web.Response:
         user.actor,
         lambda _: None,
         modes,
+        verifier=request.app[VERIFIER],
     )
     return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
 
@@ -337,10 +340,19 @@ async def replay_invalid_events(request: web.Request) -> web.Response:
     selection, store = invalid_selection(body, request.app[SETTINGS].ledger_tz), request.app[STORE]
     modes = request.app[SETTINGS].accept_modes
     if body.get("dry_run") is True:
-        result = await invalid.preview(store, "replay", selection, modes)
+        result = await invalid.preview(
+            store, "replay", selection, modes, verifier=request.app[VERIFIER]
+        )
     else:
         reason = _body_text(body, "reason") or ""
-        result = await invalid.replay(store, selection, user.actor, reason=reason, modes=modes)
+        result = await invalid.replay(
+            store,
+            selection,
+            user.actor,
+            reason=reason,
+            modes=modes,
+            verifier=request.app[VERIFIER],
+        )
     return web.json_response(result.summary())
 
 

@@ -13,12 +13,13 @@ from aiohttp import web
 
 from console import api, jobs, pages
 from console.auth import Handler, authenticate
-from console.state import SETTINGS, STORE
+from console.state import SETTINGS, STORE, VERIFIER
 from console.state import resources as app_resources
 from core import health
 from core.errors import BadRequest, DatabaseUnavailable
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
+from core.verifier import Verifier
 
 log = structlog.get_logger(__name__)
 
@@ -120,6 +121,7 @@ def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.
     app = web.Application(middlewares=[errors, authenticate], client_max_size=64 * 1024)
     app[SETTINGS] = settings
     app.on_response_prepare.append(secure_headers)
+    app[VERIFIER] = Verifier.from_settings(settings)
     app[SUPERVISOR] = supervisor or for_settings(settings, asyncio.Event())
     app.cleanup_ctx.append(app_resources)
     app.cleanup_ctx.append(supervised)

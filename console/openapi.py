@@ -210,7 +210,7 @@ SCHEMAS: dict[str, Schema] = {
         },
         {
             "verdict": {
-                "enum": ["applied", "invalid", "ignored", "other_mode"],
+                "enum": ["applied", "invalid", "ignored", "other_mode", "unverified"],
                 "description": "dry run: what judging the body again would archive now",
             },
             "note": _str(),

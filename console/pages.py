@@ -23,7 +23,7 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import SETTINGS, STORE, publisher, queue_depths
+from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
 from domain.outcome import Outcome
 from ops import actions, audit, dead_letters, explore, invalid, ledger
 
@@ -324,7 +324,13 @@ async def act_on_invalid_events(request: web.Request) -> web.Response:
             )
         else:
             result = await invalid.replay(
-                store, selection, user.actor, reason=reason, progress=job.progress, modes=modes
+                store,
+                selection,
+                user.actor,
+                reason=reason,
+                progress=job.progress,
+                modes=modes,
+                verifier=request.app[VERIFIER],
             )
         return result.summary()
 
@@ -337,7 +343,8 @@ async def _invalid_preview(
     request: web.Request, action: str, selection: actions.Selection, form: Any, error: str
 ) -> web.Response:
     modes = request.app[SETTINGS].accept_modes
-    preview = await invalid.preview(request.app[STORE], action, selection, modes)
+    verifier = request.app[VERIFIER] if action == "replay" else None
+    preview = await invalid.preview(request.app[STORE], action, selection, modes, verifier)
     return render(
         request,
         "invalid_preview.html",

@@ -13,11 +13,14 @@ from aiohttp import web
 
 from core import broker, topology
 from core.settings import Settings
+from core.verifier import Verifier
 from store import Store
 
 log = structlog.get_logger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
+# Conekta's keys: replays verify each archived body again (worker.provenance)
+VERIFIER = web.AppKey("verifier", Verifier)
 STORE = web.AppKey("store", Store)
 BROKER = web.AppKey("broker", dict[str, AbstractRobustConnection])
 PUBLISHER = web.AppKey("publisher", dict[str, broker.Publisher])

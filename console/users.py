@@ -117,9 +117,27 @@ async def add_user(store: Store, name: str, role: str, password: str, actor: str
         raise BadRequest(f"a password has at least {MIN_PASSWORD} characters")
     hashed = await _scrypted(hash_password, password)
     created = await store.users.upsert(name, role, hashed)
+    if not created:  # a new password ends the sessions opened with the old one
+        await store.users.end_sessions(name)
     action = "user.add" if created else "user.update"
     await audit.record(store, actor, action, 1, {"target": name, "role": role})
     return created
+
+
+async def disable_user(store: Store, name: str, actor: str) -> None:
+    """The user can no longer log in and its sessions end (BadRequest when there is no such
+    user); `add-user` with a new password enables it again. The owner's (grants.sql)."""
+    if not await store.users.disable(name):
+        raise BadRequest(f"no console user {name!r}")
+    await audit.record(store, actor, "user.disable", 1, {"target": name})
+
+
+async def remove_user(store: Store, name: str, actor: str) -> None:
+    """The user and its sessions are gone (BadRequest when there is no such user); the audit
+    trail keeps what it did, under its name. The owner's (grants.sql)."""
+    if not await store.users.remove(name):
+        raise BadRequest(f"no console user {name!r}")
+    await audit.record(store, actor, "user.remove", 1, {"target": name})
 
 
 async def authenticate(store: Store, name: str, password: str, remote: str) -> User | None:

@@ -16,6 +16,7 @@ DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/"
 DEFAULT_CONEKTA_API_URL = "https://api.conekta.io"
 DEFAULT_LEDGER_TZ = "America/Mexico_City"
 _DEFAULT_ZONE = ZoneInfo(DEFAULT_LEDGER_TZ)  # ZoneInfo caches: one object per name
+MIN_EXPORT_KEY = 32  # e.g. `openssl rand -hex 32`
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,9 @@ class Settings:
     database_url: str = DEFAULT_DATABASE_URL
     amqp_url: str = DEFAULT_AMQP_URL
     webhook_keys: tuple[Path, ...] = ()
+    # Conekta keys retired from receiving: the worker still verifies what they signed (the
+    # archive, replays, restores, `ledger verify --provenance`)
+    verify_only_keys: tuple[Path, ...] = ()
     allow_unsigned: bool = False
     host: str = "127.0.0.1"
     port: int = 8080
@@ -62,6 +66,9 @@ class Settings:
     console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # the ledger's days and months (a bare date, `ledger close --month`) are this zone's
     ledger_tz: ZoneInfo = _DEFAULT_ZONE
+    # retention: the HMAC-SHA256 key that signs exports (`archive prune --export`, `archive
+    # sign`) and that `archive restore` checks; a secret kept off the export volume
+    export_key: str | None = field(default=None, repr=False)
 
 
 # env var -> (field, parser)
@@ -107,6 +114,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "DATABASE_URL": ("database_url", str),
     "AMQP_URL": ("amqp_url", str),
     "CONEKTA_WEBHOOK_KEYS": ("webhook_keys", _paths),
+    "CONEKTA_WEBHOOK_VERIFY_ONLY_KEYS": ("verify_only_keys", _paths),
     "CONEKTA_ALLOW_UNSIGNED": ("allow_unsigned", _bool),
     "CONEKTA_INGEST_HOST": ("host", str),
     "CONEKTA_INGEST_PORT": ("port", int),
@@ -132,6 +140,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_DEDUPE_MONTHS": ("dedupe_months", int),
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
     "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
+    "CONEKTA_EXPORT_KEY": ("export_key", lambda v: v.strip() or None),
 }
 
 
@@ -165,3 +174,5 @@ def _check(settings: Settings) -> None:
         raise ConfigError("retention months must be at least 1")
     if settings.dedupe_months < 0:
         raise ConfigError("dedupe months must be 0 (keep every id) or more")
+    if settings.export_key is not None and len(settings.export_key) < MIN_EXPORT_KEY:
+        raise ConfigError(f"CONEKTA_EXPORT_KEY must have at least {MIN_EXPORT_KEY} characters")

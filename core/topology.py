@@ -233,8 +233,8 @@ RECEIVER_USER = BrokerUser(
 WORKER_USER = BrokerUser(
     "conekta-worker",
     only(),
-    # conekta.events: the scheduled reconcile publishes what Conekta's API lists and we lack.
-    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE),
+    # Not conekta.events: reconcile applies what it fetches itself (worker/reconcile.py).
+    only(FULFILLMENT_EXCHANGE, RETRY_EXCHANGE, DEAD_LETTER_EXCHANGE),
     # its work queues, the dead letters it moves into Postgres, the v1 queues it drains
     only(
         ORDERS_QUEUE,
@@ -242,8 +242,7 @@ WORKER_USER = BrokerUser(
         DEAD_LETTER_QUEUE,
         *(retired.name for retired in RETIRED_QUEUES),
     ),
-    "consumes events and dead letters; publishes fulfillment, retries, dead letters and "
-    "reconciled events",
+    "consumes events and dead letters; publishes fulfillment, retries and dead letters",
 )
 CONSOLE_USER = BrokerUser(
     "conekta-console",
@@ -251,7 +250,7 @@ CONSOLE_USER = BrokerUser(
     # dlq replay: back to where each message first went (dead letters live in Postgres)
     only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE),
     only(),
-    "on-call: replays dead letters, reconciles",
+    "on-call: replays dead letters",
 )
 MIGRATE_USER = BrokerUser(
     "conekta-migrate",

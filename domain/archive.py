@@ -34,6 +34,9 @@ class ArchiveRow:
     # The webhook's HTTP request (core.request: peer address, headers without credentials);
     # None when there was none (reconcile backfill) or it was not recorded (older versions).
     request: Mapping[str, Any] | None = field(default=None, hash=False)
+    # domain.provenance: `signed`, `api` or `attested:<user>`; None for a body nothing vouched
+    # for (`invalid` and `unverified` rows) and rows archived before it was recorded
+    provenance: str | None = None
 
 
 def unhandled_row(

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from domain.order_event import PaidCharge, Refund
+from domain.order_event import OrderEvent, PaidCharge, Refund
 
 RECEIVABLE = "conekta:receivable"
 FEES = "conekta:fees"
@@ -50,6 +50,7 @@ class Posting:
     # When the money really moved, if that fell in a closed period (domain/periods.py): the
     # posting is then effective on the first open instant instead.
     occurred_at: datetime | None = None
+    provenance: str | None = None  # domain.provenance: set by the plan from its event
 
     @property
     def key(self) -> tuple[bool, str]:
@@ -67,6 +68,19 @@ class Charge:
     livemode: bool
     customer_key: str
     refunded: int = 0  # refunds already booked against it
+
+
+def candidate_keys(event: OrderEvent, order_id: str | None = None) -> set[str]:
+    """Every business key an event could post (payments, refunds, chargeback steps); a charge
+    event names no order until its charge is resolved: `order_id` says which when known."""
+    if event.chargeback is not None:
+        return {chargeback_key(event.chargeback.id, step) for step in CHARGEBACK_STEPS}
+    order = event.order_id or order_id or ""
+    keys = set()
+    for charge in event.paid_charges:
+        keys.add(business_key(PAYMENT, order, charge.id))
+        keys |= {business_key(REFUND, order, r.id) for r in charge.refunds}
+    return keys
 
 
 def customer_account(key: str) -> str:

@@ -14,3 +14,6 @@ class Outcome(StrEnum):
     INVALID = "invalid"  # signed, but not a usable event (the reason names the field): kept
     PURGED = "purged"  # a dead letter an operator purged: a resend is not applied (tombstone)
     OTHER_MODE = "other_mode"  # livemode not accepted here (CONEKTA_ACCEPT_MODES): archived only
+    # Its DIGEST did not verify with any configured key (not from a receiver that checked it):
+    # kept with the reason under a key of its own (domain.archive), moved nothing
+    UNVERIFIED = "unverified"

@@ -9,7 +9,7 @@ not posted before; money is posted from whatever event carries it, once per busi
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +19,7 @@ from domain.archive import ArchiveRow
 from domain.order_event import OrderEvent
 from domain.order_state import OrderState, decide, is_contradiction, is_newer
 from domain.outcome import Outcome
+from domain.provenance import SIGNED
 
 ALL_MODES = frozenset({True, False})
 # Orders and chargebacks are keyed by (livemode, id): Conekta's test and live modes may use the
@@ -32,6 +33,9 @@ class Incoming:
     body: bytes
     received_at: datetime | None
     request: Mapping[str, Any] | None = field(default=None, hash=False)  # domain.archive
+    # domain.provenance: what vouches for the body. The consumers set it after verifying the
+    # DIGEST (`signed`), reconcile and order fetches say `api`, `orders record` `attested:<user>`.
+    provenance: str = SIGNED
 
     @property
     def event_id(self) -> str:
@@ -132,13 +136,13 @@ def plan_batch(
         if event.livemode not in accepted:
             outcome, order_id = Outcome.OTHER_MODE, event.order_id
         else:
-            outcome, order_id = _apply(batch, event)
+            outcome, order_id = _apply(batch, event, item.provenance)
         batch.plan.outcomes.append(outcome)
         batch.plan.archive.append(_archive_row(item, outcome, order_id))
     return batch.plan
 
 
-def _apply(batch: _Batch, event: OrderEvent) -> tuple[Outcome, str]:
+def _apply(batch: _Batch, event: OrderEvent, provenance: str) -> tuple[Outcome, str]:
     if event.is_charge_event:
         charge = batch.charges.get((event.livemode, event.charge_id or ""))
         if charge is None:
@@ -152,7 +156,7 @@ def _apply(batch: _Batch, event: OrderEvent) -> tuple[Outcome, str]:
         order_id = event.order_id
         postings = _order_event_postings(batch, event)
         status_outcome = _order_status(batch, event)
-    new = [p for p in postings if not batch.posted(p.key)]
+    new = [replace(p, provenance=provenance) for p in postings if not batch.posted(p.key)]
     _check_refunds(batch, new)
     for posting in new:
         batch.plan.postings[posting.key] = posting
@@ -292,6 +296,7 @@ def _archive_row(item: Incoming, outcome: Outcome, order_id: str | None) -> Arch
         outcome,
         item.body,
         request=item.request,
+        provenance=item.provenance,
     )
 
 

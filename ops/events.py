@@ -14,12 +14,14 @@ import orjson
 
 from core.errors import UnapplicableEvent, UnknownCharge
 from core.event import event_key
+from core.verifier import Verifier
 from domain.order_event import HANDLED_TYPES, parse_order_event
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
 from ops import audit
 from store import Store
 from worker import orders
+from worker.provenance import vouch
 
 PAGE = 256
 BEGINNING = datetime(1970, 1, 1, tzinfo=UTC)
@@ -78,12 +80,16 @@ async def replay(
     actor: str,
     progress: Callable[[Counter[str]], None] = print,
     modes: Collection[bool] = ALL_MODES,
+    *,
+    verifier: Verifier,
 ) -> Counter[str]:
     """Re-apply archived events in Conekta's order, a page per transaction; outcome counts.
-    Recorded in the audit trail (also when it stops half-way: what was applied stays)."""
+    Each body is verified again (`verifier.vouch`): one nothing vouches for is counted
+    `unverified` and left as it is. Recorded in the audit trail (also when it stops half-way:
+    what was applied stays)."""
     totals: Counter[str] = Counter()
     async with _audited(store, actor, "events.replay", selection, totals):
-        await _replay_pages(store, selection, totals, progress, modes)
+        await _replay_pages(store, selection, totals, progress, modes, verifier)
     return totals
 
 
@@ -93,6 +99,7 @@ async def _replay_pages(
     totals: Counter[str],
     progress: Callable[[Counter[str]], None],
     modes: Collection[bool],
+    verifier: Verifier,
 ) -> None:
     cursor: tuple[datetime, str] = (BEGINNING, "")
     while True:
@@ -111,18 +118,28 @@ async def _replay_pages(
         cursor = (rows[-1]["created_at"], rows[-1]["event_id"])
         items = []
         for row in rows:
+            body, request = bytes(row["body"]), _json(row["request"])
+            provenance = vouch(verifier, body, request, row["provenance"])
+            if provenance is None:
+                totals[Outcome.UNVERIFIED.value] += 1
+                continue
             try:
-                items.append(
-                    Incoming(parse_order_event(row["body"]), row["body"], row["received_at"])
-                )
+                event = parse_order_event(body)
             except UnapplicableEvent:
                 totals["unapplicable"] += 1
+                continue
+            items.append(Incoming(event, body, row["received_at"], provenance=provenance))
         try:
             outcomes = orders.report(await store.apply.batch(items, replay=True, modes=modes))
         except UnknownCharge:
             outcomes = await _one_by_one(store, items, modes, totals)
         totals.update(outcome.value for outcome in outcomes)
         progress(totals)
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column as read (JSON text) as values."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 async def _one_by_one(

@@ -20,8 +20,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from core.database import Record
 from core.errors import BadRequest, UnknownCharge
+from core.verifier import Verifier
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
@@ -32,6 +35,7 @@ from ops.paging import decode_cursor, page_of, page_size
 from store import Store
 from worker import orders
 from worker.judge import judged_row
+from worker.provenance import vouch
 
 PAGE = 256
 REPLAY_ACTION = "events.replay_invalid"
@@ -51,6 +55,9 @@ def params(selection: Selection) -> dict[str, Any]:
         "since": selection.since,
         "until": selection.until,
     }
+
+
+UNVERIFIED = Outcome.UNVERIFIED.value  # a verdict: nothing vouches for the body
 
 
 @dataclass(frozen=True)
@@ -111,15 +118,24 @@ async def count(store: Store, selection: Selection) -> int:
 
 
 async def preview(
-    store: Store, action: str, selection: Selection, modes: Collection[bool] = ALL_MODES
+    store: Store,
+    action: str,
+    selection: Selection,
+    modes: Collection[bool] = ALL_MODES,
+    verifier: Verifier | None = None,
 ) -> ActionResult:
     """The dry run of a replay or purge: what it would take, and what judging each body again
-    would make of it now (in memory: nothing is written)."""
+    would make of it now (in memory: nothing is written); with `verifier`, a body nothing
+    vouches for says so (a replay leaves it `invalid`)."""
     selection.check(FILTERS)
     result, found = ActionResult(action, True), set[str]()
     async for rows in _pages(store, selection):
         for row in rows:
-            seen = verdict(judged_row(bytes(row["body"]), row["received_at"]), modes)
+            body = bytes(row["body"])
+            if verifier and vouch(verifier, body, _json(row["request"]), row["provenance"]) is None:
+                seen = Verdict(UNVERIFIED, "unverified: its DIGEST does not verify; not replayed")
+            else:
+                seen = verdict(judged_row(body, row["received_at"]), modes)
             result.add_matched({**summary(row), "verdict": seen.outcome, "note": seen.text})
             result.totals[seen.outcome] += 1
         found.update(_asked_for(selection, rows))
@@ -135,17 +151,20 @@ async def replay(
     reason: str = "",
     progress: Progress | None = None,
     modes: Collection[bool] = ALL_MODES,
+    verifier: Verifier,
 ) -> ActionResult:
     """Judge the selected `invalid` events again (after a schema or code fix), a page per
     transaction: usable ones are applied as if new, the rest archived again (`invalid` with
-    today's reason, or `ignored`). Recorded in the audit trail, also when it stops half-way
+    today's reason, or `ignored`). A body nothing vouches for (`verifier.vouch`) stays
+    `invalid`, counted `unverified`. Recorded in the audit trail, also when it stops half-way
     (what was applied stays)."""
     selection.check(FILTERS)
     total = await store.invalid.count(**params(selection))
     result, found = ActionResult("replay", False), set[str]()
     try:
         async for rows in _pages(store, selection):
-            for row, outcome in zip(rows, await _rejudge_page(store, rows, modes), strict=True):
+            outcomes = await _rejudge_page(store, rows, modes, verifier)
+            for row, outcome in zip(rows, outcomes, strict=True):
                 result.add_matched({**summary(row), "outcome": outcome})
                 result.totals[outcome] += 1
             result.add_done([row["event_id"] for row in rows])
@@ -210,14 +229,31 @@ async def _pages(store: Store, selection: Selection) -> AsyncIterator[list[Recor
         yield rows
 
 
-async def _rejudge_page(store: Store, rows: Sequence[Record], modes: Collection[bool]) -> list[str]:
+async def _rejudge_page(
+    store: Store, rows: Sequence[Record], modes: Collection[bool], verifier: Verifier
+) -> list[str]:
     """The new outcome of each row, in order: judged again and written, one transaction."""
     judged: list[Incoming | ArchiveRow] = []
+    vouched: list[bool] = []
     for row in rows:
-        seen = judged_row(bytes(row["body"]), row["received_at"])
+        body, request = bytes(row["body"]), _json(row["request"])
+        provenance = vouch(verifier, body, request, row["provenance"])
+        vouched.append(provenance is not None)
+        if provenance is None:
+            continue
+        seen = judged_row(body, row["received_at"])
         if isinstance(seen, ArchiveRow):  # keeps its place (its created_at may be a guess)
             seen = replace(seen, created_at=row["created_at"])
-        judged.append(seen)
+        judged.append(replace(seen, provenance=provenance))
+    done = iter(await _rejudge_judged(store, judged, modes))
+    return [next(done) if ok else Outcome.UNVERIFIED.value for ok in vouched]
+
+
+async def _rejudge_judged(
+    store: Store, judged: Sequence[Incoming | ArchiveRow], modes: Collection[bool]
+) -> list[str]:
+    if not judged:
+        return []
     try:
         return await _rejudge(store, judged, modes)
     except UnknownCharge:  # a refund or chargeback whose payment is not booked: one by one
@@ -240,6 +276,11 @@ async def _rejudge(
     return [
         next(applied).value if isinstance(seen, Incoming) else seen.outcome.value for seen in judged
     ]
+
+
+def _json(value: Any) -> Any:
+    """A jsonb column as read (JSON text) as values."""
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _asked_for(selection: Selection, rows: Sequence[Record]) -> set[str]:

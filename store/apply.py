@@ -49,6 +49,7 @@ POSTING_COLUMNS = (
     "effective_at",
     "amount",
     "occurred_at",
+    "provenance",
 )
 CHARGEBACK_COLUMNS = (
     "id",
@@ -208,14 +209,7 @@ def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
     caller leaves out events of orders not in the database yet: nothing of theirs is posted."""
     keys: set[str] = set()
     for item in items:
-        event = item.event
-        if event.chargeback is not None:
-            keys |= {ledger.chargeback_key(event.chargeback.id, s) for s in ledger.CHARGEBACK_STEPS}
-            continue
-        order_id = event.order_id or ""
-        for charge in event.paid_charges:
-            keys.add(ledger.business_key(ledger.PAYMENT, order_id, charge.id))
-            keys |= {ledger.business_key(ledger.REFUND, order_id, r.id) for r in charge.refunds}
+        keys |= ledger.candidate_keys(item.event)
     return keys
 
 

@@ -89,5 +89,5 @@ class DeadLetterClaim(AuditedClaim):
     async def tombstone(self, row: ArchiveRow, note: str) -> None:
         """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
         values = {name: value[0] for name, value in archive_columns([row]).items()}
-        del values["outcome"]
+        del values["outcome"], values["provenance"]  # a purge moves nothing: none to record
         await sql.execute(self._connection, "archive_tombstone", **values, note=note)

@@ -26,6 +26,7 @@ ARCHIVE_COLUMNS = (
     "original_id",
     "reason",
     "request",
+    "provenance",
 )
 
 

@@ -56,6 +56,14 @@ class Ledger(sql.Room):
     async def closes(self) -> list[Record]:
         return await self._read("list_closes")
 
+    async def provenance_page(self, after_id: int, limit: int) -> list[Record]:
+        """Postings after an id with the archived event that posted each (provenance checks)."""
+        return await self._read("provenance_postings", after_id=after_id, limit=limit)
+
+    async def confirming_events(self, order_ids: Sequence[str]) -> list[Record]:
+        """Archived events (not `unverified`) of these orders, with bodies and requests."""
+        return await self._read("confirming_events", order_ids=list(order_ids))
+
     async def violations(self, checks: Sequence[str]) -> list[list[Record]]:
         """The rows violating each named check, read in one consistent snapshot."""
         async with (

@@ -16,6 +16,21 @@ class Users(sql.Room):
             )
             return bool(row and row["created"])
 
+    async def disable(self, name: str) -> bool:
+        """The owner's: the user can no longer log in, its sessions end; whether it exists."""
+        async with database.transaction(self.pool) as connection:
+            return bool(await sql.fetchval(connection, "disable_user", user_name=name))
+
+    async def remove(self, name: str) -> bool:
+        """The owner's: the user and its sessions gone; whether it existed."""
+        async with database.transaction(self.pool) as connection:
+            return bool(await sql.fetchval(connection, "remove_user", user_name=name))
+
+    async def end_sessions(self, name: str) -> None:
+        """The owner's: every session of a user ends (its password changed)."""
+        async with database.transaction(self.pool) as connection:
+            await sql.execute(connection, "end_sessions", user_name=name)
+
     async def get(self, name: str) -> Record | None:
         return await self._read_row("get_user", user_name=name)
 

@@ -23,6 +23,12 @@ def worker_env(settings: Settings) -> dict[str, str]:
     }
     if settings.conekta_api_key:
         env["CONEKTA_API_KEY"] = settings.conekta_api_key
+    if settings.webhook_keys:  # the worker verifies every body: it needs Conekta's keys
+        env["CONEKTA_WEBHOOK_KEYS"] = ",".join(str(p) for p in settings.webhook_keys)
+    if settings.verify_only_keys:
+        env["CONEKTA_WEBHOOK_VERIFY_ONLY_KEYS"] = ",".join(map(str, settings.verify_only_keys))
+    if settings.export_key:
+        env["CONEKTA_EXPORT_KEY"] = settings.export_key
     return env
 
 

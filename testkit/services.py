@@ -24,6 +24,7 @@ from core.settings import Settings
 from core.supervisor import Supervisor
 from ingest import receiver
 from store import Store
+from testkit import signing
 from testkit.wait import wait_for
 from worker import dead_letters, failures
 from worker.runner import run_worker
@@ -105,9 +106,10 @@ async def bind_probe(
 
 
 async def publish_events(
-    connection: aio_pika.abc.AbstractRobustConnection, bodies: list[bytes]
+    connection: aio_pika.abc.AbstractRobustConnection, bodies: list[bytes], *, signed: bool = True
 ) -> None:
-    """Publish as the receiver does (persistent, confirmed, routed by type), without HTTP."""
+    """Publish as the receiver does (persistent, confirmed, routed by type, the request with
+    Conekta's DIGEST made with testkit.signing's key), without HTTP."""
     channel = await connection.channel(publisher_confirms=True)
     exchange = await channel.get_exchange(topology.EVENTS_EXCHANGE)
     await asyncio.gather(
@@ -119,6 +121,7 @@ async def publish_events(
                     type=document["type"],
                     delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                     content_type="application/json",
+                    headers=signing.signed_headers(body) if signed else {},
                 ),
                 document["type"],
             )

@@ -16,10 +16,10 @@ import aio_pika
 import asyncpg
 import pytest
 
-from core import signature
 from core.broker import declare_topology
 from core.settings import Settings
 from store import Store, migrations
+from testkit import signing
 from testkit.isolation import (
     clone_database,
     create_vhost,
@@ -78,8 +78,9 @@ async def amqp_url() -> AsyncIterator[str]:
 
 
 @pytest.fixture(scope="session")
-def key_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return signature.generate_key_pair(tmp_path_factory.mktemp("keys"), "test")
+def key_pair() -> tuple[Path, Path]:
+    """The key testkit.publish_events signs with (testkit.signing)."""
+    return signing.key_pair()
 
 
 @pytest.fixture
@@ -88,6 +89,7 @@ def settings(database_url: str, amqp_url: str, key_pair: tuple[Path, Path]) -> S
         database_url=database_url,
         amqp_url=amqp_url,
         webhook_keys=(key_pair[1],),
+        export_key=signing.EXPORT_KEY,
         port=free_port(),
         worker_metrics_port=free_port(),
         batch_wait=0.01,

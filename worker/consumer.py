@@ -2,10 +2,11 @@
 
 A concrete consumer only decodes a message and applies a batch (in one transaction). This class
 owns the rest of a message's trip: batching, holding a batch while the database is unreachable,
-archiving what is not a usable event (`invalid`, decode raised InvalidEvent), one `multiple` ack
-per committed batch, a failed batch applied again one event at a time (so one poison event
-cannot hold back the rest), failures routed to retry or dead letter, the settle log line and
-metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
+archiving what Conekta did not sign (`unverified`: its DIGEST is checked again here, see
+worker.provenance) and what is not a usable event (`invalid`, decode raised InvalidEvent), one
+`multiple` ack per committed batch, a failed batch applied again one event at a time (so one
+poison event cannot hold back the rest), failures routed to retry or dead letter, the settle log
+line and metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
 
 No exception from one message stops the loop: only an unreachable database (held in place) or
 broker (the failure router cannot publish: the message is left for redelivery) pauses it.
@@ -33,10 +34,12 @@ from core.errors import (
     StopRequested,
     TransientDatabaseError,
 )
+from core.verifier import Verifier
 from domain.archive import ArchiveRow
 from domain.outcome import Outcome
 from worker import metrics
 from worker.judge import invalid_row
+from worker.provenance import unverified_row
 
 log = structlog.get_logger(__name__)
 
@@ -69,8 +72,17 @@ class Failures(Protocol):
 
 
 class Consumer(ABC, Generic[Item]):
-    def __init__(self, failures: Failures, *, batch_size: int, batch_wait: float) -> None:
+    def __init__(
+        self,
+        failures: Failures,
+        *,
+        batch_size: int,
+        batch_wait: float,
+        verifier: Verifier | None = None,
+    ) -> None:
+        """`verifier`: check each body's DIGEST before decoding it (consumers of webhooks)."""
         self._failures = failures
+        self._verifier = verifier
         self._batch_size = batch_size
         self._batch_wait = batch_wait
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -97,8 +109,8 @@ class Consumer(ABC, Generic[Item]):
         archive `Outcome` for events)."""
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
-        """Store bodies that are not usable events (decode raised InvalidEvent), in one
-        transaction. A consumer that can meet them says where."""
+        """Store bodies that are not usable events (decode raised InvalidEvent) or whose DIGEST
+        failed (`unverified`), in one transaction. A consumer that can meet them says where."""
         raise NotImplementedError(f"{type(self).__name__} cannot archive invalid events")
 
     def committed(self, items: Sequence[Item], outcomes: Sequence[str]) -> None:
@@ -131,6 +143,12 @@ class Consumer(ABC, Generic[Item]):
         decoded: list[tuple[AbstractIncomingMessage, Item]] = []
         invalid: list[tuple[AbstractIncomingMessage, ArchiveRow]] = []
         for message in messages:
+            if self._verifier is not None:
+                seen = request(message)
+                if reason := self._verifier.reason(message.body, seen):
+                    row = unverified_row(message.body, received_at(message), reason, seen)
+                    invalid.append((message, row))
+                    continue
             try:
                 decoded.append((message, self.decode(message)))
             except InvalidEvent as exc:
@@ -164,9 +182,9 @@ class Consumer(ABC, Generic[Item]):
     async def _archive_invalid(
         self, invalid: Sequence[tuple[AbstractIncomingMessage, ArchiveRow]]
     ) -> None:
-        """Keep bodies that are not usable events, with the reason, then ack each alone (the
-        batch's `multiple` ack must not cover messages committed later). If they cannot be
-        archived together, each is tried alone."""
+        """Keep bodies that are not usable events or not signed, with the reason, then ack each
+        alone (the batch's `multiple` ack must not cover messages committed later). If they
+        cannot be archived together, each is tried alone."""
         try:
             await self.with_database(lambda: self.archive_invalid([row for _, row in invalid]))
         except StopRequested:
@@ -182,13 +200,22 @@ class Consumer(ABC, Generic[Item]):
             return
         for message, row in invalid:
             await _settle(message.ack())
-            metrics.EVENTS.labels(Outcome.INVALID).inc()
+            metrics.EVENTS.labels(row.outcome).inc()
+            if row.outcome is Outcome.UNVERIFIED:
+                log.warning(
+                    "event settled",
+                    event_id=row.original_id,
+                    event_type=row.type,
+                    outcome=row.outcome,
+                    reason=row.reason,
+                )
+                continue
             # The field path only: the reason can quote a value from the body.
             log.warning(
                 "event settled",
                 event_id=row.event_id,
                 event_type=row.type,
-                outcome=Outcome.INVALID,
+                outcome=row.outcome,
                 field=(row.reason or "").split(":", 1)[0],
             )
 

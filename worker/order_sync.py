@@ -1,6 +1,6 @@
 """Orders against Conekta's own record: `verify` compares the projection with `GET /orders/{id}`
-and reports every difference (it never rewrites anything); `record` books the answer of
-`POST /orders` through the worker's apply path.
+and reports every difference (it never rewrites anything; `--fix` reconciles); `record` books the
+answer of `POST /orders` through the worker's apply path, as the operator's attested word.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from domain.checkout import event_from_order
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Incoming
+from domain.provenance import attested
 from store import Store
 from worker import orders
 from worker.conekta_api import ConektaApi
@@ -81,9 +82,14 @@ async def verify(
     return differences, created
 
 
-async def record(store: Store, order: Any) -> tuple[str, Outcome]:
-    """Book a `POST /orders` answer; (its event id, the outcome). Idempotent."""
+async def record(store: Store, order: Any, actor: str) -> tuple[str, Outcome]:
+    """Book a `POST /orders` answer; (its event id, the outcome). Idempotent.
+
+    The file is an operator's word, not Conekta's signature: what it posts is `attested:<actor>`
+    (domain.provenance), audited by the command, and listed by `ledger verify --provenance`
+    until a signed event or an API record of the same money confirms it."""
     body = event_from_order(order)
     event = parse_order_event(body)
-    [outcome] = orders.report(await store.apply.batch([Incoming(event, body, datetime.now(UTC))]))
+    item = Incoming(event, body, datetime.now(UTC), provenance=attested(actor))
+    [outcome] = orders.report(await store.apply.batch([item]))
     return event.event_id, outcome

@@ -10,10 +10,12 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from core.event import judge
+from core.verifier import Verifier
 from domain.archive import ArchiveRow
 from domain.order_event import order_event_from
 from domain.outcome import Outcome
 from domain.plan import ALL_MODES, Incoming
+from domain.provenance import SIGNED
 from store import Store
 from store.apply import Applied
 from worker import metrics
@@ -31,20 +33,26 @@ class OrderConsumer(Consumer[Incoming]):
         *,
         batch_size: int,
         batch_wait: float,
+        verifier: Verifier,
         on_commit: Callable[[], None] = lambda: None,
         modes: Collection[bool] = ALL_MODES,
     ) -> None:
-        super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait)
+        super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait, verifier=verifier)
         self._store = store
         self._modes = modes
         self._on_commit = on_commit
 
     def decode(self, message: AbstractIncomingMessage) -> Incoming:
-        # judge: InvalidEvent archives it `invalid`; what passes but cannot be applied is
-        # UnapplicableEvent (dead letter).
+        # The base verified its DIGEST (else it is archived `unverified`). judge: InvalidEvent
+        # archives it `invalid`; what passes but cannot be applied is UnapplicableEvent (dead
+        # letter).
         document = judge(message.body)
         return Incoming(
-            order_event_from(document), message.body, received_at(message), request(message)
+            order_event_from(document),
+            message.body,
+            received_at(message),
+            request(message),
+            provenance=SIGNED,
         )
 
     async def apply(self, items: list[Incoming]) -> list[Outcome]:

@@ -1,15 +1,19 @@
 """Reconcile with Conekta's own record: every event Conekta lists that the archive lacks is
-published to the events exchange (header `source: reconcile`), so the worker applies it exactly
-as a webhook.
+applied by this process, as fetched (provenance `api`: domain.provenance), through the same
+apply path as a webhook. It is not published to the events exchange: the worker believes nothing
+there that Conekta did not sign (worker.provenance), and a header saying where a message came
+from is something the receiver's broker user could write too.
 
 Webhooks get lost (an outage longer than Conekta's ~24 h of retries, a purge by mistake); its
 `GET /events` does not. A run pages the list newest first until events older than its window,
 and sorts each event of the window into one of:
 
 - `archived`: the archive has it (nothing to do);
-- `backfilled`: missing, published now (`missing` in a dry run: listed, not published);
-- `in_flight`: published by an earlier run, not archived yet (queued, retrying, dead-lettered
-  or purged): never published twice, so a purge stays a purge;
+- `backfilled`: missing, applied now (`missing` in a dry run: listed, not applied);
+- `in_flight`: backfilled by an earlier run (or published by a version that published), not
+  archived: never backfilled twice, so a purge stays a purge;
+- `failed`: missing, but could not be applied (a refund whose payment Conekta does not list in
+  the window, an event the rules refuse): logged with the reason, left for `reconcile --since`;
 - `never_stored`: `webhook_ping`, which the receiver answers and does not keep.
 
 One run at a time (an advisory lock); each run is recorded with its counts (`reconcile_runs`),
@@ -21,22 +25,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter, defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import structlog
 
-from core import backoff, lifecycle, topology
-from core.broker import Publisher
-from core.errors import ApiKeyRejected, StopRequested
+from core import backoff, lifecycle
+from core.errors import ApiKeyRejected, StopRequested, UnapplicableEvent, UnknownCharge
 from core.settings import Settings
+from domain.plan import ALL_MODES, Incoming
+from domain.provenance import API
 from store import Store
 from store.reconcile import ReconcileSession
-from worker import metrics
+from worker import metrics, orders
 from worker.conekta_api import ConektaApi
+from worker.judge import judged_row
 
 log = structlog.get_logger(__name__)
 
@@ -47,7 +53,7 @@ FIRST_RUN = timedelta(days=3)  # how far back a first run looks
 SETTLE = timedelta(minutes=5)
 # Each window starts a little before the last one ended: our clock is not Conekta's.
 OVERLAP = timedelta(minutes=5)
-CATEGORIES = ("archived", "backfilled", "missing", "in_flight", "never_stored")
+CATEGORIES = ("archived", "backfilled", "missing", "in_flight", "never_stored", "failed")
 
 
 @dataclass(frozen=True)
@@ -105,26 +111,69 @@ def default_window(
     return since, until
 
 
+class Applier:
+    """Applies events fetched from Conekta's API in this process (provenance `api`), oldest
+    first; what cannot be applied yet (a refund or chargeback met before its payment: pages come
+    newest first) is kept for `retry` at the end of the run."""
+
+    def __init__(self, store: Store, modes: Collection[bool] = ALL_MODES) -> None:
+        self._store = store
+        self._modes = modes
+        self.deferred: list[dict[str, Any]] = []
+
+    async def apply(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Apply (or archive) each event; those applied or archived, oldest first."""
+        done = []
+        for event in sorted(events, key=lambda e: (e["created_at"], e["id"])):
+            if await self._one(event):
+                done.append(event)
+            else:
+                self.deferred.append(event)
+        return done
+
+    async def retry(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The deferred events again, oldest first: (applied, failed)."""
+        pending, self.deferred = self.deferred, []
+        applied = await self.apply(pending)
+        failed, self.deferred = self.deferred, []
+        return applied, failed
+
+    async def _one(self, event: dict[str, Any]) -> bool:
+        judged = judged_row(orjson.dumps(event), datetime.now(UTC))
+        try:
+            if isinstance(judged, Incoming):
+                item = replace(judged, provenance=API)
+                orders.report(await self._store.apply.batch([item], modes=self._modes))
+            else:
+                await self._store.events.archive([replace(judged, provenance=API)])
+        except (UnknownCharge, UnapplicableEvent) as exc:
+            log.warning("backfill not applied (yet)", event_id=event["id"], reason=str(exc))
+            return False
+        return True
+
+
 async def reconcile(
     store: Store,
     api: ConektaApi,
-    publisher: Publisher | None,
+    applier: Applier | None,
     *,
     since: datetime | None = None,
     until: datetime | None = None,
     wait: bool = True,
     progress: Callable[[Report], None] = lambda report: None,
 ) -> Report | None:
-    """One run; None when another holds the lock and `wait` is false. No publisher: dry run."""
+    """One run; None when another holds the lock and `wait` is false. No applier: dry run."""
     async with store.reconcile.lock(wait=wait) as session:
         if session is None:
             return None
         last = await session.last_success()
         window = default_window(last["until"] if last else None, datetime.now(UTC), since, until)
-        report = Report(*window, dry_run=publisher is None)
+        report = Report(*window, dry_run=applier is None)
         report.run_id = await session.start(*window, dry_run=report.dry_run)
         try:
-            await _sweep(session, api, publisher, report, progress)
+            await _sweep(session, api, applier, report, progress)
+            if applier is not None:
+                await _retry_deferred(session, applier, report)
         except Exception as exc:
             await _failed(session, report, f"{type(exc).__name__}: {exc}")
             raise
@@ -149,7 +198,7 @@ def _counts(report: Report) -> dict[str, Any]:
 async def _sweep(
     session: ReconcileSession,
     api: ConektaApi,
-    publisher: Publisher | None,
+    applier: Applier | None,
     report: Report,
     progress: Callable[[Report], None],
 ) -> None:
@@ -162,7 +211,7 @@ async def _sweep(
             if report.since <= created_at < report.until and event["id"] not in seen:
                 seen.add(event["id"])
                 window.append(event)
-        await _settle_page(session, publisher, report, window)
+        await _settle_page(session, applier, report, window)
         progress(report)
         # Newest first: once a page reaches before the window, every later page is older.
         if any(event["created_at"] < report.since.timestamp() for event in page.events):
@@ -171,45 +220,41 @@ async def _sweep(
 
 async def _settle_page(
     session: ReconcileSession,
-    publisher: Publisher | None,
+    applier: Applier | None,
     report: Report,
     events: list[dict[str, Any]],
 ) -> None:
     known = await session.known([event["id"] for event in events])
-    to_publish = []
+    to_apply = []
     for event in events:
         if report.livemode is None:
             report.livemode = bool(event.get("livemode"))
         category = _category(event, known)
-        if category == "missing" and publisher is not None:
-            to_publish.append(event)
+        if category == "missing" and applier is not None:
+            to_apply.append(event)
             continue
         if category == "missing":
             report.missing.append(_backfill(event))
         report.count(event["type"], category)
-    if to_publish and publisher is not None:
-        await _publish_page(session, publisher, report, to_publish)
+    if to_apply and applier is not None:
+        await _record(session, report, await applier.apply(to_apply))
 
 
-async def _publish_page(
-    session: ReconcileSession, publisher: Publisher, report: Report, events: list[dict[str, Any]]
-) -> None:
-    """Publish a page's missing events at once (each confirmed), record those the broker
-    confirmed even when some failed, then raise the first failure."""
-    results = await asyncio.gather(
-        *(_publish(publisher, event) for event in events), return_exceptions=True
-    )
-    published = [
-        _backfill(event)
-        for event, result in zip(events, results, strict=True)
-        if not isinstance(result, BaseException)
-    ]
-    await session.record_backfills(report.run_id, published)
-    for backfill in published:
+async def _retry_deferred(session: ReconcileSession, applier: Applier, report: Report) -> None:
+    """Deferred events once every page is in (their payments may have been older)."""
+    applied, failed = await applier.retry()
+    await _record(session, report, applied)
+    for event in failed:
+        report.count(event["type"], "failed")
+        log.error("backfill failed: not applied", event_id=event["id"], event_type=event["type"])
+
+
+async def _record(session: ReconcileSession, report: Report, events: list[dict[str, Any]]) -> None:
+    backfills = [_backfill(event) for event in events]
+    await session.record_backfills(report.run_id, backfills)
+    for backfill in backfills:
         report.count(backfill.type, "backfilled")
-    for result in results:
-        if isinstance(result, BaseException):
-            raise result
+        log.info("event backfilled", event_id=backfill.event_id, event_type=backfill.type)
 
 
 def _category(event: dict[str, Any], known: dict[str, str]) -> str:
@@ -229,29 +274,10 @@ def _backfill(event: dict[str, Any]) -> Backfill:
     )
 
 
-async def _publish(publisher: Publisher, event: dict[str, Any]) -> None:
-    """As the receiver publishes a webhook, with the source named."""
-    await publisher.publish(
-        topology.EVENTS_EXCHANGE,
-        event["type"],
-        orjson.dumps(event),
-        message_id=event["id"],
-        message_type=event["type"],
-        headers={
-            "source": "reconcile",
-            "received_at": datetime.now(UTC).isoformat(),
-            "livemode": bool(event.get("livemode")),
-        },
-    )
-    log.info("event backfilled", event_id=event["id"], event_type=event["type"])
-
-
 # -- the worker's schedule ----------------------------------------------------------------------
 
 
-async def run_scheduled(
-    store: Store, publisher: Publisher, settings: Settings, stop: asyncio.Event
-) -> None:
+async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -> None:
     """Reconcile every `reconcile_interval` while the worker runs; a failure is logged, counted
     and retried with backoff. With several workers, one runs and the others skip."""
     assert settings.conekta_api_key is not None
@@ -259,10 +285,11 @@ async def run_scheduled(
     failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
         while not stop.is_set():
-            # A run can page for minutes: shutdown does not wait for it (events it published
-            # but had not recorded are published again next time; the archive dedupes them).
+            # A run can page for minutes: shutdown does not wait for it (events it applied but
+            # had not recorded are found archived next time).
+            applier = Applier(store, settings.accept_modes)
             try:
-                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, publisher))
+                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, applier))
             except StopRequested:
                 return
             failures = 0 if ok else failures + 1
@@ -274,10 +301,10 @@ async def run_scheduled(
                 await asyncio.wait_for(stop.wait(), pause)
 
 
-async def _scheduled_run(store: Store, api: ConektaApi, publisher: Publisher) -> bool:
+async def _scheduled_run(store: Store, api: ConektaApi, applier: Applier) -> bool:
     """One scheduled run; False when it failed."""
     try:
-        report = await reconcile(store, api, publisher, wait=False)
+        report = await reconcile(store, api, applier, wait=False)
     except ApiKeyRejected as exc:
         log.error("reconcile failed: fix CONEKTA_API_KEY", error=str(exc))
         metrics.RECONCILE_RUNS.labels("failed").inc()

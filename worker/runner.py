@@ -17,6 +17,7 @@ from core import backoff, broker, database, health, lifecycle, topology
 from core.errors import DatabaseUnavailable, StopRequested, TaskFailing
 from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
+from core.verifier import Verifier
 from store import Store, migrations
 from worker import metrics, reconcile
 from worker.consumer import Consumer
@@ -115,7 +116,7 @@ async def run_worker(
         if settings.conekta_api_key:
             supervisor.run(
                 "reconcile",
-                functools.partial(reconcile.run_scheduled, store, publisher, settings, stop),
+                functools.partial(reconcile.run_scheduled, store, settings, stop),
             )
         if serve_metrics:
             checks = {
@@ -143,6 +144,7 @@ def _consumers(
     # Dead letters of both event consumers go to the one dead-letter queue.
     failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
     size, wait = settings.batch_size, settings.batch_wait
+    verifier = Verifier.from_settings(settings)  # both webhook consumers check every DIGEST
     return {
         "orders": (
             OrderConsumer(
@@ -150,13 +152,14 @@ def _consumers(
                 failures,
                 batch_size=size,
                 batch_wait=wait,
+                verifier=verifier,
                 on_commit=relay.wake,
                 modes=settings.accept_modes,
             ),
             topology.ORDERS_QUEUE,
         ),
         "unhandled": (
-            UnhandledConsumer(store, failures, batch_size=size, batch_wait=wait),
+            UnhandledConsumer(store, failures, batch_size=size, batch_wait=wait, verifier=verifier),
             topology.UNHANDLED_QUEUE,
         ),
         "dead-letters": (

@@ -10,11 +10,15 @@ by the consumer base when `decode` raises InvalidEvent).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from aio_pika.abc import AbstractIncomingMessage
 
 from core.event import judge
+from core.verifier import Verifier
 from domain.archive import ArchiveRow, unhandled_row
 from domain.outcome import Outcome
+from domain.provenance import SIGNED
 from store import Store
 from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
@@ -22,14 +26,22 @@ from worker.failures import FailureRouter
 
 class UnhandledConsumer(Consumer[ArchiveRow]):
     def __init__(
-        self, store: Store, failures: FailureRouter, *, batch_size: int, batch_wait: float
+        self,
+        store: Store,
+        failures: FailureRouter,
+        *,
+        batch_size: int,
+        batch_wait: float,
+        verifier: Verifier,
     ) -> None:
-        super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait)
+        super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait, verifier=verifier)
         self._store = store
 
     def decode(self, message: AbstractIncomingMessage) -> ArchiveRow:
+        """The base verified its DIGEST: a replay of it later may apply it."""
         body = message.body
-        return unhandled_row(judge(body), body, received_at(message), request(message))
+        row = unhandled_row(judge(body), body, received_at(message), request(message))
+        return replace(row, provenance=SIGNED)
 
     async def apply(self, items: list[ArchiveRow]) -> list[Outcome]:
         await self._store.events.archive(items)

@@ -9,14 +9,16 @@ SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 -- tombstone takes the outcome of a replay that applies the event on purpose, an event archived
 -- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
 -- reason) of being judged again (events invalid replay); a resend judged `invalid` leaves a purge
--- tombstone as it is (purged invalid events stay refused)
+-- tombstone as it is (purged invalid events stay refused); a revived row takes the provenance of
+-- what revived it (a replay verified it again)
 WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
                 :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
-                :body::bytea[], :original_id::text[], :reason::text[], :request::jsonb[])
+                :body::bytea[], :original_id::text[], :reason::text[], :request::jsonb[],
+                :provenance::text[])
          AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-               original_id, reason, request)
+               original_id, reason, request, provenance)
 ), new_ids AS (
     INSERT INTO event_ids (event_id) SELECT event_id FROM incoming
     ON CONFLICT (event_id) DO NOTHING
@@ -24,7 +26,7 @@ WITH incoming AS (
 ), revived AS (
     UPDATE events e
     SET outcome = i.outcome, order_id = coalesce(e.order_id, i.order_id), reason = i.reason,
-        applied_at = clock_timestamp()
+        applied_at = clock_timestamp(), provenance = i.provenance
     FROM incoming i
     WHERE e.event_id = i.event_id
       AND ((e.outcome IN ('purged', 'ignored')
@@ -32,9 +34,9 @@ WITH incoming AS (
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-                    original_id, reason, request, applied_at)
+                    original_id, reason, request, provenance, applied_at)
 SELECT i.event_id, i.type, i.order_id, i.livemode, i.created_at, i.received_at, i.outcome, i.body,
-       i.original_id, i.reason, i.request, n.archived_at
+       i.original_id, i.reason, i.request, i.provenance, n.archived_at
 FROM incoming i JOIN new_ids n USING (event_id);
 
 -- archive_tombstone: a purged dead letter's event, with who and why (kept if already archived)
@@ -70,7 +72,8 @@ LIMIT :limit;
 -- every one without any), a page after the (created_at, id) cursor, in Conekta's order; bodies
 -- only when asked for (preview and replay judge them, a listing does not)
 SELECT event_id, original_id, type, order_id, livemode, created_at, received_at, applied_at,
-       reason, CASE WHEN :bodies::boolean THEN body END AS body
+       reason, CASE WHEN :bodies::boolean THEN body END AS body,
+       CASE WHEN :bodies::boolean THEN request END AS request, provenance
 FROM events
 WHERE outcome = 'invalid'
   AND (cardinality(:ids::text[]) = 0 OR event_id = ANY(:ids))
@@ -109,7 +112,7 @@ WHERE outcome = 'invalid' AND event_id = ANY(:ids::text[]);
 
 -- replay_events: archived events of handled types by filter, in Conekta's order, a page after the
 -- (created_at, id) cursor
-SELECT event_id, body, received_at, created_at FROM events
+SELECT event_id, body, received_at, created_at, request, provenance FROM events
 WHERE type = ANY(:handled_types::text[])
   AND (:since::timestamptz IS NULL OR created_at >= :since)
   AND (:until::timestamptz IS NULL OR created_at < :until)

@@ -1,13 +1,14 @@
 -- The double-entry ledger: postings, entries, balances, and the checks of `ledger verify`.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- insert_ledger_transactions: new postings; returns only those not posted before (per mode)
+-- insert_ledger_transactions: new postings, each with its provenance (domain/provenance.py);
+-- returns only those not posted before (per mode)
 INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, livemode,
-                                 event_id, effective_at, amount, occurred_at)
+                                 event_id, effective_at, amount, occurred_at, provenance)
 SELECT * FROM unnest(:business_key::text[], :kind::text[], :order_id::text[], :charge_id::text[],
                      :currency::text[], :livemode::boolean[], :event_id::text[],
                      :effective_at::timestamptz[], :amount::bigint[],
-                     :occurred_at::timestamptz[])
+                     :occurred_at::timestamptz[], :provenance::text[])
 ORDER BY 1, 6
 ON CONFLICT (business_key, livemode) DO NOTHING
 RETURNING id, business_key, livemode;
@@ -18,19 +19,12 @@ INSERT INTO accounts (name, type, normal_side)
 SELECT * FROM unnest(:account::text[], :type::text[], :normal_side::text[]) ORDER BY 1
 ON CONFLICT (name) DO NOTHING;
 
--- insert_entries: entries (of declared accounts), and their sum per account and mode added to
--- balances in one fixed lock order
-WITH inserted AS (
-    INSERT INTO ledger_entries (transaction_id, account, currency, amount)
-    SELECT * FROM unnest(:transaction_id::bigint[], :account::text[], :currency::text[],
-                         :amount::bigint[])
-    RETURNING transaction_id, account, currency, amount
-)
-INSERT INTO balances (account, currency, livemode, balance)
-SELECT i.account, i.currency, t.livemode, sum(i.amount)
-FROM inserted i JOIN ledger_transactions t ON t.id = i.transaction_id
-GROUP BY i.account, i.currency, t.livemode ORDER BY 1, 2, 3
-ON CONFLICT (account, currency, livemode) DO UPDATE SET balance = balances.balance + EXCLUDED.balance;
+-- insert_entries: entries (of declared accounts); the trigger ledger_entries_to_balances (0017,
+-- the owner's) adds their sum per account and mode to balances in one fixed lock order: no
+-- runtime role updates balances
+INSERT INTO ledger_entries (transaction_id, account, currency, amount)
+SELECT * FROM unnest(:transaction_id::bigint[], :account::text[], :currency::text[],
+                     :amount::bigint[]);
 
 -- booked_keys: which of these business keys are posted already, in which mode
 -- One index lookup per key (as lock_orders: `= ANY(...)` turns into a seq scan on young stats).
@@ -132,3 +126,20 @@ WHERE o.status IN ('paid', 'partially_refunded', 'refunded') AND o.amount > 0
 -- verify_currency_totals: per currency and mode, all balances must sum to zero
 SELECT currency, livemode, sum(balance)::bigint AS total FROM balances GROUP BY currency, livemode
 HAVING sum(balance) <> 0;
+
+-- provenance_postings: postings after an id, oldest first, each with the archived event that
+-- posted it (body, request and provenance; NULL when its month was pruned): `ledger verify
+-- --provenance` checks each again
+SELECT t.id, t.business_key, t.kind, t.order_id, t.livemode, t.event_id, t.provenance,
+       e.body, e.request, e.provenance AS event_provenance, e.event_id IS NOT NULL AS archived
+FROM ledger_transactions t
+LEFT JOIN LATERAL (SELECT event_id, body, request, provenance FROM events
+                   WHERE event_id = t.event_id LIMIT 1) e ON true
+WHERE t.id > :after_id
+ORDER BY t.id
+LIMIT :limit;
+
+-- confirming_events: archived events of these orders that could confirm an attested posting
+-- (their bodies are verified again by the caller)
+SELECT event_id, order_id, body, request, provenance FROM events
+WHERE order_id = ANY(:order_ids::text[]) AND outcome <> 'unverified';

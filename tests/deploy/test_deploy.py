@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import importlib.util
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from core import topology
+from store import migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -224,8 +226,8 @@ def _compose_config(tmp_path: Path) -> dict[str, Any]:
     import compose
 
     binary = Path(compose.__file__).parent / "docker-compose"
-    result = subprocess.run(
-        [str(binary), "-f", "compose.yaml", "config", "--format", "json"],
+    result = subprocess.run(  # with the people's tools (profile `tools`)
+        [str(binary), "-f", "compose.yaml", "--profile", "tools", "config", "--format", "json"],
         cwd=DEPLOY / "compose",
         capture_output=True,
         text=True,
@@ -269,9 +271,10 @@ def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_pat
     broker_users = {u["name"] for u in definitions["users"]}
     expected = {
         "receiver": ("conekta-receiver", None),
-        "worker": ("conekta-worker", "conekta_app"),
+        "worker": ("conekta-worker", "conekta_worker_app"),
         "migrate": ("conekta-migrate", "conekta_owner"),
-        "console": ("conekta-console", "conekta_app"),
+        "console": ("conekta-console", "conekta_console_app"),
+        "oncall": ("conekta-console", "conekta_oncall_app"),
     }
     for name, (broker_user, database_user) in expected.items():
         env = services[name].get("environment") or {}
@@ -291,14 +294,23 @@ def test_compose_gives_each_service_its_own_user_and_only_the_public_key(tmp_pat
         if name in expected
     }
     wrapper = ["/run/conekta", "/usr/local/bin/with-secrets"]
+    keyed = sorted(["/keys/conekta.public.pem", *wrapper])  # they verify bodies (again)
     assert mounts == {
-        "receiver": sorted(["/keys/conekta.public.pem", *wrapper]),
-        "worker": wrapper,
+        "receiver": keyed,
+        "worker": keyed,
         "migrate": wrapper,
-        "console": wrapper,
+        "console": keyed,
+        "oncall": keyed,
     }
-    [key] = [v for v in services["receiver"]["volumes"] if v["target"].startswith("/keys/")]
-    assert key["source"].endswith(".public.pem")
+    for name in ("receiver", "worker", "console", "oncall", "admin"):
+        [key] = [v for v in services[name]["volumes"] if v["target"].startswith("/keys/")]
+        assert key["source"].endswith(".public.pem"), name
+    # Console users are the owner's to write: only the owner's tools connect as it.
+    owner = [k for k, url in secrets.items() if "postgresql://conekta_owner:" in str(url)]
+    assert sorted(owner) == ["admin/DATABASE_URL", "migrate/DATABASE_URL"]
+    roles = (DEPLOY / "compose/postgres/10-roles.sh").read_text()
+    for role in ("conekta_worker", "conekta_console", "conekta_oncall"):
+        assert f"CREATE ROLE {role}_app LOGIN PASSWORD" in roles and f"IN ROLE {role};" in roles
 
 
 def test_compose_ships_no_password_and_draws_each_once(tmp_path: Path) -> None:
@@ -318,15 +330,15 @@ def test_compose_ships_no_password_and_draws_each_once(tmp_path: Path) -> None:
     assert compose_secrets(tmp_path / "other") != first, "another install draws its own"
     script = load_secrets_script()
     passwords = [first[f"rabbitmq/{u.name}.password"] for u in topology.USERS]
-    passwords += [first[f"postgres/{role}"] for role in ("postgres", "owner", "app")]
+    logins = ("postgres", "owner", "worker", "console", "oncall")
+    passwords += [first[f"postgres/{role}"] for role in logins]
     assert len(set(passwords)) == len(passwords) and all(len(p) >= 32 for p in passwords)
     for user in first["rabbitmq/definitions.json"]["users"]:
         stored = base64.b64decode(user["password_hash"])
         password = first[f"rabbitmq/{user['name']}.password"]
         assert script.rabbitmq_password_hash(password, stored[:4]) == user["password_hash"]
-    app_password = first["postgres/app"]
-    assert first["worker/DATABASE_URL"] == first["console/DATABASE_URL"]
-    assert f":{app_password}@" in first["worker/DATABASE_URL"]
+    for service in ("worker", "console", "oncall"):  # each its own login and password
+        assert f":{first[f'postgres/{service}']}@" in first[f"{service}/DATABASE_URL"]
     assert f":{first['postgres/owner']}@" in first["migrate/DATABASE_URL"]
     assert config["services"]["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
         "/run/conekta/postgres"
@@ -375,22 +387,38 @@ def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
         ("conekta-worker", "conekta-worker"),
         ("conekta-migrate", "conekta-migrate"),
         ("conekta-console", "conekta-console"),
+        ("conekta-oncall", "conekta-console"),  # dead-letter replays, as the console's
     ):
         secret = env(workload)["AMQP_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
         assert secret == f"{user}-user-credentials"
         # A hung node is noticed in ~20 s, not after the default 60 s heartbeat twice.
         assert "heartbeat=10" in env(workload)["AMQP_URL"]["value"]
     assert "DATABASE_URL" not in env("conekta-receiver")
-    for runtime in ("conekta-worker", "conekta-console"):
-        assert env(runtime)["DATABASE_URL"]["value"].startswith("postgresql://conekta_app:")
-    for owner_job in ("conekta-migrate", "conekta-archive-prune"):
+    roles = {r["name"]: r for r in documents["conekta-db"]["spec"]["managed"]["roles"]}
+    for workload, role in (
+        ("conekta-worker", "conekta_worker"),
+        ("conekta-console", "conekta_console"),
+        ("conekta-oncall", "conekta_oncall"),
+    ):
+        login = f"{role}_app"
+        assert env(workload)["DATABASE_URL"]["value"].startswith(f"postgresql://{login}:")
+        secret = env(workload)["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"]
+        assert roles[login]["passwordSecret"]["name"] == secret
+        assert roles[login]["inRoles"] == [role] and roles[role]["login"] is False
+    for owner_job in ("conekta-migrate", "conekta-archive-prune", "conekta-admin"):
         assert env(owner_job)["DATABASE_URL"]["value"].startswith("postgresql://conekta:")
         assert env(owner_job)["DB_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == (
             "conekta-db-app"
         )
-    roles = {r["name"]: r for r in documents["conekta-db"]["spec"]["managed"]["roles"]}
-    assert roles["conekta_app"]["inRoles"] == ["conekta_runtime"]
-    assert roles["conekta_runtime"]["login"] is False
+    # Every role grants.sql gives privileges to is declared, and only those (and the owner).
+    granted = set(re.findall(r"\bTO ((?:conekta_\w+(?:, )?)+)", migrations.grants()))
+    names = {name for group in granted for name in group.split(", ") if name}
+    declared = {name for name, role in roles.items() if role.get("ensure") == "present"}
+    assert names == {"conekta_worker", "conekta_console", "conekta_oncall"}
+    assert declared == names | {f"{name}_app" for name in names}
+    # The one shared role of earlier versions is dropped.
+    assert roles["conekta_app"]["ensure"] == roles["conekta_runtime"]["ensure"] == "absent"
+    assert "CONEKTA_EXPORT_KEY" in env("conekta-archive-prune")
 
 
 def test_network_policies_fence_each_workload() -> None:

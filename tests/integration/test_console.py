@@ -24,6 +24,7 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from ops import audit
 from store import Store
+from testkit import signing
 from testkit.events import order_event, order_event_document
 from testkit.processes import cli, worker_env
 from testkit.services import OPERATOR, VIEWER, basic, console_with_users, put_dead_letter
@@ -366,7 +367,11 @@ async def test_invalid_events_show_their_reason_and_are_judged_again_from_the_ap
     del document["data"]["object"]["payment_status"]
     body = orjson.dumps(document)
     await store.events.archive(
-        [judge.invalid_row(body, None, "data.object.payment_status: required")]
+        [
+            judge.invalid_row(
+                body, None, "data.object.payment_status: required", signing.signed_request(body)
+            )
+        ]
     )
     async with browser_like() as http:
         assert (await log_in(http, console, VIEWER)).status == 303

@@ -13,6 +13,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from store import Store
+from testkit import signing
 from testkit.events import order_event, order_event_document
 from testkit.services import OPERATOR, VIEWER, put_dead_letter, running_console, running_worker
 from worker import judge
@@ -168,7 +170,9 @@ async def seed_invalid(store: Store) -> None:
     refused = judge.invalid_row(fixed, None, "data.object.customer_info: required")
     judged = judge.judged_row(orjson.dumps(junk), datetime.now(UTC))
     assert isinstance(judged, ArchiveRow)
-    await store.events.archive([refused, judged])
+    await store.events.archive(
+        [replace(row, request=signing.signed_request(row.body)) for row in (refused, judged)]
+    )
 
 
 def operator_session(page: Page, pending_id: str, dead_id: str) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -36,6 +37,7 @@ from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from store import Store
+from testkit import signing
 from testkit.events import SAMPLES
 from testkit.isolation import clone_database, create_vhost, delete_vhost, drop_database
 from testkit.services import free_port
@@ -91,7 +93,7 @@ async def _apply_samples(database_url: str) -> None:
     assert isinstance(invalid, ArchiveRow)
     async with Store.open(database_url) as store:
         await store.apply.batch(items)
-        await store.events.archive([invalid])
+        await store.events.archive([replace(invalid, request=signing.signed_request(invalid.body))])
 
 
 @pytest.fixture(scope="module")
@@ -101,6 +103,7 @@ def console_url(contract_services: tuple[str, str]) -> Iterator[str]:
         "DATABASE_URL": contract_services[0],
         "AMQP_URL": contract_services[1],
         "CONEKTA_INGEST_LOG_LEVEL": "warning",
+        "CONEKTA_WEBHOOK_KEYS": str(signing.key_pair()[1]),  # replays verify bodies again
     }
     command = [sys.executable, "-m", "cli", "console"]
     subprocess.run(

@@ -1,5 +1,6 @@
 """Least privilege on the real services: each component's broker user (rabbitmqctl, on the test's
-own vhost) and the database's runtime role can do their work and nothing more."""
+own vhost) and database role (worker, console, on-call CLI: grants.sql) can do their work and
+nothing more."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from core.errors import PublishFailed
 from core.settings import Settings
 from ops import actions, dead_letters, invalid
 from store import Store, migrations
+from testkit import signing
 from testkit.events import order_event
 from testkit.isolation import create_vhost, database_url_for, delete_vhost, rabbitmqctl
 from testkit.services import balances, count, running_receiver, running_worker
@@ -55,17 +57,22 @@ async def broker_users(amqp_url: str) -> AsyncIterator[dict[str, str]]:
         await rabbitmqctl("delete_user", name)
 
 
+RUNTIME_ROLES = ("conekta_worker", "conekta_console", "conekta_oncall")
+
+
 @pytest.fixture(scope="session")
-async def runtime_login() -> str:
-    """A login role in conekta_runtime, as the services connect (roles are cluster-wide)."""
-    name = "conekta_test_app"
+async def logins(template_database: str) -> dict[str, str]:
+    """A login role in each runtime role (migrate made them), as the services connect (roles
+    are cluster-wide): role -> login."""
+    names = {role: role.replace("conekta_", "conekta_test_") for role in RUNTIME_ROLES}
     admin = await asyncpg.connect(database_url_for("postgres"))
     try:
-        with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
-            await admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE conekta_runtime")
+        for role, name in names.items():
+            with contextlib.suppress(asyncpg.DuplicateObjectError, asyncpg.UniqueViolationError):
+                await admin.execute(f"CREATE ROLE {name} LOGIN IN ROLE {role}")
     finally:
         await admin.close()
-    return name
+    return names
 
 
 def as_role(database_url: str, role: str) -> str:
@@ -157,14 +164,15 @@ async def test_receiver_user_publishes_events_and_can_do_nothing_else(
             await publisher.close()
 
 
-async def test_services_work_with_their_own_users_and_the_runtime_role(
+async def test_services_work_with_their_own_users_and_roles(
     settings: Settings,
     broker_users: dict[str, str],
-    runtime_login: str,
+    logins: dict[str, str],
     db: Db,
     key_pair: tuple[Path, Path],
 ) -> None:
-    runtime_url = as_role(settings.database_url, runtime_login)
+    runtime_url = as_role(settings.database_url, logins["conekta_worker"])
+    oncall_url = as_role(settings.database_url, logins["conekta_oncall"])
     receiver = replace(settings, amqp_url=broker_users[topology.RECEIVER_USER.name])
     worker = replace(
         settings, amqp_url=broker_users[topology.WORKER_USER.name], database_url=runtime_url
@@ -202,8 +210,8 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
         "conekta:fees": 60,
         "customer:cus_lp": 2000,
     }
-    # On-call, as the console user and the runtime role: replay the dead letter (it goes back
-    # where it first went), then purge it (a tombstone in the archive, an audit line).
+    # On-call, as the console's broker user and the on-call role: replay the dead letter (it
+    # goes back where it first went), then purge it (a tombstone in the archive, an audit line).
     console = core_broker.Publisher(
         await core_broker.connect(
             broker_users[topology.CONSOLE_USER.name], "test console", attempts=1
@@ -211,7 +219,7 @@ async def test_services_work_with_their_own_users_and_the_runtime_role(
         timeout=5,
     )
     try:
-        async with Store.open(runtime_url) as store:
+        async with Store.open(oncall_url) as store:
             replayed = await dead_letters.replay(
                 store, console, actions.Selection(everything=True), "t"
             )
@@ -244,8 +252,8 @@ async def _depth(url: str, queue: str, expected: int) -> bool:
         await connection.close()
 
 
-async def test_runtime_role_cannot_change_schema_triggers_or_history(
-    database_url: str, runtime_login: str, db: Db
+async def test_runtime_roles_cannot_change_schema_triggers_history_or_balances(
+    database_url: str, logins: dict[str, str], db: Db
 ) -> None:
     await db.execute(
         "INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency,"
@@ -260,7 +268,15 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount)"
         " SELECT id, a, 'MXN', v FROM ledger_transactions, (VALUES ('x', 5), ('y', -5)) t(a, v)"
     )
-    runtime = await asyncpg.connect(as_role(database_url, runtime_login))
+    for login in logins.values():
+        await _refused_history_changes(as_role(database_url, login))
+    assert await count(db, "SELECT count(*) FROM ledger_entries") == 2
+    # Balances follow the entries (the owner's trigger), not a runtime role's UPDATE.
+    assert await balances(db) == {"x": 5, "y": 5}  # each on its normal side
+
+
+async def _refused_history_changes(url: str) -> None:
+    runtime = await asyncpg.connect(url)
     try:
         refused = [
             "ALTER TABLE ledger_entries ADD COLUMN note text",
@@ -282,15 +298,60 @@ async def test_runtime_role_cannot_change_schema_triggers_or_history(
             "DELETE FROM ledger_closes",  # a closed month stays closed
             "CREATE TABLE sneaky (id int)",
             "SELECT drop_month_partition('events', current_date, 0, 0)",
+            "UPDATE balances SET balance = 0",  # finding 3: balances move only with entries
+            "INSERT INTO balances (account, currency, livemode, balance) VALUES ('x', 'MXN', true,"
+            " 1)",
+            "DELETE FROM balances",
+            "INSERT INTO console_users (name, role, password_hash) VALUES ('mallory', 'operator',"
+            " 'x')",
+            "UPDATE console_users SET role = 'operator', password_hash = 'x'",
+            "DELETE FROM console_users",
+            "SELECT ledger_entries_to_balances()",
         ]
         for statement in refused:
-            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            with pytest.raises(
+                (asyncpg.InsufficientPrivilegeError, asyncpg.FeatureNotSupportedError)
+            ):
                 await runtime.execute(statement)
         assert await runtime.fetchval("SELECT count(*) FROM ledger_entries") == 2
         await runtime.execute("UPDATE outbox SET sent_at = now() WHERE false")  # what it uses
     finally:
         await runtime.close()
-    assert await count(db, "SELECT count(*) FROM ledger_entries") == 2
+
+
+async def test_only_the_console_reads_console_users_and_sessions(
+    database_url: str, logins: dict[str, str]
+) -> None:
+    """A compromised worker (it parses untrusted input) cannot read or take over the console's
+    people; the console reads them and keeps its sessions, and writes no user."""
+    tables = ("console_users", "console_sessions", "console_login_failures")
+    for role in ("conekta_worker", "conekta_oncall"):
+        connection = await asyncpg.connect(as_role(database_url, logins[role]))
+        try:
+            for table in tables:
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await connection.fetch(f"SELECT * FROM {table}")
+        finally:
+            await connection.close()
+    console = await asyncpg.connect(as_role(database_url, logins["conekta_console"]))
+    try:
+        await console.fetch("SELECT name, role, password_hash, disabled_at FROM console_users")
+        await console.fetch("SELECT * FROM console_sessions")
+        await console.execute("DELETE FROM console_login_failures WHERE false")
+        with pytest.raises(asyncpg.InsufficientPrivilegeError):
+            await console.execute("UPDATE console_users SET disabled_at = NULL")
+    finally:
+        await console.close()
+
+
+async def test_the_one_shared_role_of_earlier_versions_keeps_nothing(db: Db) -> None:
+    """conekta_runtime (worker and console in one role) had the console's users and the
+    balances: after migrate it holds no privilege here, and migrate never makes it again."""
+    grants = await db.fetchval(
+        "SELECT count(*) FROM information_schema.role_table_grants"
+        " WHERE grantee = 'conekta_runtime' AND table_schema = 'public'"
+    )
+    assert grants == 0
 
 
 async def test_every_table_has_a_line_in_grants_sql(db: Db) -> None:
@@ -320,20 +381,25 @@ async def test_services_wait_for_the_topology_migrate_declares() -> None:
         await delete_vhost(vhost)
 
 
-async def test_runtime_role_replays_and_purges_invalid_events(
-    database_url: str, runtime_login: str, store: Store, db: Db
+async def test_console_role_replays_and_purges_invalid_events(
+    database_url: str, logins: dict[str, str], store: Store, db: Db
 ) -> None:
-    """The console's invalid-event actions need only the runtime role's column grants (a
-    purge writes `outcome` and `note`; the body stays as it came)."""
+    """The console's invalid-event actions need only its column grants (a purge writes
+    `outcome` and `note`; the body stays as it came)."""
     bodies = [
         order_event("order.paid", f"ord_lpi{i}", created_at=1_700_000_100 + i) for i in (1, 2)
     ]
     await store.events.archive(
-        [judge.invalid_row(body, None, "a rule since fixed") for body in bodies]
+        [
+            judge.invalid_row(body, None, "a rule since fixed", signing.signed_request(body))
+            for body in bodies
+        ]
     )
     first, second = (orjson.loads(body)["id"] for body in bodies)
-    async with Store.open(as_role(database_url, runtime_login)) as runtime:
-        replayed = await invalid.replay(runtime, actions.Selection(ids=(first,)), "t")
+    async with Store.open(as_role(database_url, logins["conekta_console"])) as runtime:
+        replayed = await invalid.replay(
+            runtime, actions.Selection(ids=(first,)), "t", verifier=signing.verifier()
+        )
         purged = await invalid.purge(runtime, actions.Selection(ids=(second,)), "t", reason="x")
     assert (replayed.totals, purged.done) == ({"applied": 1}, [second])
     rows = dict(await db.fetch("SELECT event_id, outcome FROM events"))

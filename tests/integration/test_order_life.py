@@ -17,6 +17,7 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from ops import ledger
 from store import Store
+from testkit import signing
 from testkit.events import charge_refunded_event, chargeback_event, order_event
 from testkit.processes import cli
 from testkit.services import count, publish_events, running_worker
@@ -199,9 +200,14 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
         "charge.chargeback.created", "chbk_orphan", charge_id="ch_gone", created_at=1_700_000_300
     )
     await store.events.archive(
-        [unhandled_row(orjson.loads(body), body, None) for body in (refund, opened, orphan)]
+        [
+            unhandled_row(orjson.loads(body), body, None, signing.signed_request(body))
+            for body in (refund, opened, orphan)
+        ]
     )
-    totals = await events.replay(store, events.ReplayFilter(), "test", progress=lambda _: None)
+    totals = await events.replay(
+        store, events.ReplayFilter(), "test", progress=lambda _: None, verifier=signing.verifier()
+    )
     assert totals == {"applied": 2, "unknown_charge": 1}
     order = await ledger.order(store, "ord_old")
     assert order is not None

@@ -21,7 +21,12 @@ from core.errors import ConektaApiUnavailable
 from core.settings import Settings
 from ops import ledger
 from store import Store
-from testkit.events import new_event_id, order_event_document, order_of
+from testkit.events import (
+    charge_refunded_event,
+    new_event_id,
+    order_event_document,
+    order_of,
+)
 from testkit.fake_conekta import FakeConekta, running
 from testkit.processes import cli
 from testkit.services import (
@@ -34,7 +39,7 @@ from testkit.services import (
 )
 from testkit.wait import wait_for
 from worker.conekta_api import ConektaApi
-from worker.reconcile import reconcile
+from worker.reconcile import Applier, reconcile
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 NOW = int(time.time())
@@ -45,6 +50,23 @@ def event(event_type: str, order_id: str, hours_ago: float, **kwargs: Any) -> di
     return order_event_document(
         event_type, order_id, created_at=created, event_id=new_event_id(created), **kwargs
     )
+
+
+def charge_refunded(paid: dict[str, Any], hours_ago: float, amount: int) -> dict[str, Any]:
+    created = NOW - int(hours_ago * 3600)
+    order_id = paid["data"]["object"]["id"]
+    charge = paid["data"]["object"]["charges"]["data"][0]
+    body = charge_refunded_event(
+        order_id,
+        charge_id=charge["id"],
+        refunds=(("rfd_r1", amount, created),),
+        amount=charge["amount"],
+        fee=charge["fee"],
+        event_id=new_event_id(created),
+        created_at=created,
+    )
+    document: dict[str, Any] = orjson.loads(body)
+    return document
 
 
 def other_event(event_type: str, hours_ago: float) -> dict[str, Any]:
@@ -141,9 +163,11 @@ async def test_gaps_are_backfilled_and_applied_once(
     assert "last reconcile" in output, output
 
 
-async def test_two_runs_at_once_publish_each_event_once(
+async def test_two_runs_at_once_apply_each_event_once_as_fetched(
     api_settings: Settings, fake: tuple[FakeConekta, str], broker: Any, db: Db
 ) -> None:
+    """Applied by the process that fetched them (provenance `api`), never published to the
+    events exchange, where the worker would believe nothing unsigned."""
     conekta, url = fake
     conekta.max_limit = 7  # several pages
     for n in range(30):
@@ -154,19 +178,33 @@ async def test_two_runs_at_once_publish_each_event_once(
         async with (
             Store.open(api_settings.database_url) as store,
             ConektaApi.open(url, conekta.key) as api,
-            _publisher(api_settings) as publisher,
         ):
-            report = await reconcile(store, api, publisher, wait=True)
+            report = await reconcile(store, api, Applier(store), wait=True)
         assert report is not None
         return report.total("backfilled")
 
     counts = await asyncio.gather(one_run(), one_run())
     assert sorted(counts) == [0, 30]
-    messages = await drain(await broker.channel(), probe)
-    assert len(messages) == 30
-    assert len({m.message_id for m in messages}) == 30
-    assert all(m.headers["source"] == "reconcile" for m in messages)
+    assert await drain(await broker.channel(), probe) == []
+    rows = await db.fetch("SELECT outcome, provenance FROM events")
+    assert [tuple(r) for r in rows] == [("applied", "api")] * 30
+    postings = await db.fetch("SELECT DISTINCT provenance FROM ledger_transactions")
+    assert [r["provenance"] for r in postings] == ["api"]
     assert await count(db, "SELECT count(*) FROM reconcile_runs WHERE status = 'ok'") == 2
+
+
+async def test_a_refund_listed_before_its_payment_is_applied_after_it(
+    api_settings: Settings, fake: tuple[FakeConekta, str], db: Db
+) -> None:
+    conekta, _ = fake
+    conekta.max_limit = 1  # the refund (newer) on the first page, its payment on the next
+    paid = event("order.paid", "ord_r", 3, amount=10_000, fee=300)
+    conekta.add_event(paid)
+    conekta.add_event(charge_refunded(paid, 2, amount=4_000))
+    code, output = await cli(api_settings, "reconcile", "--json")
+    assert code == 0, output
+    assert orjson.loads(output)["backfilled"] == 2
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2
 
 
 async def test_rate_limits_and_server_errors_are_retried_over_pages(

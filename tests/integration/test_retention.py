@@ -13,20 +13,28 @@ import asyncpg
 import orjson
 import pytest
 
+from core import signature
 from core.errors import DataRejected, RetentionRefused
 from core.settings import Settings
+from core.verifier import Verifier
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Incoming
 from ops import retention
 from store import Store, migrations
+from testkit import signing
 from testkit.events import order_event
 from testkit.isolation import clone_database, database_url_for, drop_database
 from testkit.processes import cli
 from testkit.services import balances, count
+from testkit.signing import EXPORT_KEY
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 JANUARY = date(2025, 1, 1)
+
+
+def verifier() -> Verifier:
+    return Verifier(signature.load_public_keys([signing.key_pair()[1]]))
 
 
 def incoming(body: bytes) -> Incoming:
@@ -45,7 +53,8 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     store: Store, db: Db, tmp_path: Path
 ) -> None:
     paid = order_event("order.paid", "ord_old", amount=3000, fee=90, customer_id="cus_old")
-    request = {"remote": "203.0.113.7", "headers": {"user-agent": 'ñ "Conekta" \\ \t'}}
+    signed = signing.signed_request(paid)["headers"]
+    request = {"remote": "203.0.113.7", "headers": {"user-agent": 'ñ "Conekta" \\ \t', **signed}}
     with_request = Incoming(parse_order_event(paid), paid, None, request)
     assert (await store.apply.batch([with_request])).outcomes == [Outcome.APPLIED]
     await db.execute("UPDATE outbox SET sent_at = now()")
@@ -55,7 +64,7 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     rows = await db.fetch("SELECT row_to_json(e)::text AS line FROM events e")
     archived = await db.fetch("SELECT * FROM events")
 
-    results = await retention.prune(store, date(2025, 2, 1), tmp_path)
+    results = await retention.prune(store, date(2025, 2, 1), tmp_path, export_key=EXPORT_KEY)
 
     assert [(r.table, r.month, r.rows, r.pruned) for r in results] == [
         ("events", JANUARY, 1, True),
@@ -85,10 +94,10 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
 
     # A restore brings the month back exactly as it was, and its ids (they may be forgotten).
     await db.execute("DELETE FROM event_ids")
-    assert await retention.restore(store, export) == 1
+    assert await retention.restore(store, export, EXPORT_KEY, verifier()) == 1
     assert await db.fetch("SELECT * FROM events") == archived
     assert await count(db, "SELECT count(*) FROM event_ids") == 1
-    assert await retention.restore(store, export) == 1  # again: rows present are skipped
+    assert await retention.restore(store, export, EXPORT_KEY, verifier()) == 1  # rows kept
     assert await count(db, "SELECT count(*) FROM events_2025_01") == 1
     audited = await db.fetch("SELECT action, count, details FROM audit_log ORDER BY id")
     assert [(r["action"], r["count"]) for r in audited] == [
@@ -135,7 +144,7 @@ async def test_prune_keeps_what_cannot_be_verified_or_was_not_sent(
     await age(db, JANUARY)
     await age(db, JANUARY, "outbox", "created_at")  # its message is still unsent
     rows, checksum = await store.retention.month_summary("events", JANUARY)
-    export = await retention.export_month(store, "events", JANUARY, tmp_path)
+    export = await retention.export_month(store, "events", JANUARY, tmp_path, EXPORT_KEY)
     retention.verify_export(export, rows, checksum)
     with pytest.raises(RetentionRefused, match="rows exported"):
         retention.verify_export(export, rows + 1, checksum)
@@ -179,8 +188,10 @@ async def test_archive_prune_command(
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "events-2025-01.jsonl.gz",
         "events-2025-01.jsonl.gz.sha256",
+        "events-2025-01.jsonl.gz.sig",
         "outbox-2025-01.jsonl.gz",
         "outbox-2025-01.jsonl.gz.sha256",
+        "outbox-2025-01.jsonl.gz.sig",
     ]
     code, output = await cli(settings, "archive", "prune", "--before", "2025-13")
     assert code == 2 and "expected YYYY-MM" in output

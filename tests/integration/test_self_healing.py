@@ -23,7 +23,7 @@ from core.supervisor import for_settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from store import Store
-from testkit import dbfaults
+from testkit import dbfaults, signing
 from testkit.events import order_event
 from testkit.processes import cli
 from testkit.services import bind_probe, count, drain, publish_events, running_worker
@@ -243,7 +243,13 @@ async def test_retired_v1_queues_are_unbound_and_drained(
     await old.bind(unhandled, "")
     body = order_event("order.updated", "ord_old")
     await unhandled.publish(
-        aio_pika.Message(body, message_id=orjson.loads(body)["id"], type="order.updated"), ""
+        aio_pika.Message(
+            body,
+            message_id=orjson.loads(body)["id"],
+            type="order.updated",
+            headers=signing.signed_headers(body),
+        ),
+        "",
     )
     async with running_worker(settings):
 

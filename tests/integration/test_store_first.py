@@ -23,6 +23,7 @@ from domain.outcome import Outcome
 from domain.plan import plan_batch
 from ops import actions, events, invalid, ledger
 from store import Store
+from testkit import signing
 from testkit.events import order_event, order_event_document
 from testkit.processes import cli
 from testkit.services import balances, count, running_receiver, running_worker
@@ -99,7 +100,9 @@ async def test_signed_event_stricter_than_conekta_is_kept_invalid_and_replayable
     relaxed = copy.deepcopy(schemas.load("event.json"))
     relaxed["definitions"]["order"]["required"].remove("payment_status")
     monkeypatch.setattr(core_event, "_VALIDATOR", jsonschema_rs.validator_for(relaxed))
-    result = await invalid.replay(store, actions.Selection(everything=True), "test")
+    result = await invalid.replay(
+        store, actions.Selection(everything=True), "test", verifier=signing.verifier()
+    )
     assert result.totals == {"applied": 1}
     assert await outcome_of(store, document["id"]) == "applied"
     assert await balances(db) == {

@@ -42,8 +42,7 @@ def test_worker_reads_its_queues_and_writes_fulfillment_retries_dead_letters() -
     }
     retired = [q.name for q in topology.RETIRED_QUEUES]
     assert allowed(user.read, retired) == set(retired)  # drained
-    assert allowed(user.write, EXCHANGES) == {
-        topology.EVENTS_EXCHANGE,  # reconcile's backfills
+    assert allowed(user.write, EXCHANGES) == {  # not conekta.events: reconcile applies itself
         topology.FULFILLMENT_EXCHANGE,
         topology.RETRY_EXCHANGE,
         topology.DEAD_LETTER_EXCHANGE,

@@ -4,8 +4,9 @@ Runs in the one-shot `secrets` service (the application's image, as root, before
 RabbitMQ start): every password missing from the volumes is drawn at random, and each service's
 volume gets only what that service needs:
 
-    /secrets/postgres   postgres (the superuser), owner, app: the roles' passwords, read by the
-                        image's POSTGRES_PASSWORD_FILE and by 10-roles.sh on the first start
+    /secrets/postgres   postgres (the superuser), owner, worker, console, oncall: the logins'
+                        passwords, read by the image's POSTGRES_PASSWORD_FILE and by 10-roles.sh
+                        on the first start
     /secrets/rabbitmq   definitions.json: one user per component with a salted hash of its own
                         password (no administrator, no guest), their permissions, the topology;
                         <user>.password, the source of the hashes
@@ -33,13 +34,22 @@ ROOT = Path(os.environ.get("CONEKTA_SECRETS_DIR", "/secrets"))
 DATABASE = "postgres:5432/conekta_ingest"
 BROKER = "rabbitmq:5672/"
 # service: (database role or None, broker user or None)
+# (README "Roles and permissions": each component its own database role)
 SERVICES: dict[str, tuple[str | None, str | None]] = {
     "migrate": ("conekta_owner", topology.MIGRATE_USER.name),
     "receiver": (None, topology.RECEIVER_USER.name),
-    "worker": ("conekta_app", topology.WORKER_USER.name),
-    "console": ("conekta_app", topology.CONSOLE_USER.name),
+    "worker": ("conekta_worker_app", topology.WORKER_USER.name),
+    "console": ("conekta_console_app", topology.CONSOLE_USER.name),
+    # the people's tools (profile `tools`): the on-call CLI, and the owner's administration
+    "oncall": ("conekta_oncall_app", topology.CONSOLE_USER.name),
+    "admin": ("conekta_owner", None),
 }
-DATABASE_ROLES = {"conekta_owner": "owner", "conekta_app": "app"}  # role: file under postgres/
+DATABASE_ROLES = {  # login: file under postgres/
+    "conekta_owner": "owner",
+    "conekta_worker_app": "worker",
+    "conekta_console_app": "console",
+    "conekta_oncall_app": "oncall",
+}
 
 
 def password() -> str:
