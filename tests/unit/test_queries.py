@@ -20,7 +20,8 @@ def test_every_named_query_used_exists() -> None:
     text = _sources()
     used = set(
         re.findall(
-            r'(?:sql\.(?:fetch|fetchrow|fetchval|execute)|_read|_read_row)\(\s*(?:\w+,\s*)?"(\w+)"', text
+            r'(?:sql\.(?:fetch|fetchrow|fetchval|execute)|_read|_read_row)\(\s*(?:\w+,\s*)?"(\w+)"',
+            text,
         )
     )
     used |= set(re.findall(r'Check\("(\w+)"', text))
