@@ -116,10 +116,11 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     )
     code, output = await cli(settings, "ledger", "balances", "--json")
     assert code == 0
+    money = {"currency": "MXN", "livemode": False, "reading": ""}
     assert sorted(orjson.loads(output), key=lambda r: r["account"]) == [
-        {"account": "conekta:fees", "currency": "MXN", "livemode": False, "balance": 7},
-        {"account": "conekta:receivable", "currency": "MXN", "livemode": False, "balance": 770},
-        {"account": "customer:cus_test", "currency": "MXN", "livemode": False, "balance": 777},
+        {"account": "conekta:fees", "type": "expense", "balance": 7, **money},
+        {"account": "conekta:receivable", "type": "asset", "balance": 770, **money},
+        {"account": "customer:cus_test", "type": "revenue", "balance": 777, **money},
     ]
     assert (order["refunded_amount"], order["chargebacks"], order["livemode"]) == (0, [], False)
     code, output = await cli(settings, "ledger", "balances", "--json", "--mode", "live")
@@ -130,7 +131,8 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     assert code == 0
     header, row = output.strip().splitlines()
     assert header.startswith("id,effective_at,recorded_at,livemode,business_key")
-    assert "payment:ord_r:ch_ord_r" in row and row.endswith(",conekta:fees,MXN,7")
+    # occurred_at last: the columns before it keep their places
+    assert "payment:ord_r:ch_ord_r" in row and ",conekta:fees,MXN,7,2020-09-13T" in row
     code, output = await cli(settings, "ledger", "entries", "--json", "--since", "1600000001")
     assert (code, orjson.loads(output)) == (0, [])
     code, output = await cli(settings, "orders", "show", "ord_missing")
@@ -146,6 +148,10 @@ async def test_entries_cannot_be_edited_or_unbalanced(settings: Settings, db: Db
         "INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency,"
         " livemode, event_id, effective_at, amount)"
         " VALUES ('k', 'payment', 'o', 'c', 'MXN', true, 'e', now(), 5) RETURNING id"
+    )
+    await db.execute(
+        "INSERT INTO accounts (name, type, normal_side)"
+        " VALUES ('a', 'asset', 'debit'), ('b', 'revenue', 'credit')"
     )
     with pytest.raises(asyncpg.exceptions.CheckViolationError, match="does not balance"):
         await db.execute(
