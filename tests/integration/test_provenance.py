@@ -148,7 +148,7 @@ async def test_ledger_verify_provenance_checks_every_posting_again(
         "ord_pv_api": "api",
         "ord_pv_rec": "attested:" + audit.os_actor(),
     }
-    [entry] = await db.fetch("SELECT action, details FROM audit_log")
+    [entry] = await db.fetch("SELECT action, details FROM audit_log WHERE action LIKE 'orders.%'")
     assert entry["action"] == "orders.record"
 
     code, output = await cli(settings, "ledger", "verify", "--provenance", "--json")
@@ -179,7 +179,8 @@ async def test_ledger_verify_provenance_checks_every_posting_again(
     await db.execute(
         "INSERT INTO ledger_entries (transaction_id, account, currency, amount)"
         " SELECT max(id), a, 'MXN', v"
-        " FROM ledger_transactions, (VALUES ('x', 5), ('y', -5)) t(a, v) GROUP BY a, v"
+        " FROM ledger_transactions, (VALUES ('conekta:receivable', 5), ('conekta:fees', -5))"
+        " t(a, v) GROUP BY a, v"
     )
     code, output = await cli(settings, "ledger", "verify", "--provenance")
     assert code == 1
