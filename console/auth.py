@@ -15,7 +15,7 @@ import hmac
 import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from ipaddress import IPv4Network, IPv6Network, ip_address
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from aiohttp import web
 
@@ -96,15 +96,15 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 def check_origin(request: web.Request) -> None:
     """A state-changing request that names its origin must come from this site: a cross-site
     page (a form posting to the API with Basic credentials the browser cached) is refused before
-    anything is read. No Origin (curl, scripts) is fine: they hold credentials of their own."""
+    anything is read. No Origin (curl, scripts) is fine: they hold credentials of their own.
+    The host is compared, not the scheme: behind a TLS proxy that sends no X-Forwarded-Proto the
+    browser's https origin is still this site, and no other site can have this host."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin != site_origin(request):
+    if origin is None:
+        return
+    parts = urlsplit(origin)
+    if parts.scheme not in {"http", "https"} or parts.netloc.lower() != request.host.lower():
         raise web.HTTPForbidden(text=f"cross-site request refused (Origin {origin[:100]!r})")
-
-
-def site_origin(request: web.Request) -> str:
-    """This console's origin as the browser sees it (https when a TLS proxy says so)."""
-    return f"{'https' if served_over_tls(request) else 'http'}://{request.host}"
 
 
 def check_json(request: web.Request) -> None:
