@@ -106,9 +106,22 @@ SCHEMAS: dict[str, Schema] = {
             "events": {"type": "array", "items": ANY_OBJECT},
             "postings": {"type": "array", "items": _ref("Posting")},
             "refunds": {"type": "array", "items": _ref("Posting")},
-            "chargebacks": {"type": "array", "items": _ref("Posting")},
+            "chargebacks": {"type": "array", "items": _ref("Chargeback")},
             "messages": {"type": "array", "items": ANY_OBJECT},
+            # the newest applied event (last_event_id may name a duplicate that changed nothing)
+            "last_change": {"oneOf": [ANY_OBJECT, {"type": "null"}]},
         },
+    ),
+    # The order's chargebacks (the chargebacks table) with the postings each made
+    # (kinds chargeback_opened, chargeback_won, chargeback_lost).
+    "Chargeback": _obj(
+        {
+            "id": _str(),
+            "status": _str(),
+            "amount": INT,
+            "charge_id": _str(),
+            "postings": {"type": "array", "items": _ref("Posting")},
+        }
     ),
     # What the archive kept of the webhook's HTTP request (core/request.py); null before it was
     # recorded, and for events fetched from Conekta's Events API (reconcile).
@@ -325,7 +338,7 @@ PATHS: dict[str, Schema] = {
         [
             _param("event_id", "an event id"),
             _param("order_id", "an order id"),
-            _param("customer", "a Conekta customer id or an e-mail"),
+            _param("customer", "a customer id, e-mail or name (of any event of the order)"),
             _param("type", "an event type"),
             _param("outcome", "an archive outcome"),
             _param("since", "Conekta created_at >= since", schema=TIME),
@@ -359,7 +372,7 @@ PATHS: dict[str, Schema] = {
         _page(_ref("Order")),
         [
             _param("status", "an order status"),
-            _param("customer", "a Conekta customer id or an e-mail"),
+            _param("customer", "a customer id, e-mail or name (of any event of the order)"),
             CURSOR,
             _param("limit", "page size", schema=LIMIT),
         ],

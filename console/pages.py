@@ -33,13 +33,58 @@ TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 TEMPLATES.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
-TEMPLATES.filters["cents"] = lambda v: f"{v / 100:,.2f}"
+
+
+def money(cents: int, currency: str) -> str:
+    """Integer cents as the amount with its unit: 20000, "MXN" -> "200.00 MXN" (exact: no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d} {currency}"
+
+
+@jinja2.pass_context
+def when(context: Any, value: str | datetime | None) -> str:
+    """A time in the ledger's zone (CONEKTA_LEDGER_TZ), to the second, with the zone's name."""
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    local = moment.astimezone(context["ledger_zone"])
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
+
+
+def readable(details: object) -> list[tuple[str, str]]:
+    """An audit entry's details as lines of "name: value" (target and reason have their own
+    columns); lists shown as their first 20 items, objects as the fields that were set."""
+    if not isinstance(details, dict):
+        return [("details", str(details))] if details else []
+    lines = []
+    for name, value in details.items():
+        if name in {"target", "reason"} or value in (None, "", [], {}):
+            continue
+        if isinstance(value, list):
+            more = f" … and {len(value) - 20} more" if len(value) > 20 else ""
+            text = ", ".join(str(v) for v in value[:20]) + more
+        elif isinstance(value, dict):
+            text = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, "", [], False))
+        else:
+            text = str(value)
+        lines.append((name.replace("_", " "), text or "none"))
+    return lines
+
+
+TEMPLATES.filters["money"] = money
+TEMPLATES.filters["readable"] = readable
+TEMPLATES.filters["when"] = when
 
 
 def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     user = request.get("user")
     html = TEMPLATES.get_template(name).render(
-        user=user, csrf_token=csrf_of(request), path=request.path, **context
+        user=user,
+        csrf_token=csrf_of(request),
+        path=request.path,
+        ledger_zone=request.app[SETTINGS].ledger_tz,
+        **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)
 
@@ -210,10 +255,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dead_letters.show(request.app[STORE], request.match_info["id"])
+    store = request.app[STORE]
+    found = await dead_letters.show(store, request.match_info["id"])
     if not found:
         raise web.HTTPNotFound(text="no dead letter with that id")
-    return render(request, "dead_letter.html", letter=found[0])
+    letter = found[0]
+    # Its order may be unknown to the ledger (the event that would have created it is this one).
+    known = bool(letter["order_id"]) and await store.orders.get(letter["order_id"]) is not None
+    return render(request, "dead_letter.html", letter=letter, order_known=known)
 
 
 def _form_selection(form: Any) -> actions.Selection:

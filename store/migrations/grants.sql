@@ -41,6 +41,7 @@ GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at, reason, note)
                              ON events              TO conekta_runtime;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe; prune forgets old ones
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_runtime;
+GRANT SELECT, INSERT         ON order_customers     TO conekta_runtime;  -- the archive's trigger
 GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at)
                              ON chargebacks         TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
