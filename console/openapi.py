@@ -35,6 +35,7 @@ BOOL = {"type": "boolean"}
 ID = {"type": "integer", "minimum": 0}
 RESULT = {"$ref": "#/components/schemas/ActionResult"}
 ANY_OBJECT = {"type": "object"}
+STRS = {"type": "array", "items": {"type": "string"}}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": _str()}),
@@ -208,7 +209,8 @@ SCHEMAS: dict[str, Schema] = {
             "audit_id": {"type": ["integer", "null"]},
             "matched_count": INT,
             "done_count": INT,
-        }
+        },
+        {"outcomes": ANY_OBJECT, "went_back": STRS, "pending": STRS, "waited": {"type": "number"}},
     ),
     "InvalidEvent": _obj(
         {

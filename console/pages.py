@@ -25,7 +25,7 @@ from console.auth import (
 )
 from console.state import SETTINGS, STORE, publisher, queue_depths
 from domain.outcome import Outcome
-from ops import actions, audit, dead_letters, explore, invalid, ledger
+from ops import actions, audit, dead_letters, explore, invalid, ledger, replayed
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -304,16 +304,19 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
             result = await dead_letters.purge(
                 store, selection, user.actor, reason=reason, progress=job.progress
             )
-        else:
-            result = await dead_letters.replay(
-                store,
-                replay_publisher,
-                selection,
-                user.actor,
-                reason=reason,
-                progress=job.progress,
-            )
-        return result.summary()
+            return result.summary()
+        result = await dead_letters.replay(
+            store,
+            replay_publisher,
+            selection,
+            user.actor,
+            reason=reason,
+            progress=job.progress,
+        )
+        job.stage = f"replayed; waiting up to {replayed.DEFAULT_WAIT:.0f} s for the worker"
+        outcomes = await replayed.wait(store, result.done)
+        job.stage = ""
+        return {**result.summary(), **outcomes.summary()}
 
     job = jobs.start(
         request.app, action, f"{action} {preview.matched_count} dead letter(s)", user.actor, work

@@ -10,12 +10,14 @@ from typing import Any
 import aiohttp
 import orjson
 
+from core.settings import Settings
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from ops import audit
 from store import Store
 from testkit.events import chargeback_event, order_event, order_event_document
-from testkit.services import VIEWER, basic, put_dead_letter
+from testkit.processes import cli
+from testkit.services import OPERATOR, VIEWER, basic, put_dead_letter, running_worker
 from tests.integration.test_console import log_in
 
 
@@ -147,3 +149,36 @@ async def test_audit_details_are_readable_lines(console: str, store: Store) -> N
     assert "ids:</span> evt_1, evt_2" in page
     assert "selection:</span> type=order.paid" in page
     assert "{" not in page.split('id="audit"')[1].split("</table>")[0]  # no raw JSON
+
+
+async def test_replay_waits_and_says_what_came_of_each(
+    console: str, settings: Settings, store: Store, broker: Any
+) -> None:
+    """A replay whose cause is not fixed is said to have gone back, in the API and the CLI
+    (exit 1); one that applies says `applied`. The replay itself waits (a bounded poll of the
+    archive and the dead letters): the test only awaits its answer."""
+    good = await put_dead_letter(store, order_event("order.paid", "ord_rw1"))
+    unfixed = order_event("order.paid", "ord_rw2", amount=1_000, fee=2_000)  # fee > amount
+    bad = await put_dead_letter(store, unfixed, kind="permanent")
+    async with running_worker(settings), aiohttp.ClientSession(headers=basic(OPERATOR)) as http:
+        async with http.post(
+            f"{console}/api/v1/dead-letters/replay", json={"ids": [good, bad]}
+        ) as r:
+            assert r.status == 200, await r.text()
+            result = await r.json()
+        assert result["outcomes"][good] == "applied"
+        assert result["outcomes"][bad] == (
+            "dead-lettered again: permanent: UnapplicableEvent: charge ch_ord_rw2 fee 2000"
+            " exceeds its amount"
+        )
+        assert result["went_back"] == [bad] and result["pending"] == []
+        code, output = await cli(settings, "dlq", "replay", bad)
+        assert code == 1, output
+        assert f"{bad}  dead-lettered again: permanent: UnapplicableEvent" in output
+        assert "1 dead-lettered again" in output
+        code, output = await cli(settings, "dlq", "replay", "--type", "order.paid", "--json")
+        assert code == 1
+        report = "\n".join(line for line in output.splitlines() if not line.startswith("..."))
+        assert orjson.loads(report)["went_back"] == [bad]  # (stderr's progress lines left out)
+    code, output = await cli(settings, "dlq", "replay", bad, "--no-wait")
+    assert code == 0 and "replayed 1 dead letter(s)" in output  # no worker: nothing known yet
