@@ -3,7 +3,8 @@ the API (console/api.py), and renders a template. No JavaScript is needed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -206,17 +207,21 @@ async def ledger_page(request: web.Request) -> web.Response:
     as_of = api.query_time(request, "as_of")
     store = request.app[STORE]
     balances = await ledger.balances(store, at=as_of)
-    page = await ledger.entries_page(
-        store, api.entry_filter(request), api.query_text(request, "cursor", 500), 100
-    )
+    selection = api.entry_filter(request)
+    if as_of is not None and selection.until is None:
+        # The entries behind those balances: money that had moved by then (effective_at <=
+        # as_of, where `until` is exclusive).
+        selection = replace(selection, until=as_of + timedelta(microseconds=1))
+    page = await ledger.entries_page(store, selection, api.query_text(request, "cursor", 500), 100)
     more = _with(request, cursor=page["next"]) if page["next"] else None
-    csv = "/api/v1/ledger/entries.csv?" + urlencode(
-        {
-            k: v
-            for k, v in request.query.items()
-            if k in {"account", "currency", "since", "until", "mode"}
-        }
-    )
+    query = {
+        k: v
+        for k, v in request.query.items()
+        if k in {"account", "currency", "since", "until", "mode"}
+    }
+    if selection.until is not None:
+        query["until"] = selection.until.isoformat()
+    csv = "/api/v1/ledger/entries.csv?" + urlencode(query)
     return render(
         request,
         "ledger.html",
@@ -226,6 +231,7 @@ async def ledger_page(request: web.Request) -> web.Response:
         more=more,
         csv=csv,
         ledger_tz=request.app[SETTINGS].ledger_tz.key,
+        entries_until=selection.until,
     )
 
 

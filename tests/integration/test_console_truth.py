@@ -182,3 +182,22 @@ async def test_replay_waits_and_says_what_came_of_each(
         assert orjson.loads(report)["went_back"] == [bad]  # (stderr's progress lines left out)
     code, output = await cli(settings, "dlq", "replay", bad, "--no-wait")
     assert code == 0 and "replayed 1 dead letter(s)" in output  # no worker: nothing known yet
+
+
+async def test_the_ledger_pages_entries_follow_the_as_of_date(console: str, store: Store) -> None:
+    """Balances as of a date and the entries under them agree: the payment (2020-09-13) is
+    listed as of 2021, its refund (2023-11-14) only after."""
+    refunded = order_event(
+        "order.partially_refunded",
+        "ord_asof",
+        amount=20_000,
+        fee=500,
+        refunds=(("rf_asof", 5_000, 1_700_000_000),),
+    )
+    await apply(store, refunded)
+    page = await get_page(console, "/ledger?as_of=2021-01-01")
+    entries = page.split("<h2>Entries")[1]
+    assert entries.count("payment:ord_asof") == 3 and "refund:ord_asof" not in entries
+    assert "200.00 MXN" in page.split("<h2>Entries")[0]  # the customer's balance, with its unit
+    everything = (await get_page(console, "/ledger")).split("<h2>Entries")[1]
+    assert everything.count("refund:ord_asof") == 2
