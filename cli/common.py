@@ -50,6 +50,16 @@ async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
         return await query(store)
 
 
+def when(value: str | datetime | None, settings: Settings) -> str:
+    """A time for a person: in the ledger's zone (CONEKTA_LEDGER_TZ), to the second, with the
+    zone's name (JSON output keeps ISO 8601)."""
+    if not value:
+        return "-"
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    local = moment.astimezone(settings.ledger_tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
+
+
 def print_json(value: object) -> None:
     sys.stdout.write(orjson.dumps(value, option=orjson.OPT_INDENT_2).decode() + "\n")
 

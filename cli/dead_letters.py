@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import confirm, print_json, progress_line, read
+from cli.common import confirm, print_json, progress_line, read, when
 from core import broker
 from core.errors import BadRequest
 from core.settings import Settings
@@ -89,7 +89,8 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print(
             f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
-            f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
+            f"  first={when(row['first_failed_at'], settings)}"
+            f"  last={when(row['last_failed_at'], settings)}\n"
             f"    {row['kind']} (from {row['source_queue']}): {row['reason']}"
         )
     return 0
@@ -194,7 +195,8 @@ def _report_dlq(args: argparse.Namespace, result: actions.ActionResult) -> int:
     if args.json:
         print_json({**result.summary(), past: result.done})
     elif result.dry_run:
-        print(f"would {result.action} {result.matched_count} dead letter(s):")
+        colon = ":" if result.matched else " (none matches)"
+        print(f"would {result.action} {result.matched_count} dead letter(s){colon}")
         for row in result.matched:
             print(f"  {row['id']}  {row['type']:22} {row['kind']}: {row['reason']}")
     else:

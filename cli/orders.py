@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from cli.common import conekta_api, parse_time, print_json, read
+from cli.common import conekta_api, parse_time, print_json, read, when
 from cli.reconcile import print_report, run_reconcile
 from core.errors import UnapplicableEvent
 from core.settings import MODES, Settings
@@ -60,7 +60,7 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(order)
         return 0
-    for label, value in _readable(order):
+    for label, value in _readable(order, settings):
         print(f"{label:24} {value}")
     print("chargebacks:" if order["chargebacks"] else "chargebacks:            none")
     for c in order["chargebacks"]:
@@ -68,14 +68,17 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     print("events:")
     for event in order["events"]:
         print(
-            f"  {event['created_at']}  {event['event_id']}  {event['type']:24} {event['outcome']}"
+            f"  {when(event['created_at'], settings)}  {event['event_id']}  {event['type']:26}"
+            f" {event['outcome']}"
         )
     return 0
 
 
-def _readable(order: dict[str, Any]) -> list[tuple[str, object]]:
-    """The order's facts as lines a person reads: units named, no Python reprs."""
+def _readable(order: dict[str, Any], settings: Settings) -> list[tuple[str, object]]:
+    """The order's facts as lines a person reads: units named, times in the ledger's zone, no
+    Python reprs."""
     last = order.get("last_change")
+    changed = f"{when(last['created_at'], settings)} by {last['event_id']}" if last else None
     return [
         ("id", order["id"]),
         ("status", order["status"]),
@@ -83,9 +86,12 @@ def _readable(order: dict[str, Any]) -> list[tuple[str, object]]:
         ("amount (cents)", f"{order['amount']} {order['currency']}"),
         ("refunded (cents)", f"{order['refunded_amount']} {order['currency']}"),
         ("customer", order["customer_key"] or "unknown"),
-        ("last change", f"{last['created_at']} by {last['event_id']}" if last else "none applied"),
-        ("last event weighed", f"{order['last_event_created_at']} {order['last_event_id']}"),
-        ("updated at", order["updated_at"]),
+        ("last change", changed or "none applied"),
+        (
+            "last event weighed",
+            f"{when(order['last_event_created_at'], settings)} {order['last_event_id']}",
+        ),
+        ("updated at", when(order["updated_at"], settings)),
     ]
 
 

@@ -69,5 +69,6 @@ async def test_orders_show_prints_words_and_units(settings: Settings, store: Sto
     assert "amount (cents)           20000 MXN" in output
     assert "mode                     test" in output
     assert "chbk_sh  open" in output and "20000 cents" in output
+    assert "2023-11-14 16:13:20 CST" in output  # the ledger's zone, to the second
     for repr_like in ("[{", "{'", "True", "False", "None"):
         assert repr_like not in output, repr_like
