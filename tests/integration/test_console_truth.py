@@ -18,6 +18,7 @@ from store import Store
 from testkit.events import chargeback_event, order_event, order_event_document
 from testkit.processes import cli
 from testkit.services import OPERATOR, VIEWER, basic, put_dead_letter, running_worker
+from testkit.wait import wait_for
 from tests.integration.test_console import log_in
 
 
@@ -172,6 +173,9 @@ async def test_replay_waits_and_says_what_came_of_each(
             " exceeds its amount"
         )
         assert result["went_back"] == [bad] and result["pending"] == []
+        job_page = await replay_from_the_console(console, bad)
+        assert "0 settled, 1 dead-lettered again" in job_page
+        assert "dead-lettered again: permanent: UnapplicableEvent" in job_page
         code, output = await cli(settings, "dlq", "replay", bad)
         assert code == 1, output
         assert f"{bad}  dead-lettered again: permanent: UnapplicableEvent" in output
@@ -201,3 +205,28 @@ async def test_the_ledger_pages_entries_follow_the_as_of_date(console: str, stor
     assert "200.00 MXN" in page.split("<h2>Entries")[0]  # the customer's balance, with its unit
     everything = (await get_page(console, "/ledger")).split("<h2>Entries")[1]
     assert everything.count("refund:ord_asof") == 2
+
+
+async def replay_from_the_console(console: str, letter: str) -> str:
+    """Replay one dead letter from its page's form (operator) and follow the job to its end;
+    the finished job page."""
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        assert (await log_in(http, console, OPERATOR)).status == 303
+        async with http.get(f"{console}/dead-letters/{letter}") as r:
+            token = (await r.text()).split('name="csrf_token" value="')[1].split('"')[0]
+        form = {"csrf_token": token, "id": letter, "step": "run"}
+        async with http.post(
+            f"{console}/dead-letters/replay", data=form, allow_redirects=False
+        ) as r:
+            assert r.status == 303, await r.text()
+            job = r.headers["Location"]
+        page = ""
+
+        async def finished() -> bool:
+            nonlocal page
+            async with http.get(f"{console}{job}") as r:
+                page = await r.text()
+            return 'id="job-state" class="">finished' in page or "failed" in page
+
+        await wait_for(finished, timeout=45, what="the replay job")  # it waits for the worker
+        return page
