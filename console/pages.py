@@ -66,7 +66,11 @@ def readable(details: object) -> list[tuple[str, str]]:
             more = f" … and {len(value) - 20} more" if len(value) > 20 else ""
             text = ", ".join(str(v) for v in value[:20]) + more
         elif isinstance(value, dict):
-            text = ", ".join(f"{k}={v}" for k, v in value.items() if v not in (None, "", [], False))
+            text = ", ".join(
+                f"{k}={' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in value.items()
+                if v not in (None, "", [], False)
+            )
         else:
             text = str(value)
         lines.append((name.replace("_", " "), text or "none"))

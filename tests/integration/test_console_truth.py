@@ -142,13 +142,13 @@ async def test_audit_details_are_readable_lines(console: str, store: Store) -> N
     details = {
         "target": "ord_x",
         "reason": "why not",
-        "selection": {"ids": [], "type": "order.paid", "kind": None, "all": False},
+        "selection": {"ids": ["evt_1", "evt_2"], "type": None, "kind": None, "all": False},
         "ids": ["evt_1", "evt_2"],
     }
     await audit.record(store, "os:ana", "dlq.replay", 2, details)
     page = await get_page(console, "/audit")
     assert "ids:</span> evt_1, evt_2" in page
-    assert "selection:</span> type=order.paid" in page
+    assert "selection:</span> ids=evt_1 evt_2" in page
     assert "{" not in page.split('id="audit"')[1].split("</table>")[0]  # no raw JSON
 
 
