@@ -108,21 +108,13 @@ SCHEMAS: dict[str, Schema] = {
             "postings": {"type": "array", "items": _ref("Posting")},
             "refunds": {"type": "array", "items": _ref("Posting")},
             "chargebacks": {"type": "array", "items": _ref("Chargeback")},
+            "last_change": {"oneOf": [ANY_OBJECT, {"type": "null"}]},  # newest applied event
             "messages": {"type": "array", "items": ANY_OBJECT},
-            # the newest applied event (last_event_id may name a duplicate that changed nothing)
-            "last_change": {"oneOf": [ANY_OBJECT, {"type": "null"}]},
         },
     ),
-    # The order's chargebacks (the chargebacks table) with the postings each made
-    # (kinds chargeback_opened, chargeback_won, chargeback_lost).
-    "Chargeback": _obj(
-        {
-            "id": _str(),
-            "status": _str(),
-            "amount": INT,
-            "charge_id": _str(),
-            "postings": {"type": "array", "items": _ref("Posting")},
-        }
+    "Chargeback": _obj(  # with its postings (chargeback_opened, chargeback_won, chargeback_lost)
+        {"id": _str(), "status": _str(), "amount": INT, "charge_id": _str()},
+        {"postings": {"type": "array", "items": _ref("Posting")}},
     ),
     # What the archive kept of the webhook's HTTP request (core/request.py); null before it was
     # recorded, and for events fetched from Conekta's Events API (reconcile).
@@ -188,6 +180,7 @@ SCHEMAS: dict[str, Schema] = {
             "dry_run": BOOL,
             "reason": _str(),
             "confirm": {"type": "string", "description": 'purge only: "purge N"'},
+            "wait": {"type": "number", "minimum": 0, "maximum": 120},  # replay: s (30), 0: none
         },
     },
     "ActionResult": _obj(
@@ -380,7 +373,7 @@ PATHS: dict[str, Schema] = {
         ],
     ),
     "/api/v1/orders/{order_id}": _get(
-        "one order: status, timeline, postings (refunds, chargebacks), messages",
+        "one order: status, last_change, timeline, postings, chargebacks, messages",
         _ref("Order"),
         [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"), ORDER_MODE],
         NOT_FOUND,
