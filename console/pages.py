@@ -25,6 +25,7 @@ from console.auth import (
     set_cookie,
 )
 from console.state import SETTINGS, STORE, publisher, queue_depths
+from core.settings import DEFAULT_LEDGER_TZ
 from domain.outcome import Outcome
 from ops import actions, audit, dead_letters, explore, invalid, ledger, replayed
 
@@ -82,13 +83,19 @@ TEMPLATES.filters["readable"] = readable
 TEMPLATES.filters["when"] = when
 
 
+def _zone(request: web.Request) -> ZoneInfo:
+    """The ledger's zone; the default where there are no settings (an error page's app)."""
+    settings = request.app.get(SETTINGS)
+    return settings.ledger_tz if settings else ZoneInfo(DEFAULT_LEDGER_TZ)
+
+
 def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     user = request.get("user")
     html = TEMPLATES.get_template(name).render(
         user=user,
         csrf_token=csrf_of(request),
         path=request.path,
-        ledger_zone=request.app[SETTINGS].ledger_tz,
+        ledger_zone=_zone(request),
         **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)
