@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
 from typing import TypeVar
 from zoneinfo import ZoneInfo
 
@@ -48,6 +49,16 @@ async def read(settings: Settings, query: Callable[[Store], Awaitable[T]]) -> T:
     """Run one read against the database on a store of its own."""
     async with Store.open(settings.database_url, max_size=1) as store:
         return await query(store)
+
+
+def when(value: str | datetime | None, settings: Settings) -> str:
+    """A time for a person: in the ledger's zone (CONEKTA_LEDGER_TZ), to the second, with the
+    zone's name (JSON output keeps ISO 8601)."""
+    if not value:
+        return "-"
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    local = moment.astimezone(settings.ledger_tz)
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
 
 
 def print_json(value: object) -> None:

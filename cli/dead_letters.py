@@ -6,11 +6,11 @@ import argparse
 import sys
 from typing import Any
 
-from cli.common import confirm, print_json, progress_line, read
+from cli.common import confirm, print_json, progress_line, read, when
 from core import broker
 from core.errors import BadRequest
 from core.settings import Settings
-from ops import actions, audit, dead_letters
+from ops import actions, audit, dead_letters, replayed
 from store import Store
 
 
@@ -29,6 +29,18 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
         "replay", parents=[common], help="put dead letters back into processing (idempotent)"
     )
     _selection(replay)
+    waiting = replay.add_mutually_exclusive_group()
+    waiting.add_argument(
+        "--wait",
+        type=_seconds,
+        default=replayed.DEFAULT_WAIT,
+        metavar="SECONDS",
+        help="wait up to this long for what came of each (default 30); exit 1 if any went back "
+        "to the dead letters or was not settled by then",
+    )
+    waiting.add_argument(
+        "--no-wait", dest="wait", action="store_const", const=0.0, help="publish and return"
+    )
     replay.set_defaults(handler=cmd_dlq_replay)
     purge = dlq_sub.add_parser(
         "purge",
@@ -41,6 +53,16 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     )
     purge.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     purge.set_defaults(handler=cmd_dlq_purge)
+
+
+def _seconds(value: str) -> float:
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {value!r}") from None
+    if not 0 <= seconds <= replayed.MAX_WAIT:
+        raise argparse.ArgumentTypeError(f"between 0 and {replayed.MAX_WAIT:.0f} seconds")
+    return seconds
 
 
 def _filter_options(parser: argparse.ArgumentParser) -> None:
@@ -67,7 +89,8 @@ async def cmd_dlq_list(args: argparse.Namespace, settings: Settings) -> int:
     for row in rows:
         print(
             f"{row['id']}  {row['type']:22} {row['order_id'] or '-':26} attempts={row['attempts']}"
-            f"  first={row['first_failed_at']}  last={row['last_failed_at']}\n"
+            f"  first={when(row['first_failed_at'], settings)}"
+            f"  last={when(row['last_failed_at'], settings)}\n"
             f"    {row['kind']} (from {row['source_queue']}): {row['reason']}"
         )
     return 0
@@ -113,7 +136,40 @@ async def cmd_dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
             )
         finally:
             await publisher.close()
-    return _report_dlq(args, result)
+        if not (args.wait and result.done):
+            return _report_dlq(args, result)
+        if not args.json:
+            print(
+                f"replayed {result.done_count} dead letter(s); waiting up to {args.wait:.0f} s "
+                "for the worker ...",
+                file=sys.stderr,
+            )
+        outcomes = await replayed.wait(store, result.done, args.wait)
+    return _report_outcomes(args, result, outcomes)
+
+
+def _report_outcomes(
+    args: argparse.Namespace, result: actions.ActionResult, outcomes: replayed.Outcomes
+) -> int:
+    """Per replayed event, what came of it; 1 when any went back or was not settled in time."""
+    if args.json:
+        print_json({**result.summary(), "replayed": result.done, **outcomes.summary()})
+    else:
+        for event_id, outcome in outcomes.outcomes.items():
+            print(f"{event_id}  {outcome}")
+        back, pending = len(outcomes.went_back), len(outcomes.pending)
+        print(
+            f"replayed {result.done_count} dead letter(s): "
+            f"{len(outcomes.outcomes) - back - pending} settled, {back} dead-lettered again"
+            + (
+                f" (of the first {len(outcomes.outcomes)}, the ones watched)"
+                if result.done_count > len(outcomes.outcomes)
+                else ""
+            )
+            + (f", {pending} not settled after {outcomes.waited:.0f} s" if pending else "")
+            + (f"; not found: {' '.join(result.not_found)}" if result.not_found else "")
+        )
+    return 1 if outcomes.went_back or outcomes.pending or result.not_found else 0
 
 
 async def cmd_dlq_purge(args: argparse.Namespace, settings: Settings) -> int:
@@ -139,7 +195,8 @@ def _report_dlq(args: argparse.Namespace, result: actions.ActionResult) -> int:
     if args.json:
         print_json({**result.summary(), past: result.done})
     elif result.dry_run:
-        print(f"would {result.action} {result.matched_count} dead letter(s):")
+        colon = ":" if result.matched else " (none matches)"
+        print(f"would {result.action} {result.matched_count} dead letter(s){colon}")
         for row in result.matched:
             print(f"  {row['id']}  {row['type']:22} {row['kind']}: {row['reason']}")
     else:

@@ -144,9 +144,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     common.resolve_times(args, settings.ledger_tz)
     handler: Command = args.handler
     try:
-        return lifecycle.run(handler(args, settings))
+        code = lifecycle.run(handler(args, settings))
+        sys.stdout.flush()  # a reader gone shows here, not as a traceback at exit
+        return code
     except (KeyFileError, ConfigError, ApiKeyRejected, BadRequest, RetentionRefused) as exc:
         print(f"conekta-ingest: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        return _reader_went_away()
+
+
+def _reader_went_away() -> int:
+    """`conekta-ingest stats | head`: the reader closed the pipe; stop quietly, as a shell
+    tool does (stdout pointed at /dev/null so that flushing at exit does not complain)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    return 141  # 128 + SIGPIPE, what a shell reports for a reader gone

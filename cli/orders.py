@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 
-from cli.common import conekta_api, parse_time, print_json, read
+from cli.common import conekta_api, parse_time, print_json, read, when
 from cli.reconcile import print_report, run_reconcile
 from core.errors import UnapplicableEvent
 from core.settings import MODES, Settings
@@ -62,15 +62,39 @@ async def cmd_orders_show(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print_json(order)
         return 0
-    for key, value in order.items():
-        if key != "events":
-            print(f"{key:22} {value}")
+    for label, value in _readable(order, settings):
+        print(f"{label:24} {value}")
+    print("chargebacks:" if order["chargebacks"] else "chargebacks:            none")
+    for c in order["chargebacks"]:
+        print(f"  {c['id']}  {c['status']:12} {c['amount']:>12} cents  charge {c['charge_id']}")
     print("events:")
     for event in order["events"]:
         print(
-            f"  {event['created_at']}  {event['event_id']}  {event['type']:24} {event['outcome']}"
+            f"  {when(event['created_at'], settings)}  {event['event_id']}  {event['type']:26}"
+            f" {event['outcome']}"
         )
     return 0
+
+
+def _readable(order: dict[str, Any], settings: Settings) -> list[tuple[str, object]]:
+    """The order's facts as lines a person reads: units named, times in the ledger's zone, no
+    Python reprs."""
+    last = order.get("last_change")
+    changed = f"{when(last['created_at'], settings)} by {last['event_id']}" if last else None
+    return [
+        ("id", order["id"]),
+        ("status", order["status"]),
+        ("mode", "live" if order["livemode"] else "test"),
+        ("amount (cents)", f"{order['amount']} {order['currency']}"),
+        ("refunded (cents)", f"{order['refunded_amount']} {order['currency']}"),
+        ("customer", order["customer_key"] or "unknown"),
+        ("last change", changed or "none applied"),
+        (
+            "last event weighed",
+            f"{when(order['last_event_created_at'], settings)} {order['last_event_id']}",
+        ),
+        ("updated at", when(order["updated_at"], settings)),
+    ]
 
 
 async def cmd_orders_verify(args: argparse.Namespace, settings: Settings) -> int:
@@ -94,11 +118,29 @@ async def cmd_orders_verify(args: argparse.Namespace, settings: Settings) -> int
         )
     else:
         for d in differences:
-            print(f"{d.order_id}  {d.field:16} ours {d.ours!s:20} conekta {d.conekta}")
+            print(f"{d.order_id}  {_difference(d)}")
         print(f"{len(ids)} order(s) checked, {len(differences)} difference(s)")
         if fixed:
             print_report(fixed)
     return 1 if differences else 0
+
+
+def _difference(d: order_sync.Difference) -> str:
+    """One difference in words: an order one side does not know is said so plainly."""
+    if d.field == "order":
+        if d.ours is None and d.conekta is None:
+            return "unknown to both: not in the ledger, and Conekta has no such order"
+        if d.ours is None:
+            return f"not in the ledger; Conekta has it ({d.conekta})"
+        return f"unknown to Conekta; the ledger has it ({d.ours})"
+    unit = " (cents)" if d.field.startswith("amount") else ""
+    return f"{d.field}{unit}: ours {_value(d.ours)}, conekta {_value(d.conekta)}"
+
+
+def _value(value: object) -> str:
+    if value is None or isinstance(value, bool):
+        return {None: "none", True: "yes", False: "no"}[value]
+    return str(value)
 
 
 async def cmd_orders_record(args: argparse.Namespace, settings: Settings) -> int:

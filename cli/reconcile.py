@@ -116,6 +116,11 @@ def print_report(report: reconcile.Report) -> None:
         + f", in flight {summary['in_flight']}, never stored (pings) {summary['never_stored']}"
         + (f", FAILED {summary['failed']} (see the log)" if summary["failed"] else "")
     )
+    if summary["backfilled"]:
+        print(
+            f"backfilled: {summary['backfilled']} event(s) Conekta lists that the archive did not "
+            "have, now sent to the worker; webhooks missed, or sent before this archive existed"
+        )
     for missing in report.missing:
         print(f"  missing {missing.event_id}  {missing.type:26} {missing.created_at.isoformat()}")
 

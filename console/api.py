@@ -16,7 +16,7 @@ from console.openapi import document
 from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
 from core.errors import BadRequest
 from core.settings import MODES
-from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging
+from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging, replayed
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -282,6 +282,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
     selection, store = dlq_selection(body), request.app[STORE]
     if body.get("dry_run") is True:
         return web.json_response((await dead_letters.preview(store, "replay", selection)).summary())
+    wait = _wait_seconds(body)
     result = await dead_letters.replay(
         store,
         await publisher(request.app),
@@ -289,7 +290,21 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         user.actor,
         reason=_body_text(body, "reason") or "",
     )
-    return web.json_response(result.summary())
+    outcomes = await replayed.wait(store, result.done, wait) if wait else replayed.Outcomes()
+    return web.json_response({**result.summary(), **outcomes.summary()})
+
+
+def _wait_seconds(body: dict[str, Any]) -> float:
+    """How long a replay waits for what came of it: "wait" seconds (default 30), 0 or false
+    for not at all."""
+    value = body.get("wait", replayed.DEFAULT_WAIT)
+    if value is False:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise BadRequest("wait is a number of seconds (or false)")
+    if not 0 <= value <= replayed.MAX_WAIT:
+        raise BadRequest(f"wait is between 0 and {replayed.MAX_WAIT:.0f} seconds")
+    return float(value)
 
 
 async def purge_dead_letters(request: web.Request) -> web.Response:

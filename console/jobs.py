@@ -39,6 +39,7 @@ class Job:
     state: str = "running"  # running | finished | failed
     result: dict[str, Any] = field(default_factory=dict)
     error: str = ""
+    stage: str = ""  # what it is doing now, when more than counting (e.g. waiting for the worker)
     back: tuple[str, str] = ("/dead-letters", "Dead letters")  # the page it was started from
 
     def progress(self, done: int, total: int) -> None:

@@ -35,6 +35,7 @@ BOOL = {"type": "boolean"}
 ID = {"type": "integer", "minimum": 0}
 RESULT = {"$ref": "#/components/schemas/ActionResult"}
 ANY_OBJECT = {"type": "object"}
+STRS = {"type": "array", "items": {"type": "string"}}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": _str()}),
@@ -106,9 +107,14 @@ SCHEMAS: dict[str, Schema] = {
             "events": {"type": "array", "items": ANY_OBJECT},
             "postings": {"type": "array", "items": _ref("Posting")},
             "refunds": {"type": "array", "items": _ref("Posting")},
-            "chargebacks": {"type": "array", "items": _ref("Posting")},
+            "chargebacks": {"type": "array", "items": _ref("Chargeback")},
+            "last_change": {"oneOf": [ANY_OBJECT, {"type": "null"}]},  # newest applied event
             "messages": {"type": "array", "items": ANY_OBJECT},
         },
+    ),
+    "Chargeback": _obj(  # with its postings (chargeback_opened, chargeback_won, chargeback_lost)
+        {"id": _str(), "status": _str(), "amount": INT, "charge_id": _str()},
+        {"postings": {"type": "array", "items": _ref("Posting")}},
     ),
     # What the archive kept of the webhook's HTTP request (core/request.py); null before it was
     # recorded, and for events fetched from Conekta's Events API (reconcile).
@@ -174,6 +180,7 @@ SCHEMAS: dict[str, Schema] = {
             "dry_run": BOOL,
             "reason": _str(),
             "confirm": {"type": "string", "description": 'purge only: "purge N"'},
+            "wait": {"type": "number", "minimum": 0, "maximum": 120},  # replay: s (30), 0: none
         },
     },
     "ActionResult": _obj(
@@ -195,7 +202,8 @@ SCHEMAS: dict[str, Schema] = {
             "audit_id": {"type": ["integer", "null"]},
             "matched_count": INT,
             "done_count": INT,
-        }
+        },
+        {"outcomes": ANY_OBJECT, "went_back": STRS, "pending": STRS, "waited": {"type": "number"}},
     ),
     "InvalidEvent": _obj(
         {
@@ -325,7 +333,7 @@ PATHS: dict[str, Schema] = {
         [
             _param("event_id", "an event id"),
             _param("order_id", "an order id"),
-            _param("customer", "a Conekta customer id or an e-mail"),
+            _param("customer", "a customer id, e-mail or name (of any event of the order)"),
             _param("type", "an event type"),
             _param("outcome", "an archive outcome"),
             _param("since", "Conekta created_at >= since", schema=TIME),
@@ -359,13 +367,13 @@ PATHS: dict[str, Schema] = {
         _page(_ref("Order")),
         [
             _param("status", "an order status"),
-            _param("customer", "a Conekta customer id or an e-mail"),
+            _param("customer", "a customer id, e-mail or name (of any event of the order)"),
             CURSOR,
             _param("limit", "page size", schema=LIMIT),
         ],
     ),
     "/api/v1/orders/{order_id}": _get(
-        "one order: status, timeline, postings (refunds, chargebacks), messages",
+        "one order: status, last_change, timeline, postings, chargebacks, messages",
         _ref("Order"),
         [_param("order_id", "the order id", "path", example="ord_2su3ENUyByXnjb15N"), ORDER_MODE],
         NOT_FOUND,

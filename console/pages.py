@@ -3,7 +3,8 @@ the API (console/api.py), and renders a template. No JavaScript is needed."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
@@ -24,8 +25,9 @@ from console.auth import (
     set_cookie,
 )
 from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
+from core.settings import DEFAULT_LEDGER_TZ
 from domain.outcome import Outcome
-from ops import actions, audit, dead_letters, explore, invalid, ledger
+from ops import actions, audit, dead_letters, explore, invalid, ledger, replayed
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -33,13 +35,68 @@ TEMPLATES = jinja2.Environment(
     undefined=jinja2.StrictUndefined,
 )
 TEMPLATES.filters["pretty"] = lambda v: orjson.dumps(v, option=orjson.OPT_INDENT_2).decode()
-TEMPLATES.filters["cents"] = lambda v: f"{v / 100:,.2f}"
+
+
+def money(cents: int, currency: str) -> str:
+    """Integer cents as the amount with its unit: 20000, "MXN" -> "200.00 MXN" (exact: no float)."""
+    sign = "-" if cents < 0 else ""
+    whole, part = divmod(abs(cents), 100)
+    return f"{sign}{whole:,}.{part:02d} {currency}"
+
+
+@jinja2.pass_context
+def when(context: Any, value: str | datetime | None) -> str:
+    """A time in the ledger's zone (CONEKTA_LEDGER_TZ), to the second, with the zone's name."""
+    if not value:
+        return ""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    local = moment.astimezone(context["ledger_zone"])
+    return local.strftime("%Y-%m-%d %H:%M:%S ") + (local.tzname() or "")
+
+
+def readable(details: object) -> list[tuple[str, str]]:
+    """An audit entry's details as lines of "name: value" (target and reason have their own
+    columns); lists shown as their first 20 items, objects as the fields that were set."""
+    if not isinstance(details, dict):
+        return [("details", str(details))] if details else []
+    lines = []
+    for name, value in details.items():
+        if name in {"target", "reason"} or value in (None, "", [], {}):
+            continue
+        if isinstance(value, list):
+            more = f" … and {len(value) - 20} more" if len(value) > 20 else ""
+            text = ", ".join(str(v) for v in value[:20]) + more
+        elif isinstance(value, dict):
+            text = ", ".join(
+                f"{k}={' '.join(map(str, v)) if isinstance(v, list) else v}"
+                for k, v in value.items()
+                if v not in (None, "", [], False)
+            )
+        else:
+            text = str(value)
+        lines.append((name.replace("_", " "), text or "none"))
+    return lines
+
+
+TEMPLATES.filters["money"] = money
+TEMPLATES.filters["readable"] = readable
+TEMPLATES.filters["when"] = when
+
+
+def _zone(request: web.Request) -> ZoneInfo:
+    """The ledger's zone; the default where there are no settings (an error page's app)."""
+    settings = request.app.get(SETTINGS)
+    return settings.ledger_tz if settings else ZoneInfo(DEFAULT_LEDGER_TZ)
 
 
 def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     user = request.get("user")
     html = TEMPLATES.get_template(name).render(
-        user=user, csrf_token=csrf_of(request), path=request.path, **context
+        user=user,
+        csrf_token=csrf_of(request),
+        path=request.path,
+        ledger_zone=_zone(request),
+        **context,
     )
     return web.Response(text=html, content_type="text/html", status=status)
 
@@ -161,17 +218,21 @@ async def ledger_page(request: web.Request) -> web.Response:
     as_of = api.query_time(request, "as_of")
     store = request.app[STORE]
     balances = await ledger.balances(store, at=as_of)
-    page = await ledger.entries_page(
-        store, api.entry_filter(request), api.query_text(request, "cursor", 500), 100
-    )
+    selection = api.entry_filter(request)
+    if as_of is not None and selection.until is None:
+        # The entries behind those balances: money that had moved by then (effective_at <=
+        # as_of, where `until` is exclusive).
+        selection = replace(selection, until=as_of + timedelta(microseconds=1))
+    page = await ledger.entries_page(store, selection, api.query_text(request, "cursor", 500), 100)
     more = _with(request, cursor=page["next"]) if page["next"] else None
-    csv = "/api/v1/ledger/entries.csv?" + urlencode(
-        {
-            k: v
-            for k, v in request.query.items()
-            if k in {"account", "currency", "since", "until", "mode"}
-        }
-    )
+    query = {
+        k: v
+        for k, v in request.query.items()
+        if k in {"account", "currency", "since", "until", "mode"}
+    }
+    if selection.until is not None:
+        query["until"] = selection.until.isoformat()
+    csv = "/api/v1/ledger/entries.csv?" + urlencode(query)
     return render(
         request,
         "ledger.html",
@@ -181,6 +242,7 @@ async def ledger_page(request: web.Request) -> web.Response:
         more=more,
         csv=csv,
         ledger_tz=request.app[SETTINGS].ledger_tz.key,
+        entries_until=selection.until,
     )
 
 
@@ -210,10 +272,14 @@ async def list_dead_letters(request: web.Request) -> web.Response:
 
 
 async def dead_letter(request: web.Request) -> web.Response:
-    found = await dead_letters.show(request.app[STORE], request.match_info["id"])
+    store = request.app[STORE]
+    found = await dead_letters.show(store, request.match_info["id"])
     if not found:
         raise web.HTTPNotFound(text="no dead letter with that id")
-    return render(request, "dead_letter.html", letter=found[0])
+    letter = found[0]
+    # Its order may be unknown to the ledger (the event that would have created it is this one).
+    known = bool(letter["order_id"]) and await store.orders.get(letter["order_id"]) is not None
+    return render(request, "dead_letter.html", letter=letter, order_known=known)
 
 
 def _form_selection(form: Any) -> actions.Selection:
@@ -255,16 +321,19 @@ async def act_on_dead_letters(request: web.Request) -> web.Response:
             result = await dead_letters.purge(
                 store, selection, user.actor, reason=reason, progress=job.progress
             )
-        else:
-            result = await dead_letters.replay(
-                store,
-                replay_publisher,
-                selection,
-                user.actor,
-                reason=reason,
-                progress=job.progress,
-            )
-        return result.summary()
+            return result.summary()
+        result = await dead_letters.replay(
+            store,
+            replay_publisher,
+            selection,
+            user.actor,
+            reason=reason,
+            progress=job.progress,
+        )
+        job.stage = f"replayed; waiting up to {replayed.DEFAULT_WAIT:.0f} s for the worker"
+        outcomes = await replayed.wait(store, result.done)
+        job.stage = ""
+        return {**result.summary(), **outcomes.summary()}
 
     job = jobs.start(
         request.app, action, f"{action} {preview.matched_count} dead letter(s)", user.actor, work

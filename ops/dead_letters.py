@@ -61,9 +61,18 @@ def full_view(row: Any) -> dict[str, Any]:
         "settle_reason": row["settle_reason"],
         "exchange": row["exchange"],
         "routing_key": row["routing_key"],
-        "headers": orjson.loads(row["headers"]),
+        "headers": readable_headers(orjson.loads(row["headers"])),
         "body": body,
     }
+
+
+def readable_headers(headers: Any) -> Any:
+    """The headers, the webhook's `request` (JSON text on the wire) as the object it holds."""
+    if isinstance(headers, dict) and isinstance(headers.get(request_info.HEADER), str):
+        parsed = request_info.from_header(headers[request_info.HEADER])
+        if parsed is not None:
+            return {**headers, request_info.HEADER: parsed}
+    return headers
 
 
 def _iso(value: datetime | None) -> str | None:

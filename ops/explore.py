@@ -18,6 +18,7 @@ import orjson
 
 from domain import periods
 from domain.fulfillment import message_id
+from domain.ledger import chargeback_key
 from ops import events, ledger
 from ops.paging import decode_cursor, jsonable, page_of, page_size
 from store import Store
@@ -27,7 +28,7 @@ from store import Store
 class EventFilter:
     event_id: str | None = None
     order_id: str | None = None
-    customer: str | None = None  # a Conekta customer id or an e-mail
+    customer: str | None = None  # a customer id, e-mail or name any event of the order carried
     event_type: str | None = None
     outcome: str | None = None
     since: datetime | None = None  # Conekta's created_at >= since
@@ -88,10 +89,19 @@ async def order_detail(
     ]
     order["postings"] = postings
     order["refunds"] = [p for p in postings if p["kind"] == "refund"]
-    order["chargebacks"] = [p for p in postings if p["kind"] == "chargeback"]
+    # The chargebacks table (id, status, amount, charge) with the postings each one made:
+    # business keys chargeback:<id>:opened|won|lost (kinds chargeback_opened/won/lost).
+    order["chargebacks"] = [
+        {**c, "postings": [p for p in postings if p["business_key"].startswith(_of(c["id"]))]}
+        for c in order["chargebacks"]
+    ]
     ids = [message_id(order_id, e["event_id"]) for e in order["events"]]
     order["messages"] = [jsonable(m) for m in await store.outbox.messages(ids)]
     return order
+
+
+def _of(chargeback_id: str) -> str:
+    return chargeback_key(chargeback_id, "")
 
 
 async def search_orders(

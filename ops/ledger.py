@@ -41,6 +41,10 @@ async def order(store: Store, order_id: str, livemode: bool | None = None) -> di
         }
         for e in await store.orders.events(order_id, livemode)
     ]
+    # The event that last changed it: the newest applied one (last_event_id is the newest the
+    # order rules weighed, which may have been a duplicate that changed nothing).
+    applied = [e for e in result["events"] if e["outcome"] == "applied"]
+    result["last_change"] = applied[-1] if applied else None
     return result
 
 

@@ -51,6 +51,12 @@ class DeadLetters(sql.Room):
         rows = await self._read("dead_letter_count")
         return int(rows[0][0])
 
+    async def replayed_rows(self, message_ids: Sequence[str]) -> list[Record]:
+        return await self._read("replayed_rows", message_ids=list(message_ids))
+
+    async def replay_outcomes(self, row_ids: Sequence[int]) -> list[Record]:
+        return await self._read("replay_outcomes", ids=list(row_ids))
+
     @asynccontextmanager
     async def claim(
         self,

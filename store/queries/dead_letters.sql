@@ -47,3 +47,22 @@ SELECT count(*) FROM dead_letters WHERE status = 'dead';
 
 -- dead_letter_bodies: open and purged dead letters with their bodies (stats count them per day)
 SELECT status, type, body FROM dead_letters WHERE status IN ('dead', 'purged');
+
+-- replayed_rows: the newest replayed row of each of these message ids (what a replay settled)
+SELECT DISTINCT ON (message_id) id, message_id FROM dead_letters
+WHERE message_id = ANY(:message_ids::text[]) AND status = 'replayed'
+ORDER BY message_id, id DESC;
+
+-- replay_outcomes: what came of replayed rows (by id): the event's archive outcome and whether
+-- it was archived before the replay (a redelivery), and its dead letter opened after, if any
+SELECT d.id, d.message_id, e.outcome, e.reason AS outcome_reason,
+       coalesce(e.applied_at < d.settled_at, false) AS archived_before,
+       again.kind AS again_kind, again.reason AS again_reason
+FROM dead_letters d
+LEFT JOIN LATERAL (SELECT outcome, reason, applied_at FROM events
+                   WHERE event_id = d.message_id ORDER BY applied_at DESC LIMIT 1) e ON true
+LEFT JOIN LATERAL (SELECT kind, reason FROM dead_letters x
+                   WHERE x.message_id = d.message_id AND x.id > d.id
+                   ORDER BY x.id DESC LIMIT 1) again ON true
+WHERE d.id = ANY(:ids::bigint[])
+ORDER BY d.id;

@@ -2,13 +2,16 @@
 -- of a date, the numbers of the overview.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- search_events: archived events by filter, newest first, a page after the (created_at, id) cursor
+-- search_events: archived events by filter (customer: any id, e-mail or name an event of the
+-- order carried), newest first, a page after the (created_at, id) cursor
 SELECT e.event_id, e.type, e.order_id, e.livemode, e.created_at, e.received_at, e.applied_at,
        e.outcome, o.customer_key
 FROM events e LEFT JOIN orders o ON o.id = e.order_id AND o.livemode = e.livemode
 WHERE (:event_id::text IS NULL OR e.event_id = :event_id)
   AND (:order_id::text IS NULL OR e.order_id = :order_id)
-  AND (:customer::text IS NULL OR o.customer_key = :customer OR o.customer_key = lower(:customer))
+  AND (:customer::text IS NULL OR e.order_id IN (
+           SELECT order_id FROM order_customers
+           WHERE term IN (btrim(:customer), lower(btrim(:customer)))))
   AND (:event_type::text IS NULL OR e.type = :event_type)
   AND (:outcome::text IS NULL OR e.outcome = :outcome)
   AND (:since::timestamptz IS NULL OR e.created_at >= :since)
@@ -25,7 +28,9 @@ GROUP BY outcome ORDER BY outcome;
 -- search_orders: orders by filter, most recently changed first, a page after the cursor
 SELECT id, status, amount, currency, customer_key, livemode, updated_at FROM orders
 WHERE (:status::text IS NULL OR status = :status)
-  AND (:customer::text IS NULL OR customer_key = :customer OR customer_key = lower(:customer))
+  AND (:customer::text IS NULL OR id IN (
+           SELECT order_id FROM order_customers
+           WHERE term IN (btrim(:customer), lower(btrim(:customer)))))
   AND (:after_id::text IS NULL OR (updated_at, id) < (:after_updated_at::timestamptz, :after_id))
 ORDER BY updated_at DESC, id DESC
 LIMIT :limit;

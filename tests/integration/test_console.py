@@ -238,7 +238,7 @@ async def test_dead_letters_dry_run_replay_purge_audited(
         async with http.post(f"{console}/api/v1/dead-letters/replay", json=replay) as r:
             preview = await r.json()
         assert [m["id"] for m in preview["matched"]] == [ids[0]] and preview["done"] == []
-        replay["dry_run"] = False
+        replay["dry_run"], replay["wait"] = False, 0  # no worker here: nothing to wait for
         async with http.post(f"{console}/api/v1/dead-letters/replay", json=replay) as r:
             result = await r.json()
         assert result["done"] == [ids[0]] and result["audit_id"]
@@ -337,7 +337,7 @@ async def test_cli_selects_dead_letters_by_filters_with_a_dry_run(
     preview = orjson.loads(output)
     assert [m["id"] for m in preview["matched"]] == [first] and preview["done"] == []
     assert await db.fetchval("SELECT count(*) FROM dead_letters WHERE status = 'dead'") == 3
-    code, output = await cli(settings, "dlq", "replay", *selection, "--json")
+    code, output = await cli(settings, "dlq", "replay", *selection, "--no-wait", "--json")
     assert code == 0, output
     assert orjson.loads(output)["replayed"] == [first]
     [entry] = await audit.entries(store)

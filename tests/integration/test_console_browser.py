@@ -35,7 +35,7 @@ from domain.order_event import parse_order_event
 from domain.plan import Incoming
 from store import Store
 from testkit import signing
-from testkit.events import order_event, order_event_document
+from testkit.events import chargeback_event, order_event, order_event_document
 from testkit.services import OPERATOR, VIEWER, put_dead_letter, running_console, running_worker
 from worker import judge
 
@@ -55,7 +55,7 @@ FLAGS = (
 
 
 @contextmanager
-def chromium(width: int = 1280, height: int = 900) -> Iterator[WebDriver]:
+def chromium(width: int = 1366, height: int = 768) -> Iterator[WebDriver]:
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
     if not (browser and driver):
         message = "chromium and chromium-driver are needed: scripts/ensure_browser"
@@ -106,11 +106,28 @@ class Page:
         )
 
     def shot(self, name: str) -> None:
+        """Save the page (whole, up to 2400 px high), after checking that it fits its width."""
+        self.check_fits(name)
         SHOTS.mkdir(parents=True, exist_ok=True)
         height = self.driver.execute_script("return document.body.scrollHeight")
         width = self.driver.get_window_size()["width"]
         self.driver.set_window_size(width, min(max(int(height) + 120, 600), 2400))
         self.driver.save_screenshot(str(SHOTS / f"{name}.png"))
+
+    def check_fits(self, name: str) -> None:
+        """No horizontal overflow of the page; on a desktop (over 1000 px) no table or card
+        cut off either (its own scroll bar hides columns); on a phone tables may scroll."""
+        page = self.driver.execute_script(
+            "return [document.documentElement.scrollWidth, window.innerWidth]"
+        )
+        assert page[0] <= page[1], f"{name}: the page is {page[0]} px wide in {page[1]} px"
+        if page[1] > 1000:
+            cut = self.driver.execute_script(
+                """return [...document.querySelectorAll('.scroll, .card, pre:not(.body)')]
+                    .filter(e => e.scrollWidth > e.clientWidth + 1)
+                    .map(e => e.className + ' ' + e.scrollWidth + '>' + e.clientWidth)"""
+            )
+            assert not cut, f"{name}: cut off at {page[1]} px: {cut}"
 
 
 async def seed(store: Store) -> str:
@@ -154,6 +171,14 @@ async def seed(store: Store) -> str:
         ],
     )
     await store.apply.batch([Incoming(parse_order_event(b), b, now, sent) for b in bodies])
+    # A chargeback on the paid order, opened after its payment was booked.
+    disputed = chargeback_event(
+        "charge.chargeback.created",
+        "chbk_7hq2",
+        charge_id="ch_ord_7hq2LmZt",
+        created_at=1_764_201_500,
+    )
+    await store.apply.batch([Incoming(parse_order_event(disputed), disputed, now, sent)])
     await users.add_user(store, OPERATOR[0], "operator", OPERATOR[1], "test")
     await users.add_user(store, VIEWER[0], "viewer", VIEWER[1], "test")
     await seed_invalid(store)
@@ -206,15 +231,18 @@ def operator_session(page: Page, pending_id: str, dead_id: str) -> None:
     page.wait(lambda: "Dry run" in page.text(), "the dry-run preview")
     page.shot("replay-preview")
     page.click(By.ID, "confirm")
-    page.wait(lambda: "finished: 1 of 1" in page.text(), "the replay job")
+    # The job waits for the worker's verdict on what it replayed, and says it per event.
+    page.wait(lambda: "1 settled, 0 dead-lettered again" in page.text(), "the replay's outcome")
+    assert f"{dead_id}\napplied" in page.text() or f"{dead_id} applied" in page.text()
     page.shot("replay-done")
-
-    def applied() -> bool:
-        page.open("/orders/ord_2su3ENUy")
-        return "paid" in page.driver.find_element(By.ID, "status").text
-
-    page.wait(applied, "the replayed event applied by the worker", timeout=30)
+    page.open("/orders/ord_2su3ENUy")
+    assert page.driver.find_element(By.ID, "status").text == "paid"
+    assert page.driver.find_element(By.ID, "amount").text == "200.00 MXN"
     page.shot("order")
+    page.open("/orders/ord_7hq2LmZt")
+    page.wait(lambda: "chbk_7hq2" in page.text(), "the order's chargeback")
+    assert page.driver.find_element(By.ID, "chargeback-count").text == "1"
+    page.shot("order-chargeback")
     page.open("/invalid-events")
     page.wait(lambda: "customer_info: required" in page.text(), "the invalid events")
     page.shot("invalid-events")
@@ -249,10 +277,23 @@ def viewer_session(page: Page, dead_id: str) -> None:
     page.shot("viewer-refused")
 
 
-def phone_overview(page: Page) -> None:
+PHONE_PAGES = {  # the pages on call opens on a phone: each must fit 390 px
+    "overview-phone": "/",
+    "events-phone": "/events?customer=ana%40example.com",
+    "order-phone": "/orders/ord_7hq2LmZt",
+    "ledger-phone": "/ledger",
+    "dead-letters-phone": "/dead-letters",
+    "invalid-events-phone": "/invalid-events",
+    "audit-phone": "/audit",
+}
+
+
+def phone_pages(page: Page) -> None:
     page.log_in(OPERATOR)
     page.wait(lambda: "Events, last 24 h" in page.text(), "the overview")
-    page.shot("overview-phone")
+    for name, path in PHONE_PAGES.items():
+        page.open(path)
+        page.shot(name)
 
 
 async def test_the_console_in_a_browser(settings: Settings, store: Store, broker: Any) -> None:
@@ -280,7 +321,7 @@ async def test_the_console_in_a_browser(settings: Settings, store: Store, broker
 
         def phone() -> None:
             with chromium(390, 844) as driver:
-                phone_overview(Page(driver, url))
+                phone_pages(Page(driver, url))
 
         # Selenium blocks: it runs in threads while the console and the worker run here.
         await asyncio.to_thread(operator)
