@@ -111,6 +111,7 @@ async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> in
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
     results = await read(settings, ledger.verify)
+    warnings = await read(settings, ledger.warnings)
     failed = [(check, rows) for check, rows in results if rows]
     if args.json:
         print_json(
@@ -120,6 +121,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
                     {"check": c.description, "ok": not rows, "violations": rows}
                     for c, rows in results
                 ],
+                "warnings": [{"warning": c.description, "rows": rows} for c, rows in warnings],
             }
         )
     else:
@@ -127,6 +129,11 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
             print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
             for row in rows[:20]:
                 print(f"        {row}")
+        for check, rows in warnings:
+            if rows:  # not a failure: the exit code stays 0
+                print(f"warn  {check.description}: {len(rows)}")
+                for row in rows[:20]:
+                    print(f"        {row}")
         print("ledger verified" if not failed else f"{len(failed)} check(s) failed")
     return 1 if failed else 0
 

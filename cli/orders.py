@@ -105,7 +105,7 @@ async def cmd_orders_record(args: argparse.Namespace, settings: Settings) -> int
     raw = await asyncio.to_thread(source)
     try:
         order = orjson.loads(raw)
-        async with Store.open(settings.database_url) as store:
+        async with Store.open(settings.database_url, fee_tax_rate=settings.fee_tax_rate) as store:
             event_id, outcome = await order_sync.record(store, order)
             details = {"target": str(order.get("id")), "event_id": event_id}
             await audit.record(store, audit.os_actor(), "orders.record", 1, details)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,9 @@ class Settings:
     console_trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
     # the ledger's days and months (a bare date, `ledger close --month`) are this zone's
     ledger_tz: ZoneInfo = _DEFAULT_ZONE
+    # ledger: the tax inside Conekta's fee (IVA 16 % in Mexico); each fee posting splits into
+    # commission and tax by it (domain/fee.py); 0 books the whole fee as commission
+    fee_tax_rate: Decimal = Decimal("0.16")
 
 
 # env var -> (field, parser)
@@ -99,6 +103,17 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def _rate(value: str) -> Decimal:
+    """A fraction such as 0.16 (not 16 %)."""
+    try:
+        rate = Decimal(value.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not rate.is_finite() or not 0 <= rate < 1:
+        raise ValueError(f"a rate from 0 to below 1, such as 0.16: {value!r}")
+    return rate
+
+
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
@@ -132,6 +147,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_INGEST_DEDUPE_MONTHS": ("dedupe_months", int),
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
     "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
+    "CONEKTA_FEE_TAX_RATE": ("fee_tax_rate", _rate),
 }
 
 

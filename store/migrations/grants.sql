@@ -41,8 +41,15 @@ GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at, reason, note)
                              ON events              TO conekta_runtime;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_runtime;  -- dedupe; prune forgets old ones
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_runtime;
-GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at)
+GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at,
+                              conekta_status, amount, opened_at)
                              ON chargebacks         TO conekta_runtime;
+-- paid charges: the fee once known; refunds: their status as Conekta last said
+GRANT SELECT, INSERT, UPDATE (fee, updated_at) ON charges TO conekta_runtime;
+GRANT SELECT, INSERT, UPDATE (status, last_event_id, updated_at)
+                             ON refunds             TO conekta_runtime;
+GRANT SELECT, INSERT, UPDATE (event_id, flagged_at, resolved_at)
+                             ON reconcile_flags     TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_runtime;
 GRANT SELECT, INSERT         ON ledger_entries      TO conekta_runtime;  -- append-only
 GRANT SELECT, INSERT, UPDATE (balance) ON balances  TO conekta_runtime;

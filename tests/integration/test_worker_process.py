@@ -59,11 +59,12 @@ async def test_sigkill_mid_batch_loses_nothing_and_applies_nothing_twice(
         await wait_for(outbox_flushed, what="outbox flushed")
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == n
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2 * n  # and fees
     half = n // 2
     assert await balances(db) == {
         "conekta:receivable": 1900 * n,
-        "conekta:fees": 100 * n,
+        "conekta:fees": 86 * n,  # 100 / 1.16
+        "tax:vat_on_fees": 14 * n,
         "customer:cus_hot": 2000 * half,
         **{f"customer:cus_{i}": 2000 for i in range(0, n, 2)},
     }
@@ -117,9 +118,10 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     code, output = await cli(settings, "ledger", "balances", "--json")
     assert code == 0
     assert sorted(orjson.loads(output), key=lambda r: r["account"]) == [
-        {"account": "conekta:fees", "currency": "MXN", "livemode": False, "balance": 7},
+        {"account": "conekta:fees", "currency": "MXN", "livemode": False, "balance": 6},
         {"account": "conekta:receivable", "currency": "MXN", "livemode": False, "balance": 770},
         {"account": "customer:cus_test", "currency": "MXN", "livemode": False, "balance": 777},
+        {"account": "tax:vat_on_fees", "currency": "MXN", "livemode": False, "balance": 1},
     ]
     assert (order["refunded_amount"], order["chargebacks"], order["livemode"]) == (0, [], False)
     code, output = await cli(settings, "ledger", "balances", "--json", "--mode", "live")
@@ -130,7 +132,7 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     assert code == 0
     header, row = output.strip().splitlines()
     assert header.startswith("id,effective_at,recorded_at,livemode,business_key")
-    assert "payment:ord_r:ch_ord_r" in row and row.endswith(",conekta:fees,MXN,7")
+    assert "fee:ord_r:ch_ord_r" in row and row.endswith(",conekta:fees,MXN,6")
     code, output = await cli(settings, "ledger", "entries", "--json", "--since", "1600000001")
     assert (code, orjson.loads(output)) == (0, [])
     code, output = await cli(settings, "orders", "show", "ord_missing")
