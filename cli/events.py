@@ -136,7 +136,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
             print("--outcome invalid takes only --since, --until and --type", file=sys.stderr)
             return 2
         selection = actions.Selection.window(args.since, args.until, args.event_type)
-        async with Store.open(settings.database_url) as store:
+        async with Store.open(settings.database_url, fee_tax_rate=settings.fee_tax_rate) as store:
             result = await invalid.replay(
                 store,
                 selection,
@@ -153,7 +153,7 @@ async def cmd_events_replay(args: argparse.Namespace, settings: Settings) -> int
     def progress(totals: Counter[str]) -> None:
         print(f"... {sum(totals.values())} replayed", file=sys.stderr)
 
-    async with Store.open(settings.database_url) as store:
+    async with Store.open(settings.database_url, fee_tax_rate=settings.fee_tax_rate) as store:
         totals = await events.replay(
             store,
             replay_filter,

@@ -123,6 +123,7 @@ async def cmd_ledger_entries(args: argparse.Namespace, settings: Settings) -> in
 
 async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int:
     results = await read(settings, ledger.verify)
+    warnings = await read(settings, ledger.warnings)
     failed = [(check, rows) for check, rows in results if rows]
     backed = None
     if args.provenance:
@@ -137,6 +138,7 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
                     for c, rows in results
                 ],
                 "provenance": backed.summary() if backed else None,
+                "warnings": [{"warning": c.description, "rows": rows} for c, rows in warnings],
             }
         )
     else:
@@ -144,6 +146,11 @@ async def cmd_ledger_verify(args: argparse.Namespace, settings: Settings) -> int
             print(f"{'FAIL' if rows else 'ok  '}  {check.description}")
             for row in rows[:20]:
                 print(f"        {row}")
+        for check, rows in warnings:
+            if rows:  # not a failure: the exit code stays 0
+                print(f"warn  {check.description}: {len(rows)}")
+                for row in rows[:20]:
+                    print(f"        {row}")
         if backed is not None:
             _print_provenance(backed)
         ok = not failed and (backed is None or backed.ok)

@@ -149,7 +149,7 @@ async def cmd_orders_record(args: argparse.Namespace, settings: Settings) -> int
     try:
         order = orjson.loads(raw)
         actor = audit.os_actor()
-        async with Store.open(settings.database_url) as store:
+        async with Store.open(settings.database_url, fee_tax_rate=settings.fee_tax_rate) as store:
             event_id, outcome = await order_sync.record(store, order, actor)
             details = {"target": str(order.get("id")), "event_id": event_id}
             await audit.record(

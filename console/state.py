@@ -37,7 +37,10 @@ SHOWN_QUEUES = (
 async def resources(app: web.Application) -> AsyncIterator[None]:
     """cleanup_ctx: the store's pool for the app's life, and the broker connection if opened."""
     # Custom plans: every console search has optional filters (core.database.create_pool).
-    async with Store.open(app[SETTINGS].database_url, max_size=4, custom_plans=True) as store:
+    settings = app[SETTINGS]
+    async with Store.open(
+        settings.database_url, max_size=4, custom_plans=True, fee_tax_rate=settings.fee_tax_rate
+    ) as store:
         app[STORE] = store
         app[BROKER], app[PUBLISHER], app[_PUBLISHER_LOCK] = {}, {}, asyncio.Lock()
         yield

@@ -65,6 +65,10 @@ class UnknownAccount(UnapplicableEvent):
     a bug, never guessed."""
 
 
+class CurrencyMismatch(UnapplicableEvent):
+    """Money of one charge in two currencies (a refund in another than its charge's)."""
+
+
 class InvalidEvent(PermanentError, ValueError):
     """The body is not an event the service can take; the message says why, naming the field."""
 

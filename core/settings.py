@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,9 @@ class Settings:
     # retention: the HMAC-SHA256 key that signs exports (`archive prune --export`, `archive
     # sign`) and that `archive restore` checks; a secret kept off the export volume
     export_key: str | None = field(default=None, repr=False)
+    # ledger: the tax inside Conekta's fee (IVA 16 % in Mexico); each fee posting splits into
+    # commission and tax by it (domain/fee.py); 0 books the whole fee as commission
+    fee_tax_rate: Decimal = Decimal("0.16")
 
 
 # env var -> (field, parser)
@@ -106,6 +110,17 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def _rate(value: str) -> Decimal:
+    """A fraction such as 0.16 (not 16 %)."""
+    try:
+        rate = Decimal(value.strip())
+    except InvalidOperation as exc:
+        raise ValueError(f"not a number: {value!r}") from exc
+    if not rate.is_finite() or not 0 <= rate < 1:
+        raise ValueError(f"a rate from 0 to below 1, such as 0.16: {value!r}")
+    return rate
+
+
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
@@ -141,6 +156,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
     "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
     "CONEKTA_EXPORT_KEY": ("export_key", lambda v: v.strip() or None),
+    "CONEKTA_FEE_TAX_RATE": ("fee_tax_rate", _rate),
 }
 
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import orjson
 
+from domain import chargeback as chargeback_rules
+from domain import refund as refund_rules
 from domain.order_event import OrderEvent
 
 SCHEMA_VERSION = 1
@@ -36,7 +38,10 @@ def message_id(order_id: str, event_id: str) -> str:
     return f"ful_{order_id}_{event_id}"
 
 
-def build(event: OrderEvent, order: OrderView) -> FulfillmentMessage:
+def build(
+    event: OrderEvent, order: OrderView, chargeback_status: str | None = None
+) -> FulfillmentMessage:
+    """`chargeback_status`: Conekta's status of the event's chargeback after the change."""
     resource = event.document["data"]["object"]
     is_order = resource.get("object", "order") == "order" and event.chargeback is None
     customer_info = (resource.get("customer_info") or {}) if is_order else {}
@@ -62,15 +67,27 @@ def build(event: OrderEvent, order: OrderView) -> FulfillmentMessage:
             for item in ((resource.get("line_items") or {}).get("data", []) if is_order else [])
         ],
         "metadata": (resource.get("metadata") or {}) if is_order else {},
-        "refunded_amount": sum(r.amount for c in event.paid_charges for r in c.refunds),
-        "chargeback": (
-            {"id": event.chargeback.id, "status": event.chargeback.status}
-            if event.chargeback
-            else None
+        "refunded_amount": sum(
+            refund_rules.moved_amount(r.status, r.amount)
+            for c in event.paid_charges
+            for r in c.refunds
         ),
+        "chargeback": _chargeback(event, chargeback_status),
         "payment": _payment(resource) if is_order else None,
     }
     return FulfillmentMessage(body["message_id"], event.type, orjson.dumps(body))
+
+
+def _chargeback(event: OrderEvent, status: str | None) -> dict[str, Any] | None:
+    """The four statuses downstream knows, and Conekta's own beside them."""
+    if event.chargeback is None:
+        return None
+    conekta_status = status or event.chargeback.status or "open"
+    return {
+        "id": event.chargeback.id,
+        "status": chargeback_rules.rule(conekta_status).fulfillment,
+        "conekta_status": conekta_status,
+    }
 
 
 def _line_item(item: dict[str, Any]) -> dict[str, Any]:

@@ -1,15 +1,21 @@
 """Double-entry postings for the life of a charge; pure. Amounts are signed: debit +, credit -.
 
-For a paid charge of amount A with fee F (key payment:<order>:<charge>, at the charge's paid_at):
-    conekta:receivable  +(A - F)   what Conekta owes the merchant
-    conekta:fees        +F         commission and tax
+For a paid charge of amount A (key payment:<order>:<charge>, at the charge's paid_at):
+    conekta:receivable  +A         what Conekta owes the merchant, gross
     customer:<key>      -A         what that customer has paid (a credit)
-A refund of R (key refund:<order>:<refund id>, at the refund's created_at): customer +R,
-receivable -R; the fee stays (Conekta does not document returning it).
-A chargeback on that charge withholds all of A (keys chargeback:<id>:opened|won|lost):
-    opened  receivable -A, conekta:disputed +A   (at the chargeback's created_at)
-    won     disputed -A, receivable +A           (at the event's created_at)
-    lost    disputed -A, customer +A
+Its fee F is a movement of its own (key fee:<order>:<charge>), posted from whichever event first
+carries it (domain/fee.py splits it by the tax rate):
+    conekta:receivable  -F
+    conekta:fees        +commission
+    tax:vat_on_fees     +(F - commission)   (no entry when the tax rate is 0)
+Payments booked before the fee was its own movement hold it inside the payment posting
+(receivable +(A - F), fees +F): such a charge is booked with its fee known.
+A refund of R whose money moved (domain/refund.py; key refund:<order>:<refund id>, at the
+refund's created_at): customer +R, receivable -R; the fee stays (Conekta does not document
+returning it). A refund that fails after it posted is reversed (key ...:reversed).
+A chargeback moves what it holds to where its status wants its target (domain/chargeback.py),
+one posting per move (keys chargeback:<id>:<step>, then chargeback:<id>:<step>:<n>):
+    conekta:disputed +withheld, customer +lost, conekta:receivable -(withheld + lost)
 Every key is unique per mode (livemode): test and live money never meet.
 """
 
@@ -17,16 +23,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 
+from domain import fee as fee_rules
+from domain.chargeback import Move
 from domain.order_event import OrderEvent, PaidCharge, Refund
 
 RECEIVABLE = "conekta:receivable"
 FEES = "conekta:fees"
+TAX_ON_FEES = "tax:vat_on_fees"
 DISPUTED = "conekta:disputed"
 PAYMENT = "payment"
+FEE = "fee"
 REFUND = "refund"
+REFUND_REVERSED = "refund_reversed"
 CHARGEBACK = "chargeback"
-CHARGEBACK_STEPS = ("opened", "won", "lost")
 
 
 @dataclass(frozen=True)
@@ -38,7 +49,7 @@ class Entry:
 @dataclass(frozen=True)
 class Posting:
     business_key: str
-    kind: str  # payment, refund, chargeback_opened, chargeback_won, chargeback_lost
+    kind: str  # payment, fee, refund, refund_reversed, chargeback_<step>
     order_id: str
     charge_id: str
     currency: str
@@ -59,7 +70,8 @@ class Posting:
 
 @dataclass(frozen=True)
 class Charge:
-    """A paid charge as booked: enough to post its refunds and chargebacks."""
+    """A paid charge as booked: its customer is fixed when its payment is booked, and its
+    refunds and chargebacks use that account whatever later events say."""
 
     id: str
     order_id: str
@@ -67,20 +79,30 @@ class Charge:
     currency: str
     livemode: bool
     customer_key: str
-    refunded: int = 0  # refunds already booked against it
+    fee: int | None = None  # None: not known yet (no event carried it)
+    paid_at: datetime | None = None
 
 
 def candidate_keys(event: OrderEvent, order_id: str | None = None) -> set[str]:
-    """Every business key an event could post (payments, refunds, chargeback steps); a charge
-    event names no order until its charge is resolved: `order_id` says which when known."""
-    if event.chargeback is not None:
-        return {chargeback_key(event.chargeback.id, step) for step in CHARGEBACK_STEPS}
+    """Every payment, fee and refund key an order event could post (provenance checks); a
+    charge event names no order until its charge is resolved: `order_id` says which when known.
+    Chargeback moves are numbered: see `could_post`."""
     order = event.order_id or order_id or ""
     keys = set()
     for charge in event.paid_charges:
-        keys.add(business_key(PAYMENT, order, charge.id))
-        keys |= {business_key(REFUND, order, r.id) for r in charge.refunds}
+        keys |= {business_key(PAYMENT, order, charge.id), business_key(FEE, order, charge.id)}
+        for refund in charge.refunds:
+            refund_key = business_key(REFUND, order, refund.id)
+            keys |= {refund_key, refund_key + ":reversed"}
     return keys
+
+
+def could_post(event: OrderEvent, key: str, order_id: str | None = None) -> bool:
+    """Whether this event could have posted `key`: one of its keys, or a move of its
+    chargeback."""
+    if event.chargeback is not None:
+        return key.startswith(f"{CHARGEBACK}:{event.chargeback.id}:")
+    return key in candidate_keys(event, order_id)
 
 
 def customer_account(key: str) -> str:
@@ -91,70 +113,110 @@ def business_key(kind: str, order_id: str, charge_id: str) -> str:
     return f"{kind}:{order_id}:{charge_id}"
 
 
-def chargeback_key(chargeback_id: str, step: str) -> str:
-    return f"{CHARGEBACK}:{chargeback_id}:{step}"
+def chargeback_key(chargeback_id: str, step: str, number: int | None = None) -> str:
+    """The first posting of each step has the plain key; later ones are numbered."""
+    base = f"{CHARGEBACK}:{chargeback_id}:{step}"
+    return base if number is None else f"{base}:{number}"
 
 
 def _nonzero(*entries: Entry) -> tuple[Entry, ...]:
     return tuple(e for e in entries if e.amount != 0)
 
 
-def payment(charge: PaidCharge, booked: Charge, event_id: str, effective_at: datetime) -> Posting:
+def _posting(
+    key: str, kind: str, booked: Charge, event_id: str, at: datetime, amount: int, *e: Entry
+) -> Posting:
     return Posting(
-        business_key(PAYMENT, booked.order_id, charge.id),
-        PAYMENT,
-        booked.order_id,
-        charge.id,
-        booked.currency,
-        booked.livemode,
-        event_id,
-        charge.paid_at or effective_at,
-        charge.amount,
-        _nonzero(
-            Entry(RECEIVABLE, charge.amount - charge.fee),
-            Entry(FEES, charge.fee),
-            Entry(customer_account(booked.customer_key), -charge.amount),
-        ),
-    )
-
-
-def refund(refund: Refund, booked: Charge, event_id: str) -> Posting:
-    return Posting(
-        business_key(REFUND, booked.order_id, refund.id),
-        REFUND,
+        key,
+        kind,
         booked.order_id,
         booked.id,
         booked.currency,
         booked.livemode,
         event_id,
-        refund.created_at,
-        refund.amount,
-        _nonzero(
-            Entry(customer_account(booked.customer_key), refund.amount),
-            Entry(RECEIVABLE, -refund.amount),
-        ),
+        at,
+        amount,
+        _nonzero(*e),
     )
 
 
-def chargeback(
-    chargeback_id: str, step: str, booked: Charge, event_id: str, effective_at: datetime
+def payment(charge: PaidCharge, booked: Charge, event_id: str, effective_at: datetime) -> Posting:
+    """A's gross: the fee is its own movement (fee_posting)."""
+    return _posting(
+        business_key(PAYMENT, booked.order_id, charge.id),
+        PAYMENT,
+        booked,
+        event_id,
+        charge.paid_at or effective_at,
+        charge.amount,
+        Entry(RECEIVABLE, charge.amount),
+        Entry(customer_account(booked.customer_key), -charge.amount),
+    )
+
+
+def fee_entries(fee: int, tax_rate: Decimal) -> tuple[Entry, ...]:
+    """A fee of `fee` cents taken from the receivable (negative: returned to it), split into
+    commission and IVA by `tax_rate`. For this issue's fees and settlement's true-ups."""
+    commission, tax = fee_rules.split(fee, tax_rate)
+    return _nonzero(Entry(RECEIVABLE, -fee), Entry(FEES, commission), Entry(TAX_ON_FEES, tax))
+
+
+def fee_posting(
+    booked: Charge, fee: int, tax_rate: Decimal, event_id: str, effective_at: datetime
 ) -> Posting:
-    """step: opened, won or lost."""
-    other = {
-        "opened": RECEIVABLE,
-        "won": RECEIVABLE,
-        "lost": customer_account(booked.customer_key),
-    }[step]
-    sign = 1 if step == "opened" else -1  # opened moves money into disputed, the others out
     return Posting(
-        chargeback_key(chargeback_id, step),
-        f"{CHARGEBACK}_{step}",
+        business_key(FEE, booked.order_id, booked.id),
+        FEE,
         booked.order_id,
         booked.id,
         booked.currency,
         booked.livemode,
         event_id,
         effective_at,
-        booked.amount,
-        (Entry(DISPUTED, sign * booked.amount), Entry(other, -sign * booked.amount)),
+        fee,
+        fee_entries(fee, tax_rate),
+    )
+
+
+def refund(refund: Refund, booked: Charge, event_id: str) -> Posting:
+    return _posting(
+        business_key(REFUND, booked.order_id, refund.id),
+        REFUND,
+        booked,
+        event_id,
+        refund.created_at,
+        refund.amount,
+        Entry(customer_account(booked.customer_key), refund.amount),
+        Entry(RECEIVABLE, -refund.amount),
+    )
+
+
+def refund_reversal(refund: Refund, booked: Charge, event_id: str, at: datetime) -> Posting:
+    """A refund posted as moved that Conekta later says failed: its money comes back."""
+    return _posting(
+        business_key(REFUND, booked.order_id, refund.id) + ":reversed",
+        REFUND_REVERSED,
+        booked,
+        event_id,
+        at,
+        refund.amount,
+        Entry(customer_account(booked.customer_key), -refund.amount),
+        Entry(RECEIVABLE, refund.amount),
+    )
+
+
+def chargeback(
+    key: str, move: Move, booked: Charge, event_id: str, effective_at: datetime
+) -> Posting:
+    """One move of a chargeback's money (domain.chargeback.moves)."""
+    return _posting(
+        key,
+        f"{CHARGEBACK}_{move.step}",
+        booked,
+        event_id,
+        effective_at,
+        max(abs(move.withheld), abs(move.lost)),
+        Entry(DISPUTED, move.withheld),
+        Entry(customer_account(booked.customer_key), move.lost),
+        Entry(RECEIVABLE, -(move.withheld + move.lost)),
     )

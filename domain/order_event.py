@@ -16,7 +16,9 @@ from typing import Any
 
 import orjson
 
-from core.errors import UnapplicableEvent
+from core.errors import CurrencyMismatch, UnapplicableEvent
+from domain import chargeback as chargeback_rules
+from domain import refund as refund_rules
 
 # Order event type -> the order status it announces.
 STATUS_BY_TYPE = {
@@ -29,10 +31,11 @@ STATUS_BY_TYPE = {
     "order.partially_refunded": "partially_refunded",
     "order.refunded": "refunded",
 }
-# Chargeback event type -> the chargeback status it announces (updated: see _chargeback_status).
-CHARGEBACK_STATUS_BY_TYPE = {
+# Chargeback event type -> the chargeback status it announces when its object carries none of
+# Conekta's (domain/chargeback.py); `updated` without a status changes no status.
+CHARGEBACK_STATUS_BY_TYPE: dict[str, str | None] = {
     "charge.chargeback.created": "open",
-    "charge.chargeback.updated": "open",
+    "charge.chargeback.updated": None,
     "charge.chargeback.under_review": "under_review",
     "charge.chargeback.won": "won",
     "charge.chargeback.lost": "lost",
@@ -50,22 +53,24 @@ class Refund:
     id: str
     amount: int  # cents, positive (Conekta writes it negative)
     created_at: datetime
+    status: str | None = None  # Conekta's (domain/refund.py); None: the money moved
 
 
 @dataclass(frozen=True)
 class PaidCharge:
     id: str
     amount: int
-    fee: int
+    fee: int | None  # None: the event does not say (optional in Conekta's spec)
     paid_at: datetime | None = None
     refunds: tuple[Refund, ...] = ()
+    refunds_incomplete: bool = False  # its refunds list said has_more
 
 
 @dataclass(frozen=True)
 class Chargeback:
     id: str
     charge_id: str
-    status: str  # open, under_review, won, lost
+    status: str | None  # Conekta's status (domain/chargeback.py); None: not said (updated)
     created_at: datetime
 
 
@@ -84,10 +89,31 @@ class OrderEvent:
     document: dict[str, Any]  # the whole parsed event, for the fulfillment message
     charge_id: str | None = None  # charge events: the charge they are about
     chargeback: Chargeback | None = None
+    charges_incomplete: bool = False  # its charges list said has_more
 
     @property
     def is_charge_event(self) -> bool:
         return self.charge_id is not None
+
+    @property
+    def incomplete(self) -> tuple[str, ...]:
+        """Why the lists this event carries may miss items (Conekta's `has_more`): what is there
+        is applied, and the order is flagged for `reconcile` to fetch the rest."""
+        reasons = ["charges has_more"] if self.charges_incomplete else []
+        reasons += [
+            f"refunds of {c.id} has_more" for c in self.paid_charges if c.refunds_incomplete
+        ]
+        return tuple(reasons)
+
+    @property
+    def paid_total(self) -> int:
+        return sum(c.amount for c in self.paid_charges)
+
+    @property
+    def overpaid(self) -> bool:
+        """Paid charges above the order amount (several cash references all paid): the money
+        moved, so it is applied, and flagged (ledger verify, a metric)."""
+        return not self.is_charge_event and self.paid_total > self.amount
 
 
 def parse_order_event(body: bytes) -> OrderEvent:
@@ -130,6 +156,7 @@ def _envelope(document: dict[str, Any]) -> dict[str, Any]:
 
 def _order_event(document: dict[str, Any]) -> OrderEvent:
     order = document["data"]["object"]
+    charges = order.get("charges") or {}
     return OrderEvent(
         **_envelope(document),
         status=STATUS_BY_TYPE[document["type"]],
@@ -137,7 +164,8 @@ def _order_event(document: dict[str, Any]) -> OrderEvent:
         amount=_cents(order["amount"]),
         currency=_id(order["currency"]),
         customer_key=customer_key(order.get("customer_info") or {}),
-        paid_charges=_paid_charges((order.get("charges") or {}).get("data") or [], order),
+        paid_charges=_paid_charges(charges.get("data") or [], order),
+        charges_incomplete=charges.get("has_more") is True,
     )
 
 
@@ -177,11 +205,13 @@ def _chargeback_event(document: dict[str, Any]) -> OrderEvent:
     )
 
 
-def _chargeback_status(event_type: str, chbk: dict[str, Any]) -> str:
-    status = CHARGEBACK_STATUS_BY_TYPE[event_type]
-    if event_type == "charge.chargeback.updated" and "review" in str(chbk.get("status") or ""):
-        return "under_review"
-    return status
+def _chargeback_status(event_type: str, chbk: dict[str, Any]) -> str | None:
+    """Conekta's own status of the chargeback when it is one of the spec's; else the one the
+    event type names (`updated` names none)."""
+    status = chbk.get("status")
+    if isinstance(status, str) and status in chargeback_rules.RULES:
+        return status
+    return CHARGEBACK_STATUS_BY_TYPE[event_type]
 
 
 def _id(value: object) -> str:
@@ -229,22 +259,37 @@ def _paid_charges(charges: list[dict[str, Any]], owner: dict[str, Any]) -> tuple
                 f"charge {charge['id']} is in {currency}, order in {owner['currency']}"
             )
         paid_at = charge.get("paid_at")
+        fee = charge.get("fee")
+        refunds = charge.get("refunds") or {}
         paid.append(
             PaidCharge(
                 _id(charge["id"]),
                 _cents(charge["amount"]),
-                _cents(charge.get("fee") or 0),
+                None if fee is None else _cents(fee),
                 _time(paid_at) if paid_at else None,
-                _refunds(charge),
+                _refunds(refunds.get("data") or [], currency),
+                refunds.get("has_more") is True,
             )
         )
     return tuple(paid)
 
 
-def _refunds(charge: dict[str, Any]) -> tuple[Refund, ...]:
-    refunds = (charge.get("refunds") or {}).get("data") or []
-    return tuple(
-        Refund(_id(r["id"]), abs(_cents(r["amount"])), _time(r["created_at"])) for r in refunds
+def _refunds(refunds: list[dict[str, Any]], charge_currency: str) -> tuple[Refund, ...]:
+    return tuple(_refund(r, charge_currency) for r in refunds)
+
+
+def _refund(refund: dict[str, Any], charge_currency: str) -> Refund:
+    currency = refund.get("currency") or charge_currency
+    if currency != charge_currency:
+        raise CurrencyMismatch(
+            f"refund {refund['id']} is in {currency}, its charge in {charge_currency}"
+        )
+    status = refund.get("status")
+    return Refund(
+        _id(refund["id"]),
+        abs(_cents(refund["amount"])),
+        _time(refund["created_at"]),
+        status if isinstance(status, str) and status else None,
     )
 
 
@@ -253,15 +298,10 @@ def _check(event: OrderEvent) -> None:
         return  # no money of its own: the booked charge says how much
     if event.currency not in KNOWN_CURRENCIES:
         raise UnapplicableEvent(f"unknown currency {event.currency}")
-    paid_total = sum(c.amount for c in event.paid_charges)
-    if paid_total > event.amount:
-        raise UnapplicableEvent(
-            f"paid charges add up to {paid_total}, more than the order amount {event.amount}"
-        )
     for charge in event.paid_charges:
-        if charge.fee > charge.amount:
+        if charge.fee is not None and charge.fee > charge.amount:
             raise UnapplicableEvent(f"charge {charge.id} fee {charge.fee} exceeds its amount")
-        refunded = sum(r.amount for r in charge.refunds)
+        refunded = sum(r.amount for r in charge.refunds if refund_rules.can_move(r.status))
         if refunded > charge.amount:
             raise UnapplicableEvent(
                 f"charge {charge.id} refunds add up to {refunded}, more than its {charge.amount}"

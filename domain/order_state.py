@@ -1,4 +1,4 @@
-"""Whether an event changes an order's (or a chargeback's) status: statuses move forward only.
+"""Whether an event changes an order's status: statuses move forward only.
 
 Pure. Events arrive late, twice and out of order. Each status has a rank; an event applies when
 (rank, Conekta's created_at, event id) is above the current one, so every order of arrival ends
@@ -7,8 +7,9 @@ in the same status:
     pending_payment, declined  <  expired, canceled, voided  <  paid  <  partially_refunded
     <  refunded
 
-(within a rank the newer event wins). A chargeback has its own status beside the order's:
-open < under_review < won, lost.
+(within a rank the newer event wins). A chargeback has its own status beside the order's, and
+no ranks: Conekta's latest state wins (by created_at, ties by event id: `is_newer`), because
+won -> lost (pre-arbitration) and lost -> won (a reversal) really happen (domain/plan.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ ORDER_RANK = {
 }
 # Statuses that end an unpaid order; one of them reaching a paid order is a contradiction.
 ENDING_STATUSES = frozenset({"expired", "canceled", "voided"})
-CHARGEBACK_RANK = {"open": 0, "under_review": 1, "won": 2, "lost": 2}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class OrderState:
 
 
 def rank(status: str) -> int:
-    return ORDER_RANK.get(status, CHARGEBACK_RANK.get(status, 0))
+    return ORDER_RANK.get(status, 0)
 
 
 def decide(current: OrderState | None, status: str, created_at: datetime, event_id: str) -> Outcome:

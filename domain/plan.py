@@ -1,27 +1,35 @@
 """What a batch of events changes, decided in memory against the locked state; pure.
 
 The database work (store/apply.py, `store.apply.batch`) loads what the batch touches (orders,
-booked charges, business keys already posted, chargebacks), and only writes what the plan says.
-An event is `applied` when it moves an order's or a chargeback's status forward, or posts money
-not posted before; money is posted from whatever event carries it, once per business key.
+booked charges, their refunds and chargebacks with what their postings hold, business keys
+already posted), and only writes what the plan says. An event is `applied` when it moves an
+order's, a refund's or a chargeback's status forward, or posts money not posted before; money is
+posted from whatever event carries it, once per business key. The money rules:
+domain/ledger.py (postings), domain/refund.py, domain/chargeback.py, domain/fee.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from core.errors import UnapplicableEvent, UnknownCharge
+from core.errors import CurrencyMismatch, UnapplicableEvent, UnknownCharge
+from domain import chargeback as chargeback_rules
+from domain import fee as fee_rules
 from domain import fulfillment, ledger
+from domain import refund as refund_rules
 from domain.archive import ArchiveRow
-from domain.order_event import OrderEvent
+from domain.money_rows import ChargebackRow, ChargebackState, ReconcileFlag, RefundRow
+from domain.order_event import Chargeback, OrderEvent, PaidCharge, Refund
 from domain.order_state import OrderState, decide, is_contradiction, is_newer
 from domain.outcome import Outcome
 from domain.provenance import SIGNED
 
 ALL_MODES = frozenset({True, False})
+NEVER = datetime.fromtimestamp(0, UTC)  # no Conekta event is older (unix time)
 # Orders and chargebacks are keyed by (livemode, id): Conekta's test and live modes may use the
 # same id, and their states, like their money, never meet.
 Key = tuple[bool, str]
@@ -65,22 +73,6 @@ class OrderRow:
         return OrderState(self.status, self.last_event_id, self.last_event_created_at)
 
 
-@dataclass
-class ChargebackRow:
-    id: str
-    livemode: bool
-    charge_id: str
-    order_id: str
-    status: str
-    amount: int
-    currency: str
-    last_event_id: str
-    last_event_created_at: datetime
-
-    def state(self) -> OrderState:
-        return OrderState(self.status, self.last_event_id, self.last_event_created_at)
-
-
 @dataclass(frozen=True)
 class Booked:
     """What the database already holds for the batch (the orders locked)."""
@@ -89,8 +81,10 @@ class Booked:
     archived_ids: Collection[str] = ()
     keys: Collection[tuple[bool, str]] = ()  # (livemode, business key) already posted
     charges: Mapping[tuple[bool, str], ledger.Charge] = field(default_factory=dict)
-    chargebacks: Mapping[Key, OrderState] = field(default_factory=dict)
+    chargebacks: Mapping[Key, ChargebackState] = field(default_factory=dict)
     order_views: Mapping[Key, fulfillment.OrderView] = field(default_factory=dict)
+    # (livemode, refund id): the refunds of the batch's charges
+    refunds: Mapping[tuple[bool, str], RefundRow] = field(default_factory=dict)
 
 
 @dataclass
@@ -99,33 +93,61 @@ class Plan:
     new_orders: dict[Key, OrderRow] = field(default_factory=dict)
     changed_orders: dict[Key, OrderRow] = field(default_factory=dict)
     postings: dict[tuple[bool, str], ledger.Posting] = field(default_factory=dict)
+    charges: dict[tuple[bool, str], ledger.Charge] = field(default_factory=dict)  # new, fee learnt
+    refunds: dict[tuple[bool, str], RefundRow] = field(default_factory=dict)
     chargebacks: dict[Key, ChargebackRow] = field(default_factory=dict)
     archive: list[ArchiveRow] = field(default_factory=list)
     messages: list[fulfillment.FulfillmentMessage] = field(default_factory=list)
     contradictions: list[OrderEvent] = field(default_factory=list)
+    overpaid: list[OrderEvent] = field(default_factory=list)  # applied, flagged
+    flags: list[ReconcileFlag] = field(default_factory=list)
 
 
 class _Batch:
     """The state as the batch moves it, event by event."""
 
-    def __init__(self, booked: Booked) -> None:
+    def __init__(self, booked: Booked, fee_tax_rate: Decimal) -> None:
         self.booked = booked
+        self.fee_tax_rate = fee_tax_rate
         self.orders: dict[Key, OrderState] = dict(booked.orders)
         self.views: dict[Key, fulfillment.OrderView] = dict(booked.order_views)
         self.charges: dict[tuple[bool, str], ledger.Charge] = dict(booked.charges)
-        self.chargebacks: dict[Key, OrderState] = dict(booked.chargebacks)
+        self.chargebacks: dict[Key, ChargebackState] = dict(booked.chargebacks)
+        self.refunds: dict[tuple[bool, str], RefundRow] = dict(booked.refunds)
         self.seen = set(booked.archived_ids)
-        self.refunded = {key: charge.refunded for key, charge in booked.charges.items()}
         self.plan = Plan()
 
     def posted(self, key: tuple[bool, str]) -> bool:
         return key in self.booked.keys or key in self.plan.postings
 
+    def book_charge(self, charge: ledger.Charge) -> None:
+        self.charges[(charge.livemode, charge.id)] = charge
+        self.plan.charges[(charge.livemode, charge.id)] = charge
+
+    def book_refund(self, row: RefundRow) -> None:
+        self.refunds[(row.livemode, row.id)] = row
+        self.plan.refunds[(row.livemode, row.id)] = row
+
+    def book_chargeback(self, state: ChargebackState) -> None:
+        key = (state.row.livemode, state.row.id)
+        self.chargebacks[key] = state
+        self.plan.chargebacks[key] = state.row
+
+    def refunds_of(self, charge: ledger.Charge) -> list[RefundRow]:
+        return [
+            r
+            for r in self.refunds.values()
+            if r.charge_id == charge.id and r.livemode == charge.livemode
+        ]
+
 
 def plan_batch(
-    items: Sequence[Incoming], booked: Booked, modes: Iterable[bool] = ALL_MODES
+    items: Sequence[Incoming],
+    booked: Booked,
+    modes: Iterable[bool] = ALL_MODES,
+    fee_tax_rate: Decimal = fee_rules.DEFAULT_TAX_RATE,
 ) -> Plan:
-    batch = _Batch(booked)
+    batch = _Batch(booked, fee_tax_rate)
     accepted = frozenset(modes)
     for item in items:
         event = item.event
@@ -143,80 +165,247 @@ def plan_batch(
 
 
 def _apply(batch: _Batch, event: OrderEvent, provenance: str) -> tuple[Outcome, str]:
+    chargeback_status = None
     if event.is_charge_event:
         charge = batch.charges.get((event.livemode, event.charge_id or ""))
         if charge is None:
             raise UnknownCharge(f"charge {event.charge_id} is not booked (yet)")
         order_id = charge.order_id
-        postings = _charge_event_postings(batch, event, charge)
-        status_outcome = _chargeback_status(batch, event, charge)
+        if event.chargeback is None:  # charge.refunded: money only, no status of its own
+            _check_currency(event, charge)
+            charge, postings = _learn_fee(batch, event, charge, event.paid_charges[0])
+            money, changed = _charge_money(batch, event, charge, event.paid_charges[0])
+            postings += money
+            status_outcome = Outcome.APPLIED if changed else Outcome.DUPLICATE
+        else:
+            postings, status_outcome = _chargeback_event(batch, event, charge)
+            state = batch.chargebacks[(event.livemode, event.chargeback.id)]
+            chargeback_status = state.row.conekta_status
     else:
         assert event.order_id is not None
-        assert event.status is not None
         order_id = event.order_id
-        postings = _order_event_postings(batch, event)
+        postings, changed = _order_event_money(batch, event)
         status_outcome = _order_status(batch, event)
+        if changed and status_outcome is not Outcome.APPLIED:
+            status_outcome = Outcome.APPLIED
+        if event.overpaid:
+            batch.plan.overpaid.append(event)
     new = [replace(p, provenance=provenance) for p in postings if not batch.posted(p.key)]
-    _check_refunds(batch, new)
     for posting in new:
         batch.plan.postings[posting.key] = posting
+    for reason in event.incomplete:
+        batch.plan.flags.append(ReconcileFlag(event.livemode, order_id, event.event_id, reason))
     outcome = Outcome.APPLIED if new else status_outcome
     if outcome is Outcome.APPLIED:
         view = batch.views.get((event.livemode, order_id)) or _event_view(event)
         if view is not None:
-            batch.plan.messages.append(fulfillment.build(event, view))
+            batch.plan.messages.append(fulfillment.build(event, view, chargeback_status))
     return outcome, order_id
 
 
-def _check_refunds(batch: _Batch, postings: Sequence[ledger.Posting]) -> None:
+def _check_currency(event: OrderEvent, charge: ledger.Charge) -> None:
+    if event.currency != charge.currency:
+        raise CurrencyMismatch(
+            f"{event.type} for charge {charge.id} is in {event.currency},"
+            f" the charge was paid in {charge.currency}"
+        )
+
+
+def _order_event_money(batch: _Batch, event: OrderEvent) -> tuple[list[ledger.Posting], bool]:
+    postings: list[ledger.Posting] = []
+    changed = False
+    for paid in event.paid_charges:
+        charge, booked = _book_payment(batch, event, paid)
+        postings += booked
+        if paid.refunds:
+            _check_currency(event, charge)
+        money, refunds_changed = _charge_money(batch, event, charge, paid)
+        postings += money
+        changed = changed or refunds_changed
+    return postings, changed
+
+
+def _book_payment(
+    batch: _Batch, event: OrderEvent, paid: PaidCharge
+) -> tuple[ledger.Charge, list[ledger.Posting]]:
+    """The payment of a charge not booked yet, and its fee once an event carries it."""
+    assert event.order_id is not None
+    charge = batch.charges.get((event.livemode, paid.id))
+    if charge is not None:
+        return _learn_fee(batch, event, charge, paid)
+    assert event.customer_key is not None
+    charge = ledger.Charge(
+        paid.id,
+        event.order_id,
+        paid.amount,
+        event.currency,
+        event.livemode,
+        event.customer_key,  # fixed from now on: its refunds and chargebacks use it
+        paid.fee,
+        paid.paid_at or event.created_at,
+    )
+    batch.book_charge(charge)
+    postings = [ledger.payment(paid, charge, event.event_id, event.created_at)]
+    return charge, postings + _fee(batch, event, charge, paid.fee)
+
+
+def _learn_fee(
+    batch: _Batch, event: OrderEvent, charge: ledger.Charge, paid: PaidCharge
+) -> tuple[ledger.Charge, list[ledger.Posting]]:
+    """A booked charge whose fee was unknown, from the first event that carries it."""
+    if charge.fee is not None or paid.fee is None:
+        return charge, []
+    charge = replace(charge, fee=paid.fee)
+    batch.book_charge(charge)
+    return charge, _fee(batch, event, charge, paid.fee)
+
+
+def _fee(
+    batch: _Batch, event: OrderEvent, charge: ledger.Charge, fee: int | None
+) -> list[ledger.Posting]:
+    if not fee:
+        return []  # unknown, or known to be 0: nothing moves
+    at = charge.paid_at or event.created_at  # Conekta takes it when the charge is paid
+    return [ledger.fee_posting(charge, fee, batch.fee_tax_rate, event.event_id, at)]
+
+
+def _charge_money(
+    batch: _Batch, event: OrderEvent, charge: ledger.Charge, paid: PaidCharge
+) -> tuple[list[ledger.Posting], bool]:
+    """A charge's refunds as this event carries them, then its chargebacks' targets (a refund
+    before a chargeback lowers it). Changed: a refund's state moved."""
+    postings: list[ledger.Posting] = []
+    changed = False
+    # Failures first: a refund that replaces a failed one then fits within the charge.
+    for refund in sorted(paid.refunds, key=lambda r: refund_rules.can_move(r.status)):
+        moved = _refund(batch, event, charge, refund)
+        if moved is not None:
+            changed = True
+            postings += moved
+    _check_refunds(batch, charge)
+    for state in list(batch.chargebacks.values()):
+        row = state.row
+        if row.charge_id == charge.id and row.livemode == charge.livemode:
+            postings += _settle(batch, state, charge, event)
+    return postings, changed
+
+
+def _refund(
+    batch: _Batch, event: OrderEvent, charge: ledger.Charge, refund: Refund
+) -> list[ledger.Posting] | None:
+    """The postings that take a refund's money to where its state says (None: no change)."""
+    row = batch.refunds.get((event.livemode, refund.id))
+    if row is not None:
+        status = refund_rules.merge(row.status, refund.status)
+        if status == row.status:
+            return None
+        new = replace(row, status=status, last_event_id=event.event_id)
+    else:
+        new = RefundRow(
+            refund.id,
+            event.livemode,
+            charge.id,
+            charge.order_id,
+            refund.amount,
+            charge.currency,
+            refund.status,
+            refund.created_at,
+            event.event_id,
+        )
+    batch.book_refund(new)
+    held = row.moved if row is not None else 0
+    booked = Refund(new.id, new.amount, new.created_at, new.status)
+    if new.moved > held:
+        return [ledger.refund(booked, charge, event.event_id)]
+    if new.moved < held:
+        return [ledger.refund_reversal(booked, charge, event.event_id, event.created_at)]
+    return []
+
+
+def _check_refunds(batch: _Batch, charge: ledger.Charge) -> None:
     """Refunds of a charge (across events: each names its own refund ids) never add up to more
     than it paid; an event that would make them is not applied (permanent: dead letter)."""
-    for posting in postings:
-        if posting.kind != ledger.REFUND:
-            continue
-        key = (posting.livemode, posting.charge_id)
-        total = batch.refunded.get(key, 0) + posting.amount
-        paid = batch.charges[key].amount
-        if total > paid:
-            raise UnapplicableEvent(
-                f"refunds of charge {posting.charge_id} would add up to {total},"
-                f" more than its {paid}"
-            )
-        batch.refunded[key] = total
-
-
-def _order_event_postings(batch: _Batch, event: OrderEvent) -> list[ledger.Posting]:
-    postings = []
-    for paid in event.paid_charges:
-        assert event.order_id is not None
-        assert event.customer_key is not None
-        charge = ledger.Charge(
-            paid.id, event.order_id, paid.amount, event.currency, event.livemode, event.customer_key
+    total = sum(r.moved for r in batch.refunds_of(charge))
+    if total > charge.amount:
+        raise UnapplicableEvent(
+            f"refunds of charge {charge.id} would add up to {total}, more than its {charge.amount}"
         )
-        # Once booked, a charge's customer is fixed: its refunds return money to that account.
-        charge = batch.charges.setdefault((event.livemode, paid.id), charge)
-        postings.append(ledger.payment(paid, charge, event.event_id, event.created_at))
-        postings += [ledger.refund(r, charge, event.event_id) for r in paid.refunds]
-    return postings
 
 
-def _charge_event_postings(
+def _chargeback_event(
     batch: _Batch, event: OrderEvent, charge: ledger.Charge
-) -> list[ledger.Posting]:
-    if event.chargeback is None:  # charge.refunded
-        return [
-            ledger.refund(r, charge, event.event_id)
-            for paid in event.paid_charges
-            for r in paid.refunds
-        ]
+) -> tuple[list[ledger.Posting], Outcome]:
+    """Conekta's latest state of the chargeback (by the event's created_at, ties by event id)
+    decides its status, whatever the order of arrival; then its money follows."""
     chbk = event.chargeback
-    postings = [ledger.chargeback(chbk.id, "opened", charge, event.event_id, chbk.created_at)]
-    if chbk.status in {"won", "lost"}:
-        other = "lost" if chbk.status == "won" else "won"
-        if not batch.posted((event.livemode, ledger.chargeback_key(chbk.id, other))):
-            postings.append(
-                ledger.chargeback(chbk.id, chbk.status, charge, event.event_id, event.created_at)
-            )
+    assert chbk is not None
+    state = batch.chargebacks.get((event.livemode, chbk.id))
+    if state is None:
+        status = chbk.status or "open"
+        # Said by no event yet: any event that says a status is newer.
+        said = (event.event_id, event.created_at) if chbk.status else ("", NEVER)
+        row = ChargebackRow(
+            chbk.id,
+            event.livemode,
+            charge.id,
+            charge.order_id,
+            chargeback_rules.rule(status).fulfillment,
+            0,
+            charge.currency,
+            *said,
+            status,
+            chbk.created_at,
+        )
+        state, outcome = ChargebackState(row), Outcome.APPLIED
+    else:
+        state, outcome = _chargeback_moved(state, event, chbk)
+    batch.book_chargeback(state)
+    return _settle(batch, state, charge, event), outcome
+
+
+def _chargeback_moved(
+    state: ChargebackState, event: OrderEvent, chbk: Chargeback
+) -> tuple[ChargebackState, Outcome]:
+    row = state.row
+    opened_at = min(row.opened_at, chbk.created_at)
+    # An event that says no status (updated without one) moves neither the status nor its
+    # clock: an older event that does say one may still arrive and must count.
+    if chbk.status is None or not is_newer(row.state(), event.created_at, event.event_id):
+        outcome = Outcome.DUPLICATE if chbk.status in {None, row.conekta_status} else Outcome.STALE
+        return replace(state, row=replace(row, opened_at=opened_at)), outcome
+    status = chbk.status
+    moved = replace(
+        row,
+        conekta_status=status,
+        status=chargeback_rules.rule(status).fulfillment,
+        last_event_id=event.event_id,
+        last_event_created_at=event.created_at,
+        opened_at=opened_at,
+    )
+    outcome = Outcome.APPLIED if status != row.conekta_status else Outcome.DUPLICATE
+    return replace(state, row=moved), outcome
+
+
+def _settle(
+    batch: _Batch, state: ChargebackState, charge: ledger.Charge, event: OrderEvent
+) -> list[ledger.Posting]:
+    """Move what the chargeback holds to where its status wants its target, own keys each."""
+    row = state.row
+    refunds = [(r.moved, r.created_at) for r in batch.refunds_of(charge)]
+    amount = chargeback_rules.target(charge.amount, refunds, row.opened_at, row.conekta_amount)
+    moves = chargeback_rules.moves(
+        state.held, row.conekta_status, amount, posted_before=state.postings > 0
+    )
+    postings = []
+    for move in moves:
+        number = state.postings + 1 if move.step in state.steps else None
+        key = ledger.chargeback_key(row.id, move.step, number)
+        first = move.step == "opened" and state.postings == 0
+        at = row.opened_at if first else max(event.created_at, row.opened_at)
+        postings.append(ledger.chargeback(key, move, charge, event.event_id, at))
+        state = state.after(move)
+    if postings or amount != row.amount:
+        batch.book_chargeback(replace(state, row=replace(row, amount=amount)))
     return postings
 
 
@@ -244,30 +433,6 @@ def _order_status(batch: _Batch, event: OrderEvent) -> Outcome:
         known = key in batch.booked.orders
         target = batch.plan.changed_orders if known else batch.plan.new_orders
         target[key] = row
-    return outcome
-
-
-def _chargeback_status(batch: _Batch, event: OrderEvent, charge: ledger.Charge) -> Outcome:
-    chbk = event.chargeback
-    if chbk is None:
-        return Outcome.DUPLICATE  # charge.refunded: money only, no status of its own
-    key = (event.livemode, chbk.id)
-    state = batch.chargebacks.get(key)
-    outcome = decide(state, chbk.status, event.created_at, event.event_id)
-    if outcome is Outcome.APPLIED:
-        row = ChargebackRow(
-            chbk.id,
-            event.livemode,
-            charge.id,
-            charge.order_id,
-            chbk.status,
-            charge.amount,
-            charge.currency,
-            event.event_id,
-            event.created_at,
-        )
-        batch.chargebacks[key] = row.state()
-        batch.plan.chargebacks[key] = row
     return outcome
 
 

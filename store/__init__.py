@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 
 from core import database
 from core.database import Pool
+from domain.fee import DEFAULT_TAX_RATE
 from store import sql
 from store.apply import Apply
 from store.audit import Audit
@@ -29,9 +31,10 @@ from store.users import Users
 class Store:
     """Named queries over a pool, one room per concept."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, *, fee_tax_rate: Decimal = DEFAULT_TAX_RATE) -> None:
+        """`fee_tax_rate`: CONEKTA_FEE_TAX_RATE, for the stores that apply events."""
         self.pool = pool
-        self.apply = Apply(pool)
+        self.apply = Apply(pool, fee_tax_rate)
         self.events = Events(pool)
         self.invalid = Invalid(pool)
         self.orders = Orders(pool)
@@ -47,12 +50,17 @@ class Store:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, url: str, *, max_size: int = 2, custom_plans: bool = False
+        cls,
+        url: str,
+        *,
+        max_size: int = 2,
+        custom_plans: bool = False,
+        fee_tax_rate: Decimal = DEFAULT_TAX_RATE,
     ) -> AsyncIterator[Store]:
         """A store on a small pool of its own (one-shot commands, the console)."""
         pool = await database.create_pool(url, max_size=max_size, custom_plans=custom_plans)
         try:
-            yield cls(pool)
+            yield cls(pool, fee_tax_rate=fee_tax_rate)
         finally:
             await pool.close()
 

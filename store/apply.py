@@ -1,5 +1,5 @@
 """The write path: a batch of order events planned by the domain and written in one transaction
-(orders, ledger postings, chargebacks, archive, outbox).
+(orders, ledger postings, charges, refunds, chargebacks, reconcile flags, archive, outbox).
 
 Lock order, the same in every transaction, so concurrent workers cannot deadlock: existing
 orders by (id, mode), then new orders by (id, mode) (insert), then the period lock (shared: a
@@ -10,16 +10,20 @@ mode).
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from core import database
-from core.database import Connection, Record
+from core.database import Connection, Pool, Record
 from core.errors import TransientDatabaseError
 from domain import accounts, ledger, periods
 from domain.archive import ArchiveRow
+from domain.chargeback import Held
+from domain.fee import DEFAULT_TAX_RATE
 from domain.fulfillment import OrderView
 from domain.ledger import Posting
+from domain.money_rows import ChargebackRow, ChargebackState, ReconcileFlag, RefundRow
 from domain.order_event import OrderEvent
 from domain.order_state import OrderState
 from domain.outcome import Outcome
@@ -61,7 +65,31 @@ CHARGEBACK_COLUMNS = (
     "currency",
     "last_event_id",
     "last_event_created_at",
+    "conekta_status",
+    "opened_at",
 )
+CHARGE_COLUMNS = (
+    "livemode",
+    "id",
+    "order_id",
+    "amount",
+    "currency",
+    "customer_key",
+    "fee",
+    "paid_at",
+)
+REFUND_COLUMNS = (
+    "livemode",
+    "id",
+    "charge_id",
+    "order_id",
+    "amount",
+    "currency",
+    "status",
+    "created_at",
+    "last_event_id",
+)
+FLAG_COLUMNS = ("livemode", "order_id", "reason", "event_id")
 OUTBOX_COLUMNS = ("message_id", "routing_key", "body")
 # Shared by every batch that posts, taken alone by `ledger close`: a close waits for the batches
 # in flight, and the next ones book by the new boundary (store/queries/periods.sql).
@@ -74,14 +102,25 @@ class ConcurrentOrderInsert(TransientDatabaseError):
 
 @dataclass(frozen=True)
 class Applied:
-    """What a committed batch did: an outcome per item, in order, and the events the domain
-    found contradicting a payment (an unpaid order's ending), for the caller to report."""
+    """What a committed batch did: an outcome per item, in order, and what the caller reports:
+    the events the domain found contradicting a payment (an unpaid order's ending), paying more
+    than their order (applied), and the orders flagged for reconcile (a list said has_more)."""
 
     outcomes: list[Outcome]
     contradictions: list[OrderEvent]
+    overpaid: list[OrderEvent] = field(default_factory=list)
+    flags: list[ReconcileFlag] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, plan: Plan) -> Applied:
+        return cls(plan.outcomes, plan.contradictions, plan.overpaid, plan.flags)
 
 
 class Apply(sql.Room):
+    def __init__(self, pool: Pool, fee_tax_rate: Decimal = DEFAULT_TAX_RATE) -> None:
+        super().__init__(pool)
+        self.fee_tax_rate = fee_tax_rate  # CONEKTA_FEE_TAX_RATE: how each fee posting splits
+
     async def batch(
         self,
         items: Sequence[Incoming],
@@ -96,8 +135,10 @@ class Apply(sql.Room):
         `modes`: the livemodes accepted (CONEKTA_ACCEPT_MODES); others are archived `other_mode`.
         """
         async with database.transaction(self.pool) as connection:
-            plan = await _apply_batch(connection, items, replay=replay, modes=modes)
-        return Applied(plan.outcomes, plan.contradictions)
+            plan = await _apply_batch(
+                connection, items, replay=replay, modes=modes, fee_tax_rate=self.fee_tax_rate
+            )
+        return Applied.of(plan)
 
     async def rejudge(
         self,
@@ -110,9 +151,11 @@ class Apply(sql.Room):
         invalid, or ignored) are archived; each archive row takes its new outcome and reason.
         The outcomes of `items`, in order."""
         async with database.transaction(self.pool) as connection:
-            plan = await _apply_batch(connection, items, replay=True, modes=modes)
+            plan = await _apply_batch(
+                connection, items, replay=True, modes=modes, fee_tax_rate=self.fee_tax_rate
+            )
             await write_archive(connection, rows)
-        return Applied(plan.outcomes, plan.contradictions)
+        return Applied.of(plan)
 
 
 async def _apply_batch(
@@ -121,12 +164,14 @@ async def _apply_batch(
     *,
     replay: bool,
     modes: Collection[bool],
+    fee_tax_rate: Decimal,
 ) -> Plan:
     """Plan and write a batch (in the caller's transaction)."""
     booked = await _load(connection, items, replay=replay)
-    plan = plan_batch(items, booked, modes)
+    plan = plan_batch(items, booked, modes, fee_tax_rate)
     await _write_orders(connection, plan)
     await _write_postings(connection, list(plan.postings.values()))
+    await _write_money_rows(connection, plan)
     await _write_chargebacks(connection, plan)
     await write_archive(connection, plan.archive)
     await _write_outbox(connection, plan)
@@ -137,23 +182,12 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
     """Lock the batch's orders and read what the plan needs; charges are resolved first, so the
     orders of chargebacks (which name only a charge) are locked too."""
     events = [item.event for item in items]
-    # Charges named by charge events, and refunded ones (a refund goes back to the customer the
-    # payment was booked for); plain payments need no lookup.
-    charge_ids = sorted(
-        {e.charge_id for e in events if e.charge_id}
-        | {c.id for e in events for c in e.paid_charges if c.refunds}
-    )
-    charges = {}
-    for row in await sql.fetch(connection, "booked_charges", charge_ids=charge_ids):
-        charges[(row["livemode"], row["charge_id"])] = ledger.Charge(
-            row["charge_id"],
-            row["order_id"],
-            row["amount"],
-            row["currency"],
-            row["livemode"],
-            row["customer_key"],
-            row["refunded"],
-        )
+    # Every charge the batch names: its payment may be booked (and its fee known), its refunds
+    # and chargebacks move together.
+    named = {e.charge_id for e in events if e.charge_id}
+    charge_ids = sorted(named | {c.id for e in events for c in e.paid_charges})
+    rows = await sql.fetch(connection, "charge_rows", ids=charge_ids)
+    charges = {(r["livemode"], r["id"]): ledger.Charge(**dict(r)) for r in rows}
     order_keys = sorted(
         {(e.order_id, e.livemode) for e in events if e.order_id}
         | {(c.order_id, c.livemode) for c in charges.values()}
@@ -170,28 +204,23 @@ async def _load(connection: Connection, items: Sequence[Incoming], *, replay: bo
         archived = [row["event_id"] for row in rows]
     known = {_key(r) for r in orders}
     candidates = _candidate_keys(
-        [i for i in items if (i.event.livemode, i.event.order_id) in known or i.event.chargeback]
+        [i for i in items if (i.event.livemode, i.event.order_id) in known]
     )
     keys = await sql.fetch(connection, "booked_keys", keys=sorted(candidates))
-    chargeback_keys = sorted({(e.chargeback.id, e.livemode) for e in events if e.chargeback})
-    chargebacks = await sql.fetch(
-        connection,
-        "chargeback_states",
-        ids=[k[0] for k in chargeback_keys],
-        livemodes=[k[1] for k in chargeback_keys],
-    )
+    refunds = await sql.fetch(connection, "refund_rows", charge_ids=charge_ids)
     return Booked(
         orders={_key(r): _state(r) for r in orders},
         archived_ids=archived,
         keys={(r["livemode"], r["business_key"]) for r in keys},
         charges=charges,
-        chargebacks={_key(r): _state(r) for r in chargebacks},
+        chargebacks=await _chargebacks(connection, events, charge_ids),
         order_views={
             _key(r): OrderView(
                 r["id"], r["status"], r["amount"], r["currency"], r["customer_key"], r["livemode"]
             )
             for r in orders
         },
+        refunds={(r["livemode"], r["id"]): RefundRow(**dict(r)) for r in refunds},
     )
 
 
@@ -200,16 +229,43 @@ def _key(row: Record) -> tuple[bool, str]:
     return (row["livemode"], row["id"])
 
 
+async def _chargebacks(
+    connection: Connection, events: Sequence[OrderEvent], charge_ids: Sequence[str]
+) -> dict[tuple[bool, str], ChargebackState]:
+    """The batch's chargebacks and those of its charges, with what their postings hold."""
+    ids = sorted({e.chargeback.id for e in events if e.chargeback})
+    rows = await sql.fetch(connection, "chargeback_states", ids=ids, charge_ids=charge_ids)
+    money = {
+        (r["livemode"], r["id"]): r
+        for r in await sql.fetch(connection, "chargeback_money", charge_ids=charge_ids)
+    }
+    states = {}
+    for row in rows:
+        key = (row["livemode"], row["id"])
+        held = money.get(key)
+        states[key] = ChargebackState(
+            ChargebackRow(**dict(row)),
+            Held(held["withheld"], held["lost"]) if held else Held(),
+            frozenset(held["steps"]) if held else frozenset(),
+            held["postings"] if held else 0,
+        )
+    return states
+
+
 def _state(row: Record) -> OrderState:
     return OrderState(row["status"], row["last_event_id"], row["last_event_created_at"])
 
 
 def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
-    """Every business key these events could post (payments, refunds, chargeback steps); the
-    caller leaves out events of orders not in the database yet: nothing of theirs is posted."""
+    """The payment and fee keys these events could post; the caller leaves out events of orders
+    not in the database yet: nothing of theirs is posted. (Refunds and chargebacks follow their
+    own rows and what their postings hold.)"""
     keys: set[str] = set()
     for item in items:
-        keys |= ledger.candidate_keys(item.event)
+        order_id = item.event.order_id or ""
+        for charge in item.event.paid_charges:
+            keys.add(ledger.business_key(ledger.PAYMENT, order_id, charge.id))
+            keys.add(ledger.business_key(ledger.FEE, order_id, charge.id))
     return keys
 
 
@@ -276,6 +332,19 @@ async def _declare_accounts(connection: Connection, postings: Sequence[Posting])
         type=[a.type.value for a in declared],
         normal_side=[a.normal_side for a in declared],
     )
+
+
+async def _write_money_rows(connection: Connection, plan: Plan) -> None:
+    """Charges booked (or their fee learnt), refunds as Conekta last said, reconcile flags."""
+    if plan.charges:
+        rows = list(plan.charges.values())
+        await sql.execute(connection, "upsert_charges", **sql.columns(rows, CHARGE_COLUMNS))
+    if plan.refunds:
+        refunds = list(plan.refunds.values())
+        await sql.execute(connection, "upsert_refunds", **sql.columns(refunds, REFUND_COLUMNS))
+    if plan.flags:
+        flags = list({(f.livemode, f.order_id, f.reason): f for f in plan.flags}.values())
+        await sql.execute(connection, "flag_for_reconcile", **sql.columns(flags, FLAG_COLUMNS))
 
 
 async def _write_chargebacks(connection: Connection, plan: Plan) -> None:

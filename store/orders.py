@@ -1,5 +1,6 @@
-"""Orders as the ledger knows them: their state, events, money, chargebacks and postings. An
-order is one id in one mode (Conekta's test and live modes may share an id)."""
+"""Orders as the ledger knows them: their state, events, money, refunds, chargebacks, reconcile
+flags and postings. An order is one id in one mode (Conekta's test and live modes may share an
+id)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,13 @@ class Orders(sql.Room):
 
     async def chargebacks(self, order_id: str, livemode: bool) -> list[Record]:
         return await self._read("order_chargebacks", order_id=order_id, livemode=livemode)
+
+    async def refunds(self, order_id: str, livemode: bool) -> list[Record]:
+        """Every refund as Conekta last said (a pending one is not in the ledger yet)."""
+        return await self._read("order_refunds", order_id=order_id, livemode=livemode)
+
+    async def reconcile_flags(self, order_id: str, livemode: bool) -> list[Record]:
+        return await self._read("order_reconcile_flags", order_id=order_id, livemode=livemode)
 
     async def postings(self, order_id: str, livemode: bool) -> list[Record]:
         return await self._read("order_postings", order_id=order_id, livemode=livemode)

@@ -23,8 +23,8 @@ CHARGE_STATUS = {
     "order.partially_refunded": "partially_refunded",
     "order.refunded": "refunded",
 }
-# (refund id, amount in positive cents, created_at)
-RefundSpec = tuple[str, int, int]
+# (refund id, amount in positive cents, created_at[, Conekta's status])
+RefundSpec = tuple[str, int, int] | tuple[str, int, int, str]
 
 
 def new_event_id(created_at: int = 1_700_000_000) -> str:
@@ -39,7 +39,7 @@ def order_event_document(
     event_id: str | None = None,
     created_at: int = 1_700_000_000,
     amount: int = 10_000,
-    fee: int = 500,
+    fee: int | None = 500,
     charge_id: str | None = None,
     customer_id: str | None = "cus_test",
     email: str | None = "Buyer@Example.com",
@@ -82,13 +82,14 @@ def charge_document(
     order_id: str,
     charge_id: str | None = None,
     amount: int = 10_000,
-    fee: int = 500,
+    fee: int | None = 500,
     currency: str = "MXN",
     refunds: tuple[RefundSpec, ...] = (),
     livemode: bool = False,
 ) -> dict[str, Any]:
+    """A charge; `fee` None leaves the field out (optional in Conekta's current spec)."""
     status = CHARGE_STATUS.get(event_type, "paid")
-    return {
+    document = {
         "id": charge_id or f"ch_{order_id}",
         "object": "charge",
         "livemode": livemode,
@@ -99,14 +100,18 @@ def charge_document(
         "order_id": order_id,
         "paid_at": 1_600_000_000 if status in {"paid", "partially_refunded", "refunded"} else None,
         "payment_method": {"object": "card_payment", "last4": "4242", "brand": "visa"},
-        "refunds": {
-            "object": "list",
-            "data": [
-                {"object": "refund", "id": rid, "amount": -cents, "created_at": at}
-                for rid, cents, at in refunds
-            ],
-        },
+        "refunds": {"object": "list", "data": [refund_document(*r) for r in refunds]},
     }
+    if fee is None:
+        del document["fee"]
+    return document
+
+
+def refund_document(rid: str, cents: int, at: int, status: str | None = None) -> dict[str, Any]:
+    refund: dict[str, Any] = {"object": "refund", "id": rid, "amount": -cents, "created_at": at}
+    if status is not None:
+        refund["status"] = status
+    return refund
 
 
 def charge_refunded_event(
@@ -115,7 +120,7 @@ def charge_refunded_event(
     charge_id: str,
     refunds: tuple[RefundSpec, ...],
     amount: int = 10_000,
-    fee: int = 500,
+    fee: int | None = 500,
     event_id: str | None = None,
     created_at: int = 1_700_000_000,
     livemode: bool = False,
@@ -135,12 +140,14 @@ def chargeback_event(
     created_at: int = 1_700_000_000,
     opened_at: int = 1_700_000_000,
     livemode: bool = False,
+    status: str | None = None,
 ) -> bytes:
-    """charge.chargeback.created|updated|under_review|won|lost."""
+    """charge.chargeback.created|updated|under_review|won|lost; `status`: Conekta's status in
+    the chargeback object (default: the type's last word)."""
     chargeback = {
         "id": chargeback_id,
         "object": "chargeback",
-        "status": event_type.rsplit(".", 1)[1],
+        "status": status or event_type.rsplit(".", 1)[1],
         "reason": "unrecognized",
         "charge_id": charge_id,
         "created_at": opened_at,

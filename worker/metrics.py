@@ -85,3 +85,12 @@ CONTRADICTIONS = Counter(
     "Events where an unpaid order's ending (expired, canceled, voided) met a payment: for"
     " reconciliation with Conekta.",
 )
+OVERPAID_ORDERS = Counter(
+    "conekta_worker_overpaid_orders_total",
+    "Events whose paid charges add up to more than their order's amount (applied; ledger verify"
+    " warns).",
+)
+RECONCILE_FLAGS = Counter(
+    "conekta_worker_reconcile_flags_total",
+    "Orders flagged for reconcile: an event's charges or refunds list said has_more.",
+)

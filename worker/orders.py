@@ -70,7 +70,8 @@ class OrderConsumer(Consumer[Incoming]):
 
 def report(applied: Applied) -> list[Outcome]:
     """The batch's outcomes; each payment contradicted by the domain's decision (an unpaid
-    order's ending met a payment: archived `stale`) counted and logged for reconciliation."""
+    order's ending met a payment: archived `stale`) counted and logged for reconciliation, and
+    so are orders paid above their amount and lists that said has_more."""
     for event in applied.contradictions:
         metrics.CONTRADICTIONS.inc()
         log.warning(
@@ -78,5 +79,22 @@ def report(applied: Applied) -> list[Outcome]:
             event_id=event.event_id,
             event_type=event.type,
             order_id=event.order_id,
+        )
+    for event in applied.overpaid:
+        metrics.OVERPAID_ORDERS.inc()
+        log.warning(
+            "paid charges above the order amount: applied, ledger verify warns",
+            event_id=event.event_id,
+            order_id=event.order_id,
+            paid=event.paid_total,
+            amount=event.amount,
+        )
+    for flag in applied.flags:
+        metrics.RECONCILE_FLAGS.inc()
+        log.warning(
+            "a list said has_more: what it carried is applied, the order flagged for reconcile",
+            event_id=flag.event_id,
+            order_id=flag.order_id,
+            reason=flag.reason,
         )
     return applied.outcomes

@@ -75,7 +75,7 @@ async def worker_resources(
     publisher = broker.Publisher(publish_connection, settings.publish_timeout)
     try:
         await lifecycle.unless_stopped(stop, broker.wait_for_topology(consume_connection))
-        yield Store(pool), consume_connection, publisher
+        yield Store(pool, fee_tax_rate=settings.fee_tax_rate), consume_connection, publisher
     finally:
         await publisher.close()
         await consume_connection.close()

@@ -65,8 +65,15 @@ GRANT UPDATE (note)          ON events              TO conekta_console, conekta_
 GRANT SELECT, INSERT         ON event_ids           TO conekta_worker, conekta_console, conekta_oncall;  -- dedupe; prune forgets old ones
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_worker, conekta_console, conekta_oncall;
 GRANT SELECT, INSERT         ON order_customers     TO conekta_worker, conekta_console, conekta_oncall;  -- the archive's trigger
-GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at)
+GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at,
+                              conekta_status, amount, opened_at)
                              ON chargebacks         TO conekta_worker, conekta_console, conekta_oncall;
+-- paid charges: the fee once known; refunds: their status as Conekta last said
+GRANT SELECT, INSERT, UPDATE (fee, updated_at) ON charges TO conekta_worker, conekta_console, conekta_oncall;
+GRANT SELECT, INSERT, UPDATE (status, last_event_id, updated_at)
+                             ON refunds             TO conekta_worker, conekta_console, conekta_oncall;
+GRANT SELECT, INSERT, UPDATE (event_id, flagged_at, resolved_at)
+                             ON reconcile_flags     TO conekta_worker, conekta_console, conekta_oncall;
 GRANT SELECT, INSERT         ON ledger_transactions TO conekta_worker, conekta_console, conekta_oncall;
 GRANT SELECT, INSERT         ON ledger_entries      TO conekta_worker, conekta_console, conekta_oncall;  -- append-only
 GRANT SELECT                 ON balances            TO conekta_worker, conekta_console, conekta_oncall;  -- the trigger keeps them

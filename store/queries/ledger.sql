@@ -33,14 +33,6 @@ FROM unnest(:keys::text[]) AS wanted (key)
 CROSS JOIN LATERAL (SELECT livemode, business_key FROM ledger_transactions
                     WHERE business_key = wanted.key) AS t;
 
--- booked_charges: paid charges already booked (a refund or chargeback event names only the charge)
-SELECT t.charge_id, t.order_id, t.amount, t.currency, t.livemode, o.customer_key,
-       (SELECT coalesce(sum(r.amount), 0) FROM ledger_transactions r
-        WHERE r.kind = 'refund' AND r.charge_id = t.charge_id AND r.livemode = t.livemode)::bigint
-           AS refunded
-FROM ledger_transactions t JOIN orders o ON o.id = t.order_id AND o.livemode = t.livemode
-WHERE t.kind = 'payment' AND t.charge_id = ANY(:charge_ids::text[]);
-
 -- list_balances: every balance (one mode, or both when :livemode is null), signed to its account's
 -- normal side, with the account's type
 SELECT b.account, a.type, b.currency, b.livemode,
@@ -94,10 +86,12 @@ WHERE b.balance IS DISTINCT FROM coalesce(e.total, 0);
 SELECT charge_id, livemode, count(*) AS postings FROM ledger_transactions
 WHERE kind = 'payment' GROUP BY charge_id, livemode HAVING count(*) > 1;
 
--- verify_refunds_within_payment: charges refunded more than they paid (or with no payment)
+-- verify_refunds_within_payment: charges refunded more than they paid (or with no payment); a
+-- reversed refund (it failed after it posted) gave its money back
 SELECT r.charge_id, r.livemode, r.refunded, p.amount AS paid
-FROM (SELECT charge_id, livemode, sum(amount) AS refunded FROM ledger_transactions
-      WHERE kind = 'refund' GROUP BY 1, 2) r
+FROM (SELECT charge_id, livemode,
+             sum(CASE WHEN kind = 'refund' THEN amount ELSE -amount END) AS refunded
+      FROM ledger_transactions WHERE kind IN ('refund', 'refund_reversed') GROUP BY 1, 2) r
 LEFT JOIN ledger_transactions p
        ON p.kind = 'payment' AND p.charge_id = r.charge_id AND p.livemode = r.livemode
 WHERE p.id IS NULL OR r.refunded > p.amount;

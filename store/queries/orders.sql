@@ -48,6 +48,9 @@ ORDER BY created_at, event_id;
 -- orders_updated_since: ids of the orders whose last event is at or after a time
 SELECT id FROM orders WHERE last_event_created_at >= :since ORDER BY id;
 
--- order_money: what one order's ledger says (in its mode): refunded cents
-SELECT coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)::bigint AS refunded_amount
+-- order_money: what one order's ledger says (in its mode): refunded cents (less refunds
+-- reversed)
+SELECT (coalesce(sum(amount) FILTER (WHERE kind = 'refund'), 0)
+        - coalesce(sum(amount) FILTER (WHERE kind = 'refund_reversed'), 0))::bigint
+           AS refunded_amount
 FROM ledger_transactions WHERE order_id = :order_id AND livemode = :livemode;

@@ -57,6 +57,7 @@ class Plan:
     final_status: dict[str, str] = field(default_factory=dict)
     balances: Counter[str] = field(default_factory=Counter)
     payments: int = 0
+    postings: int = 0  # payments and their fees
 
 
 def make_plan(rng: random.Random, orders: int = ORDERS) -> Plan:
@@ -90,7 +91,11 @@ def make_plan(rng: random.Random, orders: int = ORDERS) -> Plan:
         if final == "paid":
             plan.payments += 1
             plan.balances["conekta:receivable"] += amount - fee
-            plan.balances["conekta:fees"] += fee
+            # The fee is its own movement, less the 16 % IVA in it: F / 1.16 rounded half up.
+            commission = (200 * fee + 116) // 232
+            plan.balances["conekta:fees"] += commission
+            plan.balances["tax:vat_on_fees"] += fee - commission
+            plan.postings += 1 + (fee > 0)
             plan.balances[f"customer:{customer}"] += amount
     plan.unique_ids = {d["id"] for d in documents}
     bodies = [orjson.dumps(d) for d in documents]
@@ -430,7 +435,7 @@ async def _check(
     assert statuses == plan.final_status
     balances = {r["account"]: r["balance"] for r in await ledger.balances(store)}
     assert balances == dict(plan.balances)
-    assert await db.fetchval("SELECT count(*) FROM ledger_transactions") == plan.payments
+    assert await db.fetchval("SELECT count(*) FROM ledger_transactions") == plan.postings
     assert all(not rows for _, rows in await ledger.verify(store))
     channel = await broker.channel()
     stuck = {}

@@ -160,9 +160,12 @@ async def test_find_an_event_by_customer_and_see_everything_that_came_of_it(
         assert event["body"]["id"] == event_id
         assert event["outcome"] == "applied"
         assert event["order"]["status"] == "paid"
-        [posting] = event["order"]["postings"]
-        assert posting["business_key"] == "payment:ord_c1:ch_ord_c1"
-        assert sum(e["amount"] for e in posting["entries"]) == 0
+        postings = event["order"]["postings"]
+        assert sorted(p["business_key"] for p in postings) == [
+            "fee:ord_c1:ch_ord_c1",  # the fee is its own movement
+            "payment:ord_c1:ch_ord_c1",
+        ]
+        assert all(sum(e["amount"] for e in p["entries"]) == 0 for p in postings)
         assert [m["message_id"] for m in event["order"]["messages"]] == [f"ful_ord_c1_{event_id}"]
         async with http.get(f"{console}/api/v1/events", params={"since": "yesterday"}) as r:
             assert r.status == 400
@@ -197,7 +200,8 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             rows = (await r.json())["balances"]
         assert {(b["livemode"], b["account"], b["balance"]) for b in rows} == {
             (False, "conekta:receivable", 1_900),
-            (False, "conekta:fees", 100),
+            (False, "conekta:fees", 86),  # the fee of 100 less the IVA in it (100 / 1.16)
+            (False, "tax:vat_on_fees", 14),
             (False, "customer:cus_test", 2_000),
         }
         assert {b["account"]: b["type"] for b in rows} == {
@@ -223,7 +227,7 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             assert r.headers["Content-Type"].startswith("text/csv")
             lines = (await r.text()).splitlines()
         assert lines[0].startswith("id,effective_at,recorded_at,livemode,business_key")
-        assert len(lines) == 1 + 3
+        assert len(lines) == 1 + 2 + 3  # the payment's two entries, the fee's three
         assert sum(int(row["amount"]) for row in csv.DictReader(lines)) == 0
 
 

@@ -207,7 +207,8 @@ async def test_services_work_with_their_own_users_and_roles(
         )
     assert await balances(db) == {
         "conekta:receivable": 1940,
-        "conekta:fees": 60,
+        "conekta:fees": 52,  # 60 / 1.16 = 51.7
+        "tax:vat_on_fees": 8,
         "customer:cus_lp": 2000,
     }
     # On-call, as the console's broker user and the on-call role: replay the dead letter (it

@@ -73,16 +73,18 @@ async def test_the_migration_changes_no_posted_entry_and_declares_every_account(
     try:
         connection = await asyncpg.connect(database_url_for(name))
         try:
-            later = [(m, sql) for m, sql in migrations.available() if m >= "0015"]
+            # The ledger as it stood before 0014 (issue 22 A's money rules) and 0015; both run.
+            later = [(m, sql) for m, sql in migrations.available() if m >= "0014"]
             for migration, sql in migrations.available():
-                if migration < "0015":
+                if migration < "0014":
                     await connection.execute(sql)
             await connection.execute(BEFORE_0015)
             ledger = [tuple(r) for r in await connection.fetch(LEDGER_ROWS)]
             balances = await connection.fetch(
                 "SELECT account, currency, livemode, balance FROM balances ORDER BY 1, 2, 3"
             )
-            await connection.execute(later[0][1])
+            for _, sql in later:
+                await connection.execute(sql)
 
             assert [tuple(r) for r in await connection.fetch(LEDGER_ROWS)] == ledger
             assert (
@@ -111,8 +113,9 @@ async def test_the_migration_changes_no_posted_entry_and_declares_every_account(
             )
             await connection.execute(
                 "INSERT INTO chargebacks (id, livemode, charge_id, order_id, status, amount,"
-                " currency, last_event_id, last_event_created_at)"
-                " VALUES ('cb1', false, 'ch1', 'o1', 'open', 100, 'MXN', 'e4', now())"
+                " currency, last_event_id, last_event_created_at, conekta_status, opened_at)"
+                " VALUES ('cb1', false, 'ch1', 'o1', 'open', 100, 'MXN', 'e4', now(), 'open',"
+                " now())"
             )
             assert await connection.fetchval("SELECT count(*) FROM orders WHERE id = 'o1'") == 2
         finally:
@@ -172,13 +175,15 @@ async def test_the_same_order_id_in_test_and_live_mode_never_meets(
     assert await outcomes(store, live_paid, *chargebacks) == ["applied"] * 3
     assert await mode_balances(store, False) == {
         "conekta:receivable": 9_500 - 10_000,
-        "conekta:fees": 500,
+        "conekta:fees": 431,  # the fee's IVA apart (issue 22 A): 500 / 1.16
+        "tax:vat_on_fees": 69,
         "conekta:disputed": 10_000,
         "customer:cus_t": 10_000,
     }
     assert await mode_balances(store, True) == {
         "conekta:receivable": 29_100 - 30_000,
-        "conekta:fees": 900,
+        "conekta:fees": 776,  # 900 / 1.16
+        "tax:vat_on_fees": 124,
         "conekta:disputed": 30_000,
         "customer:cus_l": 30_000,
     }
@@ -196,6 +201,7 @@ async def test_the_same_order_id_in_test_and_live_mode_never_meets(
             assert (detail["livemode"], detail["amount"]) == (livemode, amount)
             assert {p["business_key"] for p in detail["postings"]} == {
                 f"payment:ord_m:ch_{mode[0]}",
+                f"fee:ord_m:ch_{mode[0]}",  # the fee is its own movement (issue 22 A)
                 "chargeback:cb_m:opened",
             }
         async with browser_like() as page_http:
@@ -238,7 +244,8 @@ async def test_balances_carry_the_account_type_and_read_a_negative_receivable(
     rows = {r["account"]: r for r in orjson.loads(out)}
     assert {a: (r["type"], r["balance"]) for a, r in rows.items()} == {
         "conekta:receivable": ("asset", -500),
-        "conekta:fees": ("expense", 500),
+        "conekta:fees": ("expense", 431),  # the fee's IVA apart: 500 / 1.16
+        "tax:vat_on_fees": ("asset", 69),
         "customer:cus_test": ("revenue", 0),
     }
     assert rows["conekta:receivable"]["reading"] == "owed to Conekta"
@@ -311,7 +318,7 @@ async def test_tz_reads_a_bare_date_in_another_zone(store: Store, settings: Sett
     # paid_at 1_600_000_000 is 2020-09-13T12:26:40Z; 20:00 in Mexico City is 01:00Z the next
     # day (after it), 20:00 in Tokyo 11:00Z (before it).
     assert await _cli_balances(settings, "2020-09-13") == {}  # its start in Mexico City: 05:00Z
-    assert (await _cli_balances(settings, "2020-09-13T20:00"))["conekta:fees"] == 500
+    assert (await _cli_balances(settings, "2020-09-13T20:00"))["conekta:fees"] == 431
     code, out = await cli(
         settings, "ledger", "balances", "--at", "2020-09-13T20:00", "--tz", "Asia/Tokyo", "--json"
     )
@@ -319,6 +326,6 @@ async def test_tz_reads_a_bare_date_in_another_zone(store: Store, settings: Sett
     code, out = await cli(
         settings, "ledger", "entries", "--since", "2020-09-13", "--until", "2020-09-14", "--json"
     )
-    assert code == 0 and len(orjson.loads(out)) == 3
+    assert code == 0 and len(orjson.loads(out)) == 2 + 3  # the payment's entries, the fee's
     code, out = await cli(settings, "ledger", "balances", "--tz", "Mars/Olympus")
     assert code != 0 and "not a time zone" in out

@@ -18,7 +18,13 @@ from domain.plan import Incoming
 from ops import ledger
 from store import Store
 from testkit import signing
-from testkit.events import charge_refunded_event, chargeback_event, order_event
+from testkit.events import (
+    charge_refunded_event,
+    chargeback_event,
+    order_event,
+    order_event_document,
+    order_of,
+)
 from testkit.processes import cli
 from testkit.services import count, publish_events, running_worker
 from testkit.wait import wait_for
@@ -42,6 +48,8 @@ async def assert_verified(store: Store) -> None:
 
 PAID: dict[str, Any] = {"amount": 40_000, "fee": 1_000, "charge_id": "ch_1", "customer_id": "cus_1"}
 R1, R2 = ("re_1", 15_000, 1_700_000_100), ("re_2", 25_000, 1_700_000_200)
+# The fee of 1000 is its own movement, split by the 16 % IVA inside it (1000 / 1.16 = 862.07).
+FEE_1000 = {"conekta:fees": 862, "tax:vat_on_fees": 138}
 
 
 async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> None:
@@ -67,7 +75,7 @@ async def test_a_refund_by_two_event_types_posts_once(store: Store, db: Db) -> N
     )
     assert (await store.apply.batch(later)).outcomes == ["applied", "applied"]  # money, then status
     assert await count(db, "SELECT count(*) FROM ledger_transactions WHERE kind = 'refund'") == 2
-    assert await mode_balances(store, False) == {"conekta:fees": 1000, "conekta:receivable": -1000}
+    assert await mode_balances(store, False) == FEE_1000 | {"conekta:receivable": -1000}
     order = await ledger.order(store, "ord_r")
     assert order is not None
     assert (order["status"], order["refunded_amount"], order["livemode"]) == (
@@ -91,9 +99,8 @@ async def test_a_chargeback_waits_for_its_payment_then_is_lost(store: Store, db:
     assert await count(db, "SELECT count(*) FROM events") == 0  # nothing of it was kept
     await store.apply.batch(items(order_event("order.paid", "ord_c", **PAID)))
     assert (await store.apply.batch(items(opened))).outcomes == ["applied"]
-    assert await mode_balances(store, False) == {
+    assert await mode_balances(store, False) == FEE_1000 | {
         "conekta:receivable": -1_000,
-        "conekta:fees": 1_000,
         "conekta:disputed": 40_000,
         "customer:cus_1": 40_000,
     }
@@ -105,10 +112,7 @@ async def test_a_chargeback_waits_for_its_payment_then_is_lost(store: Store, db:
         "charge.chargeback.under_review", "chbk_1", charge_id="ch_1", created_at=1_700_000_350
     )
     assert (await store.apply.batch(items(lost, review))).outcomes == ["applied", "stale"]
-    assert await mode_balances(store, False) == {
-        "conekta:receivable": -1_000,
-        "conekta:fees": 1_000,
-    }
+    assert await mode_balances(store, False) == FEE_1000 | {"conekta:receivable": -1_000}
     order = await ledger.order(store, "ord_c")
     assert order is not None
     assert order["status"] == "paid"
@@ -153,7 +157,8 @@ async def test_test_money_never_touches_live_balances(store: Store, db: Db) -> N
         )
     )
     assert await mode_balances(store, True) == {
-        "conekta:fees": 7,
+        "conekta:fees": 6,  # 7 / 1.16 = 6.03
+        "tax:vat_on_fees": 1,
         "conekta:receivable": 693,
         "customer:cus_test": 700,
     }
@@ -212,8 +217,7 @@ async def test_events_archived_before_this_handler_are_replayed_into_money(store
     order = await ledger.order(store, "ord_old")
     assert order is not None
     assert [e["outcome"] for e in order["events"]] == ["applied", "applied"]  # was `ignored`
-    assert await mode_balances(store, False) == {
-        "conekta:fees": 1_000,
+    assert await mode_balances(store, False) == FEE_1000 | {
         "conekta:receivable": 39_000 - 15_000 - 40_000,
         "conekta:disputed": 40_000,
         "customer:cus_1": 25_000,
@@ -318,4 +322,51 @@ async def test_a_refund_returns_money_to_the_customer_the_payment_was_booked_for
     )
     assert (await store.apply.batch(items(refund))).outcomes == ["applied"]
     assert await mode_balances(store, False) == {}  # the customer a@b.mx is back to zero
+    await assert_verified(store)
+
+
+async def test_a_pending_refund_is_shown_then_posted_and_warnings_name_what_to_look_at(
+    store: Store,
+) -> None:
+    """A pending refund is recorded, not posted; a list with has_more flags its order; a charge
+    without fee, and paid charges above their order, are warned about (not failures)."""
+    pending = order_event_document(
+        "order.partially_refunded",
+        "ord_pr",
+        created_at=1_700_000_100,
+        refunds=(("re_p", 1_000, 1_700_000_100, "pending"),),
+        **PAID,
+    )
+    order_of(pending)["charges"]["has_more"] = True
+    no_fee = order_event("order.paid", "ord_nf", charge_id="ch_nf", fee=None)
+    overpaid = order_event_document("order.paid", "ord_op", charge_id="ch_op", amount=5_000)
+    order_of(overpaid)["amount"] = 4_000  # one of several cash references paid in full
+    applied = await store.apply.batch(items(orjson.dumps(pending), no_fee, orjson.dumps(overpaid)))
+    assert applied.outcomes == ["applied", "applied", "applied"]
+    assert [e.order_id for e in applied.overpaid] == ["ord_op"]
+    order = await ledger.order(store, "ord_pr")
+    assert order is not None
+    assert [(r["id"], r["state"], r["amount"]) for r in order["refunds"]] == [
+        ("re_p", "pending", 1_000)
+    ]
+    assert order["refunded_amount"] == 0  # not in the ledger yet
+    assert [f["reason"] for f in order["reconcile"]] == ["charges has_more"]
+    warned = {c.query: rows for c, rows in await ledger.warnings(store) if rows}
+    assert [r["charge_id"] for r in warned["warn_fee_unknown"]] == ["ch_nf"]  # paid in 2020
+    assert [(r["order_id"], r["paid"]) for r in warned["warn_overpaid_orders"]] == [
+        ("ord_op", 5_000)
+    ]
+    assert [r["order_id"] for r in warned["warn_reconcile_flags"]] == ["ord_pr"]
+    await assert_verified(store)  # warnings are not failures
+    moved = order_event(
+        "order.partially_refunded",
+        "ord_pr",
+        created_at=1_700_000_200,
+        refunds=(("re_p", 1_000, 1_700_000_100, "succeeded"),),
+        **PAID,
+    )
+    assert (await store.apply.batch(items(moved))).outcomes == ["applied"]
+    order = await ledger.order(store, "ord_pr")
+    assert order is not None and order["refunded_amount"] == 1_000
+    assert [r["state"] for r in order["refunds"]] == ["moved"]
     await assert_verified(store)

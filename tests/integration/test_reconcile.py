@@ -146,7 +146,8 @@ async def test_gaps_are_backfilled_and_applied_once(
     assert statuses == {"ord_a": "paid", "ord_b": "paid"}
     assert await balances(db) == {
         "conekta:receivable": 19_200 + 4_800,
-        "conekta:fees": 1_000,
+        "conekta:fees": 690 + 172,  # fees 800 and 200 less the IVA in them (/ 1.16)
+        "tax:vat_on_fees": 110 + 28,
         "customer:cus_test": 25_000,
     }
     assert await count(db, "SELECT count(*) FROM reconcile_backfills") == 3
@@ -334,7 +335,8 @@ async def test_orders_record_books_once_and_the_webhook_is_a_duplicate(
     assert await count(db, "SELECT count(*) FROM audit_log WHERE action = 'orders.record'") == 2
     assert await balances(db) == {
         "conekta:receivable": 29_000,
-        "conekta:fees": 1_000,
+        "conekta:fees": 862,  # 1000 / 1.16
+        "tax:vat_on_fees": 138,
         "customer:cus_test": 30_000,
     }
     async with running_worker(settings):
@@ -342,7 +344,7 @@ async def test_orders_record_books_once_and_the_webhook_is_a_duplicate(
         await wait_archived(db, 2)
     outcome = await db.fetchval("SELECT outcome FROM events WHERE event_id = $1", webhook["id"])
     assert outcome == "duplicate"
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 1
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2  # payment, fee
     assert (await balances(db))["customer:cus_test"] == 30_000
 
 

@@ -107,7 +107,8 @@ async def test_signed_event_stricter_than_conekta_is_kept_invalid_and_replayable
     assert await outcome_of(store, document["id"]) == "applied"
     assert await balances(db) == {
         "conekta:receivable": 9500,
-        "conekta:fees": 500,
+        "conekta:fees": 431,  # 500 / 1.16
+        "tax:vat_on_fees": 69,
         "customer:cus_strict": 10000,
     }
     assert await ledger_clean(store)

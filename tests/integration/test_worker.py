@@ -82,11 +82,13 @@ async def test_samples_end_to_end(
         "ord_2zqnvjdK1zyFYp6c2": "expired",
         "ord_2tV52JvSom2w3E8bX": "refunded",
     }
-    # Payments 20000 (fee 796) and 40000 (fee 1972); refunds 15000 + 25000 of the second;
-    # a chargeback opened on the first withholds its 20000.
+    # Payments 20000 and 40000, gross; their fees 796 and 1972, each its own movement, split by
+    # the 16 % IVA inside them (686 + 110, 1700 + 272); refunds 15000 + 25000 of the second; a
+    # chargeback opened on the first (action_required) withholds its 20000.
     assert await balances(db) == {
-        "conekta:receivable": 19204 + 38028 - 40000 - 20000,
-        "conekta:fees": 796 + 1972,
+        "conekta:receivable": 20000 + 40000 - 796 - 1972 - 40000 - 20000,
+        "conekta:fees": 686 + 1700,
+        "tax:vat_on_fees": 110 + 272,
         "conekta:disputed": 20000,
         "customer:cus_2ss5YAeTKuEr5M4fD": 20000,
         "customer:cus_2tKZmA749BLsMRgBY": 0,
@@ -96,6 +98,7 @@ async def test_samples_end_to_end(
     assert order is not None
     assert order["chargebacks"][0]["id"] == "chbk_2sv4Tq8mWnXb7KdPe"
     assert order["chargebacks"][0]["status"] == "open"
+    assert order["chargebacks"][0]["conekta_status"] == "action_required"
     refunded = await ledger.order(store, "ord_2tV52JvSom2w3E8bX")
     assert refunded is not None and refunded["refunded_amount"] == 40000
     messages = await fulfillment_messages(broker, probe)
@@ -128,10 +131,11 @@ async def test_duplicates_by_id_and_by_business_key(
         await wait_outbox_sent(db)
     outcomes = dict(await db.fetch("SELECT event_id, outcome FROM events"))
     assert sorted(outcomes.values()) == ["applied", "duplicate"]
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 1
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2  # payment, fee
     assert await balances(db) == {
         "conekta:receivable": 4800,
-        "conekta:fees": 200,
+        "conekta:fees": 172,  # 200 / 1.16 = 172.4
+        "tax:vat_on_fees": 28,
         "customer:cus_test": 5000,
     }
     assert len(await fulfillment_messages(broker, probe)) == 1
@@ -178,10 +182,11 @@ async def test_every_order_of_arrival_ends_paid_once(
         await wait_archived(db, len(bodies))
         await wait_outbox_sent(db)
     assert set(dict(await db.fetch("SELECT id, status FROM orders")).values()) == {"paid"}
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == len(ARRIVALS)
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2 * len(ARRIVALS)
     assert await balances(db) == {
         "conekta:receivable": 950 * len(ARRIVALS),
-        "conekta:fees": 50 * len(ARRIVALS),
+        "conekta:fees": 43 * len(ARRIVALS),  # 50 / 1.16 = 43.1
+        "tax:vat_on_fees": 7 * len(ARRIVALS),
         **{f"customer:cus_{n}": 1000 for n in range(len(ARRIVALS))},
     }
     applied = await count(db, "SELECT count(*) FROM events WHERE outcome = 'applied'")
@@ -230,10 +235,11 @@ async def test_two_workers_on_one_hot_account(
     total = sum(1000 + i % 7 for i in range(n))
     assert await balances(db) == {
         "conekta:receivable": total - 30 * n,
-        "conekta:fees": 30 * n,
+        "conekta:fees": 26 * n,  # 30 / 1.16 = 25.9
+        "tax:vat_on_fees": 4 * n,
         "customer:cus_hot": total,
     }
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == n
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2 * n
     assert all(not rows for _, rows in await ledger.verify(store))
 
 

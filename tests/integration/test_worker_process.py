@@ -59,11 +59,12 @@ async def test_sigkill_mid_batch_loses_nothing_and_applies_nothing_twice(
         await wait_for(outbox_flushed, what="outbox flushed")
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), timeout=30) == 0
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == n
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2 * n  # and fees
     half = n // 2
     assert await balances(db) == {
         "conekta:receivable": 1900 * n,
-        "conekta:fees": 100 * n,
+        "conekta:fees": 86 * n,  # 100 / 1.16
+        "tax:vat_on_fees": 14 * n,
         "customer:cus_hot": 2000 * half,
         **{f"customer:cus_{i}": 2000 for i in range(0, n, 2)},
     }
@@ -118,9 +119,10 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     assert code == 0
     money = {"currency": "MXN", "livemode": False, "reading": ""}
     assert sorted(orjson.loads(output), key=lambda r: r["account"]) == [
-        {"account": "conekta:fees", "type": "expense", "balance": 7, **money},
+        {"account": "conekta:fees", "type": "expense", "balance": 6, **money},
         {"account": "conekta:receivable", "type": "asset", "balance": 770, **money},
         {"account": "customer:cus_test", "type": "revenue", "balance": 777, **money},
+        {"account": "tax:vat_on_fees", "type": "asset", "balance": 1, **money},
     ]
     assert (order["refunded_amount"], order["chargebacks"], order["livemode"]) == (0, [], False)
     code, output = await cli(settings, "ledger", "balances", "--json", "--mode", "live")
@@ -132,7 +134,7 @@ async def test_read_commands(settings: Settings, broker: Any, db: Db) -> None:
     header, row = output.strip().splitlines()
     assert header.startswith("id,effective_at,recorded_at,livemode,business_key")
     # occurred_at last: the columns before it keep their places
-    assert "payment:ord_r:ch_ord_r" in row and ",conekta:fees,MXN,7,2020-09-13T" in row
+    assert "fee:ord_r:ch_ord_r" in row and ",conekta:fees,MXN,6,2020-09-13T" in row
     code, output = await cli(settings, "ledger", "entries", "--json", "--since", "1600000001")
     assert (code, orjson.loads(output)) == (0, [])
     code, output = await cli(settings, "orders", "show", "ord_missing")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import random
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,12 @@ def test_accept_modes(value: str, modes: set[bool]) -> None:
     assert load_settings({}).accept_modes == {True, False}
 
 
+def test_fee_tax_rate() -> None:
+    assert load_settings({}).fee_tax_rate == Decimal("0.16")
+    assert load_settings({"CONEKTA_FEE_TAX_RATE": " 0 "}).fee_tax_rate == 0
+    assert load_settings({"CONEKTA_FEE_TAX_RATE": "0.08"}).fee_tax_rate == Decimal("0.08")
+
+
 @pytest.mark.parametrize(
     "env",
     [
@@ -51,6 +58,10 @@ def test_accept_modes(value: str, modes: set[bool]) -> None:
         {"CONEKTA_INGEST_DEDUPE_MONTHS": "-1"},
         {"CONEKTA_ACCEPT_MODES": "sandbox"},
         {"CONEKTA_ACCEPT_MODES": ""},
+        {"CONEKTA_FEE_TAX_RATE": "16"},
+        {"CONEKTA_FEE_TAX_RATE": "-0.1"},
+        {"CONEKTA_FEE_TAX_RATE": "iva"},
+        {"CONEKTA_FEE_TAX_RATE": "NaN"},
     ],
 )
 def test_bad_settings_are_refused(env: dict[str, str]) -> None:

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -8,6 +9,8 @@ import pytest
 
 from core.errors import UnapplicableEvent, UnknownCharge
 from domain import ledger
+from domain.chargeback import Move
+from domain.money_rows import RefundRow
 from domain.order_event import PaidCharge, Refund, parse_order_event
 from domain.order_state import OrderState
 from domain.outcome import Outcome
@@ -35,21 +38,26 @@ def money(plan: Plan) -> dict[str, int]:
     return {k: v for k, v in totals.items() if v}
 
 
-def test_payment_entries_balance_and_follow_the_accounts() -> None:
+def test_payment_books_the_gross_and_the_fee_is_its_own_movement() -> None:
     posting = ledger.payment(PaidCharge("ch", 20000, 796), CHARGE, "e", AT)
     assert {e.account: e.amount for e in posting.entries} == {
-        "conekta:receivable": 19204,
-        "conekta:fees": 796,
+        "conekta:receivable": 20000,
         "customer:cus_1": -20000,
     }
     assert posting.business_key == "payment:ord_a:ch"
     assert posting.effective_at == AT  # no paid_at: the event's time
-    assert sum(e.amount for e in posting.entries) == 0
-
-
-def test_zero_fee_leaves_no_zero_entry() -> None:
-    posting = ledger.payment(PaidCharge("ch", 100, 0), CHARGE, "e", AT)
-    assert [e.account for e in posting.entries] == ["conekta:receivable", "customer:cus_1"]
+    fee = ledger.fee_posting(CHARGE, 796, Decimal("0.16"), "e", AT)
+    assert fee.business_key == "fee:ord_a:ch"
+    assert {e.account: e.amount for e in fee.entries} == {
+        "conekta:receivable": -796,
+        "conekta:fees": 686,  # round-half-up(796 / 1.16) = 686.2 -> 686
+        "tax:vat_on_fees": 110,
+    }
+    untaxed = ledger.fee_posting(CHARGE, 796, Decimal(0), "e", AT)
+    assert [(e.account, e.amount) for e in untaxed.entries] == [
+        ("conekta:receivable", -796),
+        ("conekta:fees", 796),
+    ]
 
 
 def test_refund_returns_money_to_the_customer_and_keeps_the_fee() -> None:
@@ -62,17 +70,21 @@ def test_refund_returns_money_to_the_customer_and_keeps_the_fee() -> None:
 
 
 @pytest.mark.parametrize(
-    ("step", "expected"),
+    ("move", "expected"),
     [
-        ("opened", {"conekta:disputed": 20000, "conekta:receivable": -20000}),
-        ("won", {"conekta:disputed": -20000, "conekta:receivable": 20000}),
-        ("lost", {"conekta:disputed": -20000, "customer:cus_1": 20000}),
+        (Move("opened", 20000, 0), {"conekta:disputed": 20000, "conekta:receivable": -20000}),
+        (Move("won", -20000, 0), {"conekta:disputed": -20000, "conekta:receivable": 20000}),
+        (Move("lost", -20000, 20000), {"conekta:disputed": -20000, "customer:cus_1": 20000}),
+        (Move("lost", 0, 20000), {"customer:cus_1": 20000, "conekta:receivable": -20000}),
+        (Move("adjusted", -5000, 0), {"conekta:disputed": -5000, "conekta:receivable": 5000}),
     ],
 )
-def test_chargeback_steps(step: str, expected: dict[str, int]) -> None:
-    posting = ledger.chargeback("chbk_1", step, CHARGE, "e", AT)
-    assert posting.business_key == f"chargeback:chbk_1:{step}"
+def test_chargeback_moves(move: Move, expected: dict[str, int]) -> None:
+    posting = ledger.chargeback(ledger.chargeback_key("chbk_1", move.step), move, CHARGE, "e", AT)
+    assert posting.business_key == f"chargeback:chbk_1:{move.step}"
+    assert posting.kind == f"chargeback_{move.step}"
     assert {e.account: e.amount for e in posting.entries} == expected
+    assert sum(e.amount for e in posting.entries) == 0
 
 
 def test_plan_new_order_then_duplicates() -> None:
@@ -82,7 +94,8 @@ def test_plan_new_order_then_duplicates() -> None:
     plan = plan_batch([paid, again, other_id_same_money], Booked())
     assert plan.outcomes == ["applied", Outcome.REDELIVERED, "duplicate"]
     assert list(plan.new_orders) == [(False, "ord_a")]
-    assert [k for _, k in plan.postings] == ["payment:ord_a:ch_ord_a"]  # once per charge
+    # once per charge
+    assert [k for _, k in plan.postings] == ["payment:ord_a:ch_ord_a", "fee:ord_a:ch_ord_a"]
     assert len(plan.messages) == 1
     assert len(plan.archive) == 2
 
@@ -127,7 +140,7 @@ def test_partial_then_full_refund_posts_each_refund_once() -> None:
     )
     plan = plan_batch([paid, partial, full, by_charge], Booked())
     assert plan.outcomes == ["applied", "applied", "applied", "duplicate"]
-    assert money(plan) == {"conekta:fees": 500, "conekta:receivable": -500}
+    assert money(plan) == {"conekta:fees": 431, "tax:vat_on_fees": 69, "conekta:receivable": -500}
     assert plan.new_orders[(False, "ord_a")].status == "refunded"
     assert [m.routing_key for m in plan.messages] == [
         "order.paid",
@@ -149,12 +162,16 @@ def test_refunds_across_events_never_exceed_the_charge() -> None:
     assert plan_batch([paid, first], Booked()).outcomes == ["applied", "applied"]
     with pytest.raises(UnapplicableEvent, match="would add up to 80000"):
         plan_batch([paid, first, again], Booked())
-    booked = ledger.Charge("ch_ord_a", "ord_a", 40000, "MXN", False, "cus_1", refunded=40000)
+    booked = ledger.Charge("ch_ord_a", "ord_a", 40000, "MXN", False, "cus_1", 500)
+    r1 = RefundRow("r1", False, "ch_ord_a", "ord_a", 40000, "MXN", None, AT, "e")
     by_charge = wrap(
         charge_refunded_event("ord_a", charge_id="ch_ord_a", amount=40000, refunds=(("r9", 1, 11),))
     )
     with pytest.raises(UnapplicableEvent, match="would add up to 40001"):
-        plan_batch([by_charge], Booked(charges={(False, "ch_ord_a"): booked}))
+        plan_batch(
+            [by_charge],
+            Booked(charges={(False, "ch_ord_a"): booked}, refunds={(False, "r1"): r1}),
+        )
 
 
 @pytest.mark.parametrize("value", [["ch"], 12, {"a": 1}, ""])
@@ -188,11 +205,15 @@ def test_chargeback_opened_then_lost() -> None:
     )
     plan = plan_batch([paid, opened, lost], Booked())
     assert plan.outcomes == ["applied", "applied", "applied"]
-    assert money(plan) == {"conekta:receivable": -796, "conekta:fees": 796}
+    assert money(plan) == {"conekta:receivable": -796, "conekta:fees": 686, "tax:vat_on_fees": 110}
     assert plan.chargebacks[(False, "chbk_1")].status == "lost"
     # the payment status does not move back
     assert plan.new_orders[(False, "ord_a")].status == "paid"
-    assert orjson.loads(plan.messages[-1].body)["chargeback"] == {"id": "chbk_1", "status": "lost"}
+    assert orjson.loads(plan.messages[-1].body)["chargeback"] == {
+        "id": "chbk_1",
+        "status": "lost",
+        "conekta_status": "lost",
+    }
 
 
 def test_expired_on_a_paid_order_is_a_stale_contradiction() -> None:
@@ -226,7 +247,9 @@ def test_test_and_live_keys_never_meet() -> None:
     plan = plan_batch([live, test], Booked())
     assert set(plan.postings) == {
         (True, "payment:ord_a:ch_ord_a"),
+        (True, "fee:ord_a:ch_ord_a"),
         (False, "payment:ord_a:ch_ord_a"),
+        (False, "fee:ord_a:ch_ord_a"),
     }
 
 
