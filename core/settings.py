@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core import topology
 from core.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
@@ -69,6 +70,9 @@ class Settings:
     # retention: the HMAC-SHA256 key that signs exports (`archive prune --export`, `archive
     # sign`) and that `archive restore` checks; a secret kept off the export volume
     export_key: str | None = field(default=None, repr=False)
+    # the fulfillment services that subscribe, each with its queue conekta.fulfillment.<name>:
+    # watched (metrics, `fulfillment subscribers`) and the only targets of `fulfillment replay`
+    fulfillment_subscribers: tuple[str, ...] = ()
 
 
 # env var -> (field, parser)
@@ -106,6 +110,17 @@ def zone(name: str) -> ZoneInfo:
         ) from None
 
 
+def subscriber_names(value: str) -> tuple[str, ...]:
+    """Comma-separated subscriber names, each checked (core.topology.subscriber_name_problem)."""
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if (problem := topology.subscriber_name_problem(name)) is not None:
+            raise ConfigError(problem)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a subscriber is named twice: {value!r}")
+    return names
+
+
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
@@ -141,6 +156,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_CONSOLE_TRUSTED_PROXIES": ("console_trusted_proxies", _networks),
     "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
     "CONEKTA_EXPORT_KEY": ("export_key", lambda v: v.strip() or None),
+    "CONEKTA_FULFILLMENT_SUBSCRIBERS": ("fulfillment_subscribers", subscriber_names),
 }
 
 
