@@ -405,18 +405,65 @@ async def _declare(
 
 
 async def existing_retired_queues(connection: AbstractConnection) -> list[RetiredQueue]:
-    """The retired queues still on the broker (a passive declare on its own channel each: a
-    missing queue closes the channel it is asked on)."""
-    found = []
-    for retired in RETIRED_QUEUES:
-        probe = await connection.channel()
-        try:
-            await probe.declare_queue(retired.name, passive=True)
-        except ChannelNotFoundEntity:  # missing; the broker closed the probe channel
-            continue
-        else:
-            found.append(retired)
-        finally:
-            if not probe.is_closed:
-                await probe.close()
-    return found
+    """The retired queues still on the broker."""
+    return [r for r in RETIRED_QUEUES if await probe_queue(connection, r.name) is not None]
+
+
+async def probe_queue(connection: AbstractConnection, name: str) -> tuple[int, int] | None:
+    """A queue's ready messages and consumers, or None when it does not exist: a passive declare
+    (no permission needed, no management API) on its own channel, since a missing queue closes
+    the channel it is asked on."""
+    probe = await connection.channel()
+    try:
+        declared = await probe.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:  # missing; the broker closed the probe channel
+        return None
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    result = declared.declaration_result
+    return result.message_count or 0, result.consumer_count or 0
+
+
+@dataclass(frozen=True)
+class SubscriberState:
+    """A configured subscriber's queue as the broker sees it now."""
+
+    name: str
+    queue: str
+    exists: bool
+    messages: int  # ready, not yet delivered (unacknowledged ones are not counted)
+    consumers: int
+    dead_letters: int | None  # in its dead-letter queue; None when that queue does not exist
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "queue": self.queue,
+            "exists": self.exists,
+            "messages": self.messages,
+            "consumers": self.consumers,
+            "dead_letter_queue": subscriber_dead_letter_queue(self.name),
+            "dead_letters": self.dead_letters,
+        }
+
+
+async def subscriber_states(
+    connection: AbstractConnection, names: Sequence[str]
+) -> list[SubscriberState]:
+    states = []
+    for name in names:
+        queue = await probe_queue(connection, subscriber_queue(name))
+        dead = await probe_queue(connection, subscriber_dead_letter_queue(name))
+        messages, consumers = queue or (0, 0)
+        states.append(
+            SubscriberState(
+                name,
+                subscriber_queue(name),
+                queue is not None,
+                messages,
+                consumers,
+                None if dead is None else dead[0],
+            )
+        )
+    return states
