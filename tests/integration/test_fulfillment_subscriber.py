@@ -14,6 +14,7 @@ from typing import Any, TypeAlias
 
 import aio_pika
 import asyncpg
+from prometheus_client import REGISTRY
 
 from core import topology
 from core.broker import Publisher
@@ -21,6 +22,7 @@ from examples import fulfillment_subscriber as example
 from testkit.fulfillment import fulfillment_message, subscriber_user
 from testkit.services import count
 from testkit.wait import wait_for
+from worker import runner
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 EXAMPLE = Path(example.__file__)
@@ -144,3 +146,61 @@ async def _deliver_without_ack(connection: aio_pika.abc.AbstractConnection, queu
         taken += 1
     assert taken == 6
     await channel.close()
+
+
+async def test_subscriber_states_and_metrics_by_passive_declares(amqp_url: str) -> None:
+    """A configured subscriber's queue: depth, consumers, dead letters; a missing one says so.
+    The worker's watcher exports the same as metrics."""
+    admin = await aio_pika.connect_robust(amqp_url)
+    publisher = Publisher(await aio_pika.connect_robust(amqp_url), timeout=5)
+    async with subscriber_user(amqp_url, NAME) as url:
+        own = await aio_pika.connect(url)
+        channel = await own.channel()
+        queue = await example.declare(channel, NAME)
+        message = fulfillment_message("order.paid", "ord_state1")
+        for _ in range(3):
+            await publisher.publish(
+                topology.FULFILLMENT_EXCHANGE, "order.paid", message.body, message_id="m"
+            )
+        rejected = await queue.get()
+        await rejected.reject(requeue=False)  # one dead letter
+        states = await topology.subscriber_states(admin, (NAME, "billing"))
+        assert [s.as_dict() for s in states] == [
+            {
+                "name": NAME,
+                "queue": "conekta.fulfillment.shipping",
+                "exists": True,
+                "messages": 2,
+                "consumers": 0,
+                "dead_letter_queue": "conekta.fulfillment.shipping.dead-letters",
+                "dead_letters": 1,
+            },
+            {
+                "name": "billing",
+                "queue": "conekta.fulfillment.billing",
+                "exists": False,
+                "messages": 0,
+                "consumers": 0,
+                "dead_letter_queue": "conekta.fulfillment.billing.dead-letters",
+                "dead_letters": None,
+            },
+        ]
+        stop = asyncio.Event()
+        watcher = asyncio.create_task(runner._watch_subscribers(admin, (NAME, "billing"), stop))
+
+        def sample(metric: str, name: str) -> float | None:
+            return REGISTRY.get_sample_value(metric, {"subscriber": name})
+
+        async def exported() -> bool:
+            return sample("conekta_fulfillment_subscriber_messages", NAME) == 2
+
+        await wait_for(exported, what="the watcher's first pass")
+        stop.set()
+        await watcher
+        assert sample("conekta_fulfillment_subscriber_dead_letters", NAME) == 1
+        assert sample("conekta_fulfillment_subscriber_queue_exists", NAME) == 1
+        assert sample("conekta_fulfillment_subscriber_queue_exists", "billing") == 0
+        assert sample("conekta_fulfillment_subscriber_consumers", NAME) == 0
+        await own.close()
+    await publisher.close()
+    await admin.close()
