@@ -254,10 +254,12 @@ WORKER_USER = BrokerUser(
 CONSOLE_USER = BrokerUser(
     "conekta-console",
     only(),
-    # dlq replay: back to where each message first went (dead letters live in Postgres)
-    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE),
+    # dlq replay: back to where each message first went (dead letters live in Postgres);
+    # fulfillment replay: to one subscriber's queue only, by name through the default exchange
+    # (it could already reach conekta.orders through conekta.events: no new power over money)
+    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE, _DEFAULT_EXCHANGE),
     only(),
-    "on-call: replays dead letters",
+    "on-call: replays dead letters and fulfillment messages",
 )
 MIGRATE_USER = BrokerUser(
     "conekta-migrate",
