@@ -55,6 +55,7 @@ ACTIONS = {
     "charge.chargeback.won": "dispute won: release the hold",
 }
 
+# Keep seen ids at least as long as a replay can reach back (the outbox's retention, 13 months).
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS fulfillment_seen (
     message_id text PRIMARY KEY,
