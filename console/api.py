@@ -13,10 +13,29 @@ from aiohttp import web
 
 from console.auth import require_operator, user_of
 from console.openapi import document
-from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
-from core.errors import BadRequest
+from console.state import (
+    SETTINGS,
+    STORE,
+    VERIFIER,
+    broker_connection,
+    publisher,
+    queue_depths,
+    subscriber_states,
+)
+from core.errors import BadRequest, PublishFailed
 from core.settings import MODES
-from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging, replayed
+from ops import (
+    actions,
+    audit,
+    dead_letters,
+    events,
+    explore,
+    fulfillment,
+    invalid,
+    ledger,
+    paging,
+    replayed,
+)
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -404,6 +423,53 @@ async def audit_log(request: web.Request) -> web.Response:
     )
 
 
+async def fulfillment_subscribers(request: web.Request) -> web.Response:
+    states = await subscriber_states(request.app)
+    if states is None:
+        raise web.HTTPServiceUnavailable(text="RabbitMQ is unreachable; try again shortly")
+    return web.json_response({"items": states})
+
+
+def fulfillment_selection(body: dict[str, Any]) -> fulfillment.Selection:
+    queue = _body_text(body, "queue")
+    if not queue:
+        raise BadRequest("queue is required: conekta.fulfillment.<name> of a configured subscriber")
+    return fulfillment.Selection(
+        queue,
+        _body_time(body, "since"),
+        _body_time(body, "until"),
+        _body_text(body, "type"),
+        _body_text(body, "order_id"),
+    )
+
+
+async def replay_fulfillment(request: web.Request) -> web.Response:
+    """To one configured subscriber's queue only (ops.fulfillment); dry_run counts."""
+    user = require_operator(request)
+    body = await json_body(request)
+    selection, store = fulfillment_selection(body), request.app[STORE]
+    subscribers = request.app[SETTINGS].fulfillment_subscribers
+    if body.get("dry_run") is True:
+        result = await fulfillment.preview(store, selection, subscribers)
+        return web.json_response(result.summary())
+    selection.check(subscribers)  # a clear 400 before the broker is asked
+    try:
+        result = await fulfillment.replay(
+            store,
+            await publisher(request.app),
+            await broker_connection(request.app),
+            selection,
+            subscribers,
+            user.actor,
+            reason=_body_text(body, "reason") or "",
+        )
+    except PublishFailed as exc:
+        raise web.HTTPServiceUnavailable(
+            text=f"replay stopped: {exc} (the audit log says how many went out)"
+        ) from exc
+    return web.json_response(result.summary())
+
+
 async def openapi(request: web.Request) -> web.Response:
     return web.json_response(document())
 
@@ -429,4 +495,6 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/invalid-events", invalid_events)
     r.add_post("/api/v1/invalid-events/replay", replay_invalid_events)
     r.add_post("/api/v1/invalid-events/purge", purge_invalid_events)
+    r.add_get("/api/v1/fulfillment/subscribers", fulfillment_subscribers)
+    r.add_post("/api/v1/fulfillment/replay", replay_fulfillment)
     r.add_get("/api/v1/audit", audit_log)

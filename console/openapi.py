@@ -36,6 +36,7 @@ ID = {"type": "integer", "minimum": 0}
 RESULT = {"$ref": "#/components/schemas/ActionResult"}
 ANY_OBJECT = {"type": "object"}
 STRS = {"type": "array", "items": {"type": "string"}}
+TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
 
 SCHEMAS: dict[str, Schema] = {
     "Error": _obj({"error": _str()}),
@@ -205,6 +206,43 @@ SCHEMAS: dict[str, Schema] = {
         },
         {"outcomes": ANY_OBJECT, "went_back": STRS, "pending": STRS, "waited": {"type": "number"}},
     ),
+    "FulfillmentSubscriber": _obj(
+        {
+            "name": _str(),
+            "queue": _str(),
+            "exists": BOOL,
+            "messages": INT,
+            "consumers": INT,
+            "dead_letter_queue": _str(),
+            "dead_letters": {"type": ["integer", "null"]},
+        }
+    ),
+    "FulfillmentReplay": {
+        "type": "object",
+        "description": "Published outbox messages to send again to one configured subscriber's"
+        " queue (conekta.fulfillment.<name>), filtered by when they were written, type, order.",
+        "required": ["queue"],
+        "properties": {
+            "queue": _str(),
+            "since": TIME,
+            "until": TIME,
+            "type": _str(),
+            "order_id": _str(),
+            "dry_run": BOOL,
+            "reason": _str(),
+        },
+    },
+    "FulfillmentReplayResult": _obj(
+        {
+            "queue": _str(),
+            "dry_run": BOOL,
+            "matched": INT,
+            "published": INT,
+            "done_count": INT,
+            "by_type": {"type": "object", "additionalProperties": INT},
+            "audit_id": {"type": ["integer", "null"]},
+        }
+    ),
     "InvalidEvent": _obj(
         {
             "event_id": _str(),
@@ -288,12 +326,11 @@ ERRORS = {
             "or a state-changing call whose Origin is another site",
         ),
         (429, "too many failed logins"),
-        (503, "the database is unreachable"),
+        (503, "the database (or, for broker actions, RabbitMQ) is unreachable"),
     )
 }
 NOT_JSON = {"415": {"description": "a POST body not application/json", **_json(_ref("Error"))}}
 NOT_FOUND = {"404": {"description": "no such thing", **_json(_ref("Error"))}}
-TIME = {"type": "string", "maxLength": 40, "description": "ISO 8601 or unix seconds"}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 200}
 CURSOR = _param("cursor", "the `next` of the previous page", schema={"type": "string"})
 MODE = _param(
@@ -464,6 +501,17 @@ PATHS: dict[str, Schema] = {
         ' (operator; needs reason and confirm "purge N"; audited)',
         _ref("InvalidSelection"),
         RESULT,
+    ),
+    "/api/v1/fulfillment/subscribers": _get(
+        "each configured fulfillment subscriber's queue: ready, consumers, dead letters",
+        _obj({"items": {"type": "array", "items": _ref("FulfillmentSubscriber")}}),
+        [],
+    ),
+    "/api/v1/fulfillment/replay": _post(
+        "publish outbox messages again to ONE subscriber's queue"
+        " (operator; dry_run counts; same message ids; audited)",
+        _ref("FulfillmentReplay"),
+        _ref("FulfillmentReplayResult"),
     ),
     "/api/v1/audit": _get(
         "the audit trail, newest first",

@@ -24,10 +24,19 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
+from console.state import (
+    SETTINGS,
+    STORE,
+    VERIFIER,
+    broker_connection,
+    publisher,
+    queue_depths,
+    subscriber_states,
+)
+from core import topology
 from core.settings import DEFAULT_LEDGER_TZ
 from domain.outcome import Outcome
-from ops import actions, audit, dead_letters, explore, invalid, ledger, replayed
+from ops import actions, audit, dead_letters, explore, fulfillment, invalid, ledger, replayed
 
 TEMPLATES = jinja2.Environment(
     loader=jinja2.PackageLoader("console", "templates"),
@@ -173,7 +182,10 @@ async def logout(request: web.Request) -> web.Response:
 async def overview(request: web.Request) -> web.Response:
     depths = await queue_depths(request.app)
     data = await explore.overview(request.app[STORE], depths, datetime.now(UTC))
-    return render(request, "overview.html", data=data, outcomes=list(Outcome))
+    subscribers = await subscriber_states(request.app)
+    return render(
+        request, "overview.html", data=data, outcomes=list(Outcome), subscribers=subscribers
+    )
 
 
 async def list_events(request: web.Request) -> web.Response:
@@ -424,6 +436,57 @@ async def _invalid_preview(
     )
 
 
+# -- fulfillment subscribers --------------------------------------------------------------------
+
+FULFILLMENT_BACK = ("/fulfillment", "Fulfillment")
+
+
+async def fulfillment_page(request: web.Request) -> web.Response:
+    states = await subscriber_states(request.app)
+    names = request.app[SETTINGS].fulfillment_subscribers
+    return render(
+        request,
+        "fulfillment.html",
+        subscribers=states or [],
+        unknown=states is None,
+        queues=[topology.subscriber_queue(n) for n in names],
+        event_types=topology.ORDER_EVENT_TYPES,
+    )
+
+
+async def replay_fulfillment(request: web.Request) -> web.Response:
+    """POST /fulfillment/replay: first a dry run (the count per type), then (step=run) the job."""
+    user = require_operator(request)
+    form = await request.post()
+    selection = api.fulfillment_selection(
+        {k: str(form.get(k, "")) or None for k in ("queue", "since", "until", "type", "order_id")}
+    )
+    store, subscribers = request.app[STORE], request.app[SETTINGS].fulfillment_subscribers
+    preview = await fulfillment.preview(store, selection, subscribers)
+    if form.get("step") != "run":
+        return render(request, "fulfillment_preview.html", preview=preview, form=form, error="")
+    reason = str(form.get("reason", "")).strip()
+    replay_publisher = await publisher(request.app)
+    connection = await broker_connection(request.app)
+
+    async def work(job: jobs.Job) -> dict[str, Any]:
+        result = await fulfillment.replay(
+            store,
+            replay_publisher,
+            connection,
+            selection,
+            subscribers,
+            user.actor,
+            reason=reason,
+            progress=job.progress,
+        )
+        return result.summary()
+
+    title = f"replay {preview.matched} fulfillment message(s) to {selection.queue}"
+    job = jobs.start(request.app, "fulfillment_replay", title, user.actor, work, FULFILLMENT_BACK)
+    raise web.HTTPSeeOther(f"/jobs/{job.id}")
+
+
 async def job_page(request: web.Request) -> web.Response:
     job = request.app[jobs.JOBS].get(request.match_info["id"])
     if job is None:
@@ -447,5 +510,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/dead-letters/{id}", dead_letter)
     r.add_get("/invalid-events", invalid_events)
     r.add_post("/invalid-events/{action:replay|purge}", act_on_invalid_events)
+    r.add_get("/fulfillment", fulfillment_page)
+    r.add_post("/fulfillment/replay", replay_fulfillment)
     r.add_get("/jobs/{id}", job_page)
     r.add_get("/audit", audit_page)

@@ -23,6 +23,7 @@ from store import Store
 from testkit.events import order_event
 from testkit.processes import cli
 from testkit.services import OPERATOR, VIEWER, basic, console_with_users
+from tests.integration.test_invalid_events import browser_like, finished_job, form_token, log_in
 
 Db: TypeAlias = "asyncpg.Connection[Any]"
 SUBSCRIBERS = ("shipping", "billing")
@@ -180,3 +181,36 @@ async def test_console_api_and_pages_replay_to_one_queue(
     got = await _drain(amqp_url, BILLING)
     assert [m.message_id for m in got] == [ids[0], ids[2]]
     assert await _drain(amqp_url, SHIPPING) == []
+
+
+async def test_console_page_previews_then_replays_as_a_job(
+    configured: Settings, store: Store, db: Db, amqp_url: str
+) -> None:
+    ids = await _applied_and_sent(store, db)
+    await _declare_subscribers(amqp_url)
+    async with console_with_users(configured, store) as console, browser_like() as http:
+        await log_in(http, console, OPERATOR)
+        overview, _ = await form_token(http, f"{console}/")
+        assert 'id="subscribers"' in overview and "billing" in overview
+        page, token = await form_token(http, f"{console}/fulfillment")
+        assert SHIPPING in page and 'id="replay-form"' in page
+        form = {"csrf_token": token, "queue": SHIPPING, "order_id": "ord_rp2"}
+        async with http.post(f"{console}/fulfillment/replay", data=form) as r:
+            preview = await r.text()
+        assert f"Replay 1 message(s) to {SHIPPING}?" in preview
+        assert await _drain(amqp_url, SHIPPING) == []  # the preview sent nothing
+        form |= {"step": "run", "reason": "shipping lost its queue"}
+        async with http.post(
+            f"{console}/fulfillment/replay", data=form, allow_redirects=False
+        ) as r:
+            assert r.status == 303
+            location = r.headers["Location"]
+        done = await finished_job(http, console, location)
+        assert "1 done" in done and 'href="/fulfillment"' in done
+    assert [m.message_id for m in await _drain(amqp_url, SHIPPING)] == [ids[2]]
+    assert await _drain(amqp_url, BILLING) == []
+    row = await db.fetchrow(
+        "SELECT actor, count, details FROM audit_log WHERE action = 'fulfillment.replay'"
+    )
+    assert row is not None and (row["actor"], row["count"]) == ("console:oscar", 1)
+    assert orjson.loads(row["details"])["reason"] == "shipping lost its queue"
