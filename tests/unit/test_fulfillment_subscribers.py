@@ -4,14 +4,16 @@ users' permissions reach (core.topology.subscriber_user), as RabbitMQ matches th
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from core import topology
-from core.errors import ConfigError
+from core.errors import BadRequest, ConfigError
 from core.settings import load_settings
+from ops import fulfillment
 
 PROJECT_NAMES = (
     [e.name for e in topology.EXCHANGES]
@@ -87,3 +89,41 @@ def test_a_subscriber_queue_is_quorum_with_its_own_dead_letters_and_limit() -> N
     assert spec.dead_letter_queue.bindings == ((spec.exchange.name, ""),)
     with pytest.raises(ValueError, match="clashes"):
         topology.subscriber("unrouted")
+
+
+def test_a_replay_goes_only_to_a_configured_subscribers_queue() -> None:
+    configured = ("shipping", "billing")
+    fulfillment.Selection("conekta.fulfillment.billing").check(configured)
+    for queue in (
+        topology.ORDERS_QUEUE,
+        topology.FULFILLMENT_UNROUTED_QUEUE,
+        "conekta.fulfillment.billing.dead-letters",
+        "conekta.fulfillment.other",
+    ):
+        with pytest.raises(BadRequest, match="not a configured subscriber's queue"):
+            fulfillment.Selection(queue).check(configured)
+    with pytest.raises(BadRequest, match="set CONEKTA_FULFILLMENT_SUBSCRIBERS"):
+        fulfillment.Selection("conekta.fulfillment.billing").check(())
+    with pytest.raises(BadRequest, match="unknown event type"):
+        fulfillment.Selection("conekta.fulfillment.billing", event_type="x").check(configured)
+    later, earlier = datetime(2026, 11, 2, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+    with pytest.raises(BadRequest, match="since must be before until"):
+        fulfillment.Selection("conekta.fulfillment.billing", later, earlier).check(configured)
+
+
+def test_a_replay_names_its_queue_and_filters_for_the_audit_trail() -> None:
+    selection = fulfillment.Selection(
+        "conekta.fulfillment.billing",
+        since=datetime(2026, 11, 1, tzinfo=UTC),
+        event_type="order.paid",
+        order_id="ord_1",
+    )
+    assert selection.target() == (
+        "queue=conekta.fulfillment.billing since=2026-11-01T00:00:00+00:00 type=order.paid"
+        " order=ord_1"
+    )
+    assert fulfillment.Selection("conekta.fulfillment.billing").target() == (
+        "queue=conekta.fulfillment.billing all"
+    )
+    # An order's message ids, exactly: ful_<order>_<24 hex> (the store matches the length too).
+    assert selection.filter.params()["order_prefix"] == "ful_ord_1_"
