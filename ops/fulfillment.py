@@ -12,6 +12,7 @@ unsent ones are on their way to every subscriber anyway.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from core.errors import BadRequest
 from ops import audit
 from store import Store
 from store.outbox import ReplayFilter
+from worker.outbox import by_order
 
 PAGE = 500
 AUDIT_ACTION = "fulfillment.replay"
@@ -123,12 +125,17 @@ async def replay(
     try:
         after = 0
         while rows := await store.outbox.replay_page(selection.filter, after, PAGE):
-            for row in rows:
-                await _publish(publisher, selection.queue, row)
-                result.published += 1
-                result.by_type[row["routing_key"]] += 1
-                if progress:
-                    progress(result.published, max(result.matched, result.published))
+            # As the relay: each order's messages one after the other, orders concurrently
+            # (confirms in flight together: one at a time measured 235 messages/s).
+            chains = by_order(rows).values()
+            failed = await asyncio.gather(
+                *(
+                    _publish_in_order(publisher, selection.queue, c, result, progress)
+                    for c in chains
+                )
+            )
+            if errors := [e for e in failed if e is not None]:
+                raise errors[0]
             after = rows[-1]["id"]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -139,6 +146,22 @@ async def replay(
         details |= {"error": error} if error else {}
         result.audit_id = await audit.record(store, actor, AUDIT_ACTION, result.published, details)
     return result
+
+
+async def _publish_in_order(
+    publisher: Publisher, queue: str, rows: list[Record], result: Result, progress: Progress | None
+) -> Exception | None:
+    """One order's messages in the order of its changes; stops at its first failure."""
+    for row in rows:
+        try:
+            await _publish(publisher, queue, row)
+        except Exception as exc:
+            return exc
+        result.published += 1
+        result.by_type[row["routing_key"]] += 1
+        if progress:
+            progress(result.published, max(result.matched, result.published))
+    return None
 
 
 async def _publish(publisher: Publisher, queue: str, row: Record) -> None:
