@@ -430,14 +430,14 @@ async def fulfillment_subscribers(request: web.Request) -> web.Response:
     return web.json_response({"items": states})
 
 
-def fulfillment_selection(body: dict[str, Any]) -> fulfillment.Selection:
+def fulfillment_selection(body: dict[str, Any], tz: ZoneInfo) -> fulfillment.Selection:
     queue = _body_text(body, "queue")
     if not queue:
         raise BadRequest("queue is required: conekta.fulfillment.<name> of a configured subscriber")
     return fulfillment.Selection(
         queue,
-        _body_time(body, "since"),
-        _body_time(body, "until"),
+        _body_time(body, "since", tz),
+        _body_time(body, "until", tz),
         _body_text(body, "type"),
         _body_text(body, "order_id"),
     )
@@ -447,8 +447,9 @@ async def replay_fulfillment(request: web.Request) -> web.Response:
     """To one configured subscriber's queue only (ops.fulfillment); dry_run counts."""
     user = require_operator(request)
     body = await json_body(request)
-    selection, store = fulfillment_selection(body), request.app[STORE]
-    subscribers = request.app[SETTINGS].fulfillment_subscribers
+    settings, store = request.app[SETTINGS], request.app[STORE]
+    selection = fulfillment_selection(body, settings.ledger_tz)
+    subscribers = settings.fulfillment_subscribers
     if body.get("dry_run") is True:
         result = await fulfillment.preview(store, selection, subscribers)
         return web.json_response(result.summary())

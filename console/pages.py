@@ -459,7 +459,8 @@ async def replay_fulfillment(request: web.Request) -> web.Response:
     user = require_operator(request)
     form = await request.post()
     selection = api.fulfillment_selection(
-        {k: str(form.get(k, "")) or None for k in ("queue", "since", "until", "type", "order_id")}
+        {k: str(form.get(k, "")) or None for k in ("queue", "since", "until", "type", "order_id")},
+        request.app[SETTINGS].ledger_tz,
     )
     store, subscribers = request.app[STORE], request.app[SETTINGS].fulfillment_subscribers
     preview = await fulfillment.preview(store, selection, subscribers)
