@@ -15,6 +15,7 @@ from cli import (
     console,
     dead_letters,
     events,
+    fulfillment,
     keys,
     ledger,
     orders,
@@ -97,6 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_commands(sub, common)
     events.add_commands(sub, common)
     ledger.add_commands(sub, common)
+    fulfillment.add_commands(sub, common)
     retention.add_commands(sub, common)
     console.add_commands(sub, common)
     return parser

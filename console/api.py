@@ -13,10 +13,26 @@ from aiohttp import web
 
 from console.auth import require_operator, user_of
 from console.openapi import document
-from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
+from console.state import (
+    SETTINGS,
+    STORE,
+    VERIFIER,
+    publisher,
+    queue_depths,
+)
 from core.errors import BadRequest
 from core.settings import MODES
-from ops import actions, audit, dead_letters, events, explore, invalid, ledger, paging, replayed
+from ops import (
+    actions,
+    audit,
+    dead_letters,
+    events,
+    explore,
+    invalid,
+    ledger,
+    paging,
+    replayed,
+)
 
 
 def query_text(request: web.Request, name: str, max_length: int = 200) -> str | None:
@@ -161,8 +177,8 @@ async def replay_events(request: web.Request) -> web.Response:
     user = require_operator(request)
     body = await json_body(request)
     tz = request.app[SETTINGS].ledger_tz
-    since, until = _body_time(body, "since", tz), _body_time(body, "until", tz)
-    event_type, order_id = _body_text(body, "type"), _body_text(body, "order_id")
+    since, until = body_time(body, "since", tz), body_time(body, "until", tz)
+    event_type, order_id = body_text(body, "type"), body_text(body, "order_id")
     store, modes = request.app[STORE], request.app[SETTINGS].accept_modes
     if body.get("outcome") == "invalid":  # judged again (after a schema or code fix)
         if order_id:
@@ -183,15 +199,15 @@ async def replay_events(request: web.Request) -> web.Response:
     return web.json_response({"replayed": sum(totals.values()), "outcomes": dict(totals)})
 
 
-def _body_text(body: dict[str, Any], name: str) -> str | None:
+def body_text(body: dict[str, Any], name: str) -> str | None:
     value = body.get(name)
     if value is not None and not isinstance(value, str):
         raise BadRequest(f"{name} must be a string")
     return value or None
 
 
-def _body_time(body: dict[str, Any], name: str, tz: ZoneInfo) -> datetime | None:
-    value = _body_text(body, name)
+def body_time(body: dict[str, Any], name: str, tz: ZoneInfo) -> datetime | None:
+    value = body_text(body, name)
     return named_time(name, value, tz) if value else None
 
 
@@ -288,7 +304,7 @@ async def replay_dead_letters(request: web.Request) -> web.Response:
         await publisher(request.app),
         selection,
         user.actor,
-        reason=_body_text(body, "reason") or "",
+        reason=body_text(body, "reason") or "",
     )
     outcomes = await replayed.wait(store, result.done, wait) if wait else replayed.Outcomes()
     return web.json_response({**result.summary(), **outcomes.summary()})
@@ -316,10 +332,10 @@ async def purge_dead_letters(request: web.Request) -> web.Response:
     if body.get("dry_run") is True:
         return web.json_response(preview.summary())
     expected = f"purge {len(preview.matched)}"
-    if _body_text(body, "confirm") != expected:
+    if body_text(body, "confirm") != expected:
         raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
     result = await dead_letters.purge(
-        store, selection, user.actor, reason=_body_text(body, "reason") or ""
+        store, selection, user.actor, reason=body_text(body, "reason") or ""
     )
     return web.json_response(result.summary())
 
@@ -330,9 +346,9 @@ def invalid_selection(body: dict[str, Any], tz: ZoneInfo) -> actions.Selection:
         raise BadRequest("ids must be a list of event ids")
     selection = actions.Selection(
         ids=tuple(ids),
-        event_type=_body_text(body, "type"),
-        since=_body_time(body, "since", tz),
-        until=_body_time(body, "until", tz),
+        event_type=body_text(body, "type"),
+        since=body_time(body, "since", tz),
+        until=body_time(body, "until", tz),
         everything=body.get("all") is True,
     )
     selection.check(invalid.FILTERS)  # before anything is opened or done
@@ -359,7 +375,7 @@ async def replay_invalid_events(request: web.Request) -> web.Response:
             store, "replay", selection, modes, verifier=request.app[VERIFIER]
         )
     else:
-        reason = _body_text(body, "reason") or ""
+        reason = body_text(body, "reason") or ""
         result = await invalid.replay(
             store,
             selection,
@@ -383,10 +399,10 @@ async def purge_invalid_events(request: web.Request) -> web.Response:
         return web.json_response(preview.summary())
     matched = await invalid.count(store, selection)
     expected = f"purge {matched}"
-    if _body_text(body, "confirm") != expected:
+    if body_text(body, "confirm") != expected:
         raise BadRequest(f'type the confirmation "{expected}" (the number matched now)')
     result = await invalid.purge(
-        store, selection, user.actor, reason=_body_text(body, "reason") or "", expect=matched
+        store, selection, user.actor, reason=body_text(body, "reason") or "", expect=matched
     )
     return web.json_response(result.summary())
 

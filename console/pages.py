@@ -24,7 +24,14 @@ from console.auth import (
     require_operator,
     set_cookie,
 )
-from console.state import SETTINGS, STORE, VERIFIER, publisher, queue_depths
+from console.state import (
+    SETTINGS,
+    STORE,
+    VERIFIER,
+    publisher,
+    queue_depths,
+    subscriber_states,
+)
 from core.settings import DEFAULT_LEDGER_TZ
 from domain.outcome import Outcome
 from ops import actions, audit, dead_letters, explore, invalid, ledger, replayed
@@ -173,7 +180,10 @@ async def logout(request: web.Request) -> web.Response:
 async def overview(request: web.Request) -> web.Response:
     depths = await queue_depths(request.app)
     data = await explore.overview(request.app[STORE], depths, datetime.now(UTC))
-    return render(request, "overview.html", data=data, outcomes=list(Outcome))
+    subscribers = await subscriber_states(request.app)
+    return render(
+        request, "overview.html", data=data, outcomes=list(Outcome), subscribers=subscribers
+    )
 
 
 async def list_events(request: web.Request) -> web.Response:

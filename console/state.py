@@ -1,11 +1,12 @@
 """What the console process holds: its settings, a store, one broker connection for queue depths
-and a confirmed publisher for dead-letter replays (both opened lazily: the console works, with
-depths unknown and replay refused, while RabbitMQ is away)."""
+and subscriber queues, and a confirmed publisher for replays (both opened lazily: the console
+works, with depths unknown and replay refused, while RabbitMQ is away)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractRobustConnection
@@ -14,6 +15,7 @@ from aiohttp import web
 from core import broker, topology
 from core.settings import Settings
 from core.verifier import Verifier
+from ops import fulfillment
 from store import Store
 
 log = structlog.get_logger(__name__)
@@ -62,14 +64,33 @@ async def publisher(app: web.Application) -> broker.Publisher:
         return app[PUBLISHER]["replay"]
 
 
+async def broker_connection(app: web.Application) -> AbstractRobustConnection:
+    """The console's connection for passive declares (queue depths, subscribers), opened once."""
+    if "queues" not in app[BROKER]:
+        app[BROKER]["queues"] = await broker.connect(
+            app[SETTINGS].amqp_url, "conekta-ingest console", attempts=1
+        )
+    return app[BROKER]["queues"]
+
+
+async def subscriber_states(app: web.Application) -> list[dict[str, Any]] | None:
+    """Each configured fulfillment subscriber's queue (ops.fulfillment), or None when the broker
+    cannot say (the page still renders)."""
+    names = app[SETTINGS].fulfillment_subscribers
+    if not names:
+        return []
+    try:
+        async with asyncio.timeout(3):
+            return await fulfillment.subscribers(await broker_connection(app), names)
+    except Exception as exc:
+        log.warning("subscriber queues unavailable", error=str(exc))
+        return None
+
+
 async def queue_depths(app: web.Application) -> Mapping[str, int | None]:
     try:
         async with asyncio.timeout(3):
-            if "queues" not in app[BROKER]:
-                app[BROKER]["queues"] = await broker.connect(
-                    app[SETTINGS].amqp_url, "conekta-ingest console", attempts=1
-                )
-            stats = await broker.queue_stats(app[BROKER]["queues"], SHOWN_QUEUES)
+            stats = await broker.queue_stats(await broker_connection(app), SHOWN_QUEUES)
     except Exception as exc:  # the page still renders; the depths show as unknown
         log.warning("queue depths unavailable", error=str(exc))
         return dict.fromkeys(SHOWN_QUEUES)

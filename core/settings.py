@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from core import topology
 from core.errors import ConfigError
 
 DEFAULT_DATABASE_URL = "postgresql://postgres@127.0.0.1:5432/conekta_ingest"
@@ -73,6 +74,9 @@ class Settings:
     # ledger: the tax inside Conekta's fee (IVA 16 % in Mexico); each fee posting splits into
     # commission and tax by it (domain/fee.py); 0 books the whole fee as commission
     fee_tax_rate: Decimal = Decimal("0.16")
+    # the fulfillment services that subscribe, each with its queue conekta.fulfillment.<name>:
+    # watched (metrics, `fulfillment subscribers`) and the only targets of `fulfillment replay`
+    fulfillment_subscribers: tuple[str, ...] = ()
 
 
 # env var -> (field, parser)
@@ -121,6 +125,17 @@ def _rate(value: str) -> Decimal:
     return rate
 
 
+def subscriber_names(value: str) -> tuple[str, ...]:
+    """Comma-separated subscriber names, each checked (core.topology.subscriber_name_problem)."""
+    names = tuple(part.strip() for part in value.split(",") if part.strip())
+    for name in names:
+        if (problem := topology.subscriber_name_problem(name)) is not None:
+            raise ConfigError(problem)
+    if len(set(names)) != len(names):
+        raise ConfigError(f"a subscriber is named twice: {value!r}")
+    return names
+
+
 def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
@@ -157,6 +172,7 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_LEDGER_TZ": ("ledger_tz", zone),
     "CONEKTA_EXPORT_KEY": ("export_key", lambda v: v.strip() or None),
     "CONEKTA_FEE_TAX_RATE": ("fee_tax_rate", _rate),
+    "CONEKTA_FULFILLMENT_SUBSCRIBERS": ("fulfillment_subscribers", subscriber_names),
 }
 
 

@@ -10,13 +10,20 @@
     any queue past its delivery limit ──conekta.dlx──▶ conekta.dead-letters
     conekta.dead-letters ──worker──▶ Postgres `dead_letters` (where `dlq` commands look)
     worker, applied change ──▶ conekta.fulfillment (topic), for downstream services to bind
-                                   └─alternate-exchange─▶ conekta.fulfillment.unrouted.v2
+                                   ├─alternate-exchange─▶ conekta.fulfillment.unrouted.v2
+                                   └─binding keys─▶ conekta.fulfillment.<name> (a subscriber's)
+                                          └─delivery limit, reject─▶ its .dlx ─▶ its .dead-letters
 
 Every queue is a quorum queue with an explicit delivery limit and a dead-letter target, so a
 message is never dropped by a default (RabbitMQ 4.x limits deliveries to 20 and then drops; 3.x
 has no limit): the same behaviour on both. Arguments cannot change on an existing queue
 (PRECONDITION_FAILED): change them by versioning the queue name, and list the old name in
 RETIRED_QUEUES (its bindings are removed and the worker drains it into the dead-letter table).
+
+A fulfillment subscriber (`subscriber(name)`, names in CONEKTA_FULFILLMENT_SUBSCRIBERS) declares
+its own queue, dead-letter exchange and dead-letter queue under `conekta.fulfillment.<name>`, as
+its own broker user (`subscriber_user`): it may configure, write and read only its own names and
+read `conekta.fulfillment` (to bind); it cannot publish there, nor see conekta.events/orders.
 
 Each component connects as its own broker user with only what it does (USERS below): the
 internet-facing receiver can publish to conekta.events and nothing else; only `migrate` may
@@ -247,10 +254,12 @@ WORKER_USER = BrokerUser(
 CONSOLE_USER = BrokerUser(
     "conekta-console",
     only(),
-    # dlq replay: back to where each message first went (dead letters live in Postgres)
-    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE),
+    # dlq replay: back to where each message first went (dead letters live in Postgres);
+    # fulfillment replay: to one subscriber's queue only, by name through the default exchange
+    # (it could already reach conekta.orders through conekta.events: no new power over money)
+    only(EVENTS_EXCHANGE, FULFILLMENT_EXCHANGE, RETRY_EXCHANGE, _DEFAULT_EXCHANGE),
     only(),
-    "on-call: replays dead letters",
+    "on-call: replays dead letters and fulfillment messages",
 )
 MIGRATE_USER = BrokerUser(
     "conekta-migrate",
@@ -269,6 +278,103 @@ USERS: tuple[BrokerUser, ...] = (
     MIGRATE_USER,
     MONITOR_USER,
 )
+
+
+# -- fulfillment subscribers -----------------------------------------------------------------
+
+SUBSCRIBER_NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")  # a DNS label too (k8s resource names)
+SUBSCRIBER_DEAD_LETTER_SUFFIX = ".dead-letters"
+SUBSCRIBER_EXCHANGE_SUFFIX = ".dlx"
+# The header a replay to one queue carries: a direct publish's routing key is the queue's name.
+ROUTING_KEY_HEADER = "x-conekta-routing-key"
+
+
+def _reserved_subscriber_names() -> frozenset[str]:
+    """First segments after `conekta.fulfillment.` already used by the project's own names:
+    a subscriber named so would be granted them (`unrouted` -> conekta.fulfillment.unrouted.v2)."""
+    prefix = FULFILLMENT_EXCHANGE + "."
+    names = [e.name for e in EXCHANGES] + [q.name for q in QUEUES]
+    names += [r.name for r in RETIRED_QUEUES]
+    return frozenset(n[len(prefix) :].split(".")[0] for n in names if n.startswith(prefix))
+
+
+RESERVED_SUBSCRIBER_NAMES = _reserved_subscriber_names()
+
+
+def subscriber_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a fulfillment subscriber, or None."""
+    if not SUBSCRIBER_NAME.match(name):
+        return (
+            f"subscriber name {name!r}: 1-40 of lower-case letters, digits and '-', starting "
+            "with a letter (no dots: a dot would reach into another subscriber's names)"
+        )
+    if name in RESERVED_SUBSCRIBER_NAMES:
+        taken = ", ".join(sorted(RESERVED_SUBSCRIBER_NAMES))
+        return f"subscriber name {name!r} clashes with the project's own queues (reserved: {taken})"
+    return None
+
+
+def subscriber_queue(name: str) -> str:
+    return f"{FULFILLMENT_EXCHANGE}.{name}"
+
+
+def subscriber_dead_letter_queue(name: str) -> str:
+    return subscriber_queue(name) + SUBSCRIBER_DEAD_LETTER_SUFFIX
+
+
+@dataclass(frozen=True)
+class SubscriberTopology:
+    """What a subscriber declares (as its own user): its dead-letter exchange, then its queues."""
+
+    name: str
+    exchange: ExchangeSpec
+    queue: QueueSpec
+    dead_letter_queue: QueueSpec
+
+
+def subscriber(
+    name: str, binding_keys: Sequence[str] = (), limit: int = DELIVERY_LIMIT
+) -> SubscriberTopology:
+    """A subscriber's queue `conekta.fulfillment.<name>`: quorum, a delivery limit, its own
+    dead-letter exchange and queue; bound to conekta.fulfillment by one key per event type.
+
+    No length limit: a full queue with reject-publish would refuse the relay's publish and stall
+    every subscriber; drop-head would lose messages. A queue growing is alerted instead."""
+    if (problem := subscriber_name_problem(name)) is not None:
+        raise ValueError(problem)
+    queue, dead_letters = subscriber_queue(name), subscriber_dead_letter_queue(name)
+    exchange = queue + SUBSCRIBER_EXCHANGE_SUFFIX
+    arguments: dict[str, Any] = {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": limit,
+        "x-dead-letter-exchange": exchange,
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+    return SubscriberTopology(
+        name,
+        ExchangeSpec(exchange, ExchangeType.FANOUT),
+        QueueSpec(queue, arguments, tuple((FULFILLMENT_EXCHANGE, k) for k in binding_keys)),
+        QueueSpec(
+            dead_letters,
+            {"x-queue-type": "quorum", "x-delivery-limit": limit},
+            ((exchange, ""),),
+        ),
+    )
+
+
+def subscriber_user(name: str) -> BrokerUser:
+    """`conekta-fulfillment-<name>`: everything on its own names, read on conekta.fulfillment."""
+    if (problem := subscriber_name_problem(name)) is not None:
+        raise ValueError(problem)
+    own = f"{re.escape(subscriber_queue(name))}(\\..+)?"
+    return BrokerUser(
+        f"conekta-fulfillment-{name}",
+        f"^{own}$",
+        f"^{own}$",
+        f"^({own}|{re.escape(FULFILLMENT_EXCHANGE)})$",
+        f"fulfillment subscriber {name}: declares, binds and consumes its own queues",
+    )
 
 
 async def declare(connection: AbstractConnection) -> None:
@@ -301,18 +407,65 @@ async def _declare(
 
 
 async def existing_retired_queues(connection: AbstractConnection) -> list[RetiredQueue]:
-    """The retired queues still on the broker (a passive declare on its own channel each: a
-    missing queue closes the channel it is asked on)."""
-    found = []
-    for retired in RETIRED_QUEUES:
-        probe = await connection.channel()
-        try:
-            await probe.declare_queue(retired.name, passive=True)
-        except ChannelNotFoundEntity:  # missing; the broker closed the probe channel
-            continue
-        else:
-            found.append(retired)
-        finally:
-            if not probe.is_closed:
-                await probe.close()
-    return found
+    """The retired queues still on the broker."""
+    return [r for r in RETIRED_QUEUES if await probe_queue(connection, r.name) is not None]
+
+
+async def probe_queue(connection: AbstractConnection, name: str) -> tuple[int, int] | None:
+    """A queue's ready messages and consumers, or None when it does not exist: a passive declare
+    (no permission needed, no management API) on its own channel, since a missing queue closes
+    the channel it is asked on."""
+    probe = await connection.channel()
+    try:
+        declared = await probe.declare_queue(name, passive=True)
+    except ChannelNotFoundEntity:  # missing; the broker closed the probe channel
+        return None
+    finally:
+        if not probe.is_closed:
+            await probe.close()
+    result = declared.declaration_result
+    return result.message_count or 0, result.consumer_count or 0
+
+
+@dataclass(frozen=True)
+class SubscriberState:
+    """A configured subscriber's queue as the broker sees it now."""
+
+    name: str
+    queue: str
+    exists: bool
+    messages: int  # ready, not yet delivered (unacknowledged ones are not counted)
+    consumers: int
+    dead_letters: int | None  # in its dead-letter queue; None when that queue does not exist
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "queue": self.queue,
+            "exists": self.exists,
+            "messages": self.messages,
+            "consumers": self.consumers,
+            "dead_letter_queue": subscriber_dead_letter_queue(self.name),
+            "dead_letters": self.dead_letters,
+        }
+
+
+async def subscriber_states(
+    connection: AbstractConnection, names: Sequence[str]
+) -> list[SubscriberState]:
+    states = []
+    for name in names:
+        queue = await probe_queue(connection, subscriber_queue(name))
+        dead = await probe_queue(connection, subscriber_dead_letter_queue(name))
+        messages, consumers = queue or (0, 0)
+        states.append(
+            SubscriberState(
+                name,
+                subscriber_queue(name),
+                queue is not None,
+                messages,
+                consumers,
+                None if dead is None else dead[0],
+            )
+        )
+    return states

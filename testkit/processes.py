@@ -29,6 +29,8 @@ def worker_env(settings: Settings) -> dict[str, str]:
         env["CONEKTA_WEBHOOK_VERIFY_ONLY_KEYS"] = ",".join(map(str, settings.verify_only_keys))
     if settings.export_key:
         env["CONEKTA_EXPORT_KEY"] = settings.export_key
+    if settings.fulfillment_subscribers:
+        env["CONEKTA_FULFILLMENT_SUBSCRIBERS"] = ",".join(settings.fulfillment_subscribers)
     return env
 
 

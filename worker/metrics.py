@@ -94,3 +94,23 @@ RECONCILE_FLAGS = Counter(
     "conekta_worker_reconcile_flags_total",
     "Orders flagged for reconcile: an event's charges or refunds list said has_more.",
 )
+SUBSCRIBER_QUEUE_EXISTS = Gauge(
+    "conekta_fulfillment_subscriber_queue_exists",
+    "1 when the queue conekta.fulfillment.<subscriber> of a configured subscriber exists.",
+    ["subscriber"],
+)
+SUBSCRIBER_MESSAGES = Gauge(
+    "conekta_fulfillment_subscriber_messages",
+    "Messages ready in a configured subscriber's queue (its lag).",
+    ["subscriber"],
+)
+SUBSCRIBER_CONSUMERS = Gauge(
+    "conekta_fulfillment_subscriber_consumers",
+    "Consumers on a configured subscriber's queue.",
+    ["subscriber"],
+)
+SUBSCRIBER_DEAD_LETTERS = Gauge(
+    "conekta_fulfillment_subscriber_dead_letters",
+    "Messages in a configured subscriber's own dead-letter queue.",
+    ["subscriber"],
+)

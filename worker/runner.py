@@ -113,6 +113,11 @@ async def run_worker(
             )
         supervisor.run("outbox", functools.partial(relay.run, stop))
         supervisor.run("queue-watch", functools.partial(_watch_queues, connection, store, stop))
+        if settings.fulfillment_subscribers:
+            watch = functools.partial(
+                _watch_subscribers, connection, settings.fulfillment_subscribers, stop
+            )
+            supervisor.run("subscriber-watch", watch)
         if settings.conekta_api_key:
             supervisor.run(
                 "reconcile",
@@ -195,6 +200,20 @@ async def _serve_metrics(settings: Settings, checks: health.Checks, stop: asynci
         await stop.wait()
     finally:
         await runner.cleanup()
+
+
+async def _watch_subscribers(
+    connection: AbstractRobustConnection, names: tuple[str, ...], stop: asyncio.Event
+) -> None:
+    """Each configured fulfillment subscriber's queue (passive declares) as metrics."""
+    while not stop.is_set():
+        for state in await topology.subscriber_states(connection, names):
+            metrics.SUBSCRIBER_QUEUE_EXISTS.labels(state.name).set(int(state.exists))
+            metrics.SUBSCRIBER_MESSAGES.labels(state.name).set(state.messages)
+            metrics.SUBSCRIBER_CONSUMERS.labels(state.name).set(state.consumers)
+            metrics.SUBSCRIBER_DEAD_LETTERS.labels(state.name).set(state.dead_letters or 0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)
 
 
 async def _watch_queues(

@@ -22,3 +22,26 @@ UPDATE outbox SET sent_at = now() WHERE id = ANY(:ids::bigint[]);
 
 -- outbox_backlog: how many fulfillment messages wait to be published
 SELECT count(*) FROM outbox WHERE sent_at IS NULL;
+
+-- fulfillment_replay_counts: published messages a replay to one subscriber selects, per type
+-- (written in [since, until); coalesce, not "IS NULL OR", keeps partition pruning possible;
+-- an order's ids are ful_<order>_<24 hex>)
+SELECT routing_key, count(*) AS count FROM outbox
+WHERE sent_at IS NOT NULL
+  AND created_at >= coalesce(:since::timestamptz, '-infinity')
+  AND created_at < coalesce(:until::timestamptz, 'infinity')
+  AND (:event_type::text IS NULL OR routing_key = :event_type)
+  AND (:order_prefix::text IS NULL OR (starts_with(message_id, :order_prefix)
+       AND length(message_id) = length(:order_prefix) + 24))
+GROUP BY routing_key;
+
+-- fulfillment_replay_page: the next of those messages after an id, in the order of the changes
+SELECT id, message_id, routing_key, body FROM outbox
+WHERE sent_at IS NOT NULL
+  AND created_at >= coalesce(:since::timestamptz, '-infinity')
+  AND created_at < coalesce(:until::timestamptz, 'infinity')
+  AND (:event_type::text IS NULL OR routing_key = :event_type)
+  AND (:order_prefix::text IS NULL OR (starts_with(message_id, :order_prefix)
+       AND length(message_id) = length(:order_prefix) + 24))
+  AND id > :after_id
+ORDER BY id LIMIT :limit;

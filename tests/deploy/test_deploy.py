@@ -19,6 +19,7 @@ import pytest
 import yaml
 
 from core import topology
+from core.settings import load_settings
 from store import migrations
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -375,7 +376,8 @@ def test_k8s_workloads_use_their_own_broker_user_and_database_role() -> None:
     users = {d["metadata"]["name"] for d in everything if d["kind"] == "User"}
     workloads = {"Deployment", "Job", "CronJob", "Cluster"}
     documents = {d["metadata"]["name"]: d for d in everything if d["kind"] in workloads}
-    assert users == {u.name for u in topology.USERS}
+    subscribers = {topology.subscriber_user(n).name for n in _configured_subscribers()}
+    assert users == {u.name for u in topology.USERS} | subscribers
 
     def env(name: str) -> dict[str, Any]:
         spec = documents[name]["spec"]
@@ -612,3 +614,58 @@ def test_make_sbom_lists_every_package_the_image_installs(tmp_path: Path) -> Non
             locked[name.lower()] = version
     assert listed == locked
     assert all(c["purl"].startswith("pkg:pypi/") for c in sbom["components"])
+
+
+def _configured_subscribers() -> tuple[str, ...]:
+    config = next(
+        d
+        for d in yaml.safe_load_all((DEPLOY / "k8s/config.yaml").read_text())
+        if d["metadata"]["name"] == "conekta-ingest"
+    )
+    return load_settings(config["data"]).fulfillment_subscribers
+
+
+def test_each_fulfillment_subscriber_has_a_user_with_only_its_own_names(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One user per name in CONEKTA_FULFILLMENT_SUBSCRIBERS (k8s/config.yaml; compose's
+    `secrets`, worker and console carry the same list), in compose and Kubernetes:
+    configure/write/read its own names, read conekta.fulfillment, nothing else."""
+    names = _configured_subscribers()
+    services = _compose_config(tmp_path)["services"]
+    for service in ("secrets", "worker", "console"):
+        listed = services[service]["environment"]["CONEKTA_FULFILLMENT_SUBSCRIBERS"]
+        assert tuple(listed.split(",")) == names, service
+    monkeypatch.setenv("CONEKTA_FULFILLMENT_SUBSCRIBERS", ",".join(names))
+    assert names, "deploy/k8s/config.yaml names example subscribers"
+    expected = {
+        f"conekta-fulfillment-{n}": {
+            "configure": f"^conekta\\.fulfillment\\.{n}(\\..+)?$",
+            "write": f"^conekta\\.fulfillment\\.{n}(\\..+)?$",
+            "read": f"^(conekta\\.fulfillment\\.{n}(\\..+)?|conekta\\.fulfillment)$",
+        }
+        for n in names
+    }
+    secrets = compose_secrets(tmp_path / "secrets")
+    definitions = secrets["rabbitmq/definitions.json"]
+    assert {f"{u}.password" for u in expected} <= {p.split("/")[-1] for p in secrets}
+    compose_permissions = {
+        p["user"]: {k: p[k] for k in ("configure", "write", "read")}
+        for p in definitions["permissions"]
+        if p["user"].startswith("conekta-fulfillment-")
+    }
+    assert compose_permissions == expected
+    k8s_permissions = {
+        d["spec"]["userReference"]["name"]: d["spec"]["permissions"]
+        for _, d in k8s_documents()
+        if d["kind"] == "Permission"
+        and d["spec"]["userReference"]["name"].startswith("conekta-fulfillment-")
+    }
+    assert k8s_permissions == expected
+    # A subscriber added later: the next start writes the definitions again, same passwords.
+    before = secrets["rabbitmq/conekta-fulfillment-shipping.password"]
+    monkeypatch.setenv("CONEKTA_FULFILLMENT_SUBSCRIBERS", ",".join((*names, "returns")))
+    again = compose_secrets(tmp_path / "secrets")
+    users = {u["name"] for u in again["rabbitmq/definitions.json"]["users"]}
+    assert "conekta-fulfillment-returns" in users
+    assert again["rabbitmq/conekta-fulfillment-shipping.password"] == before

@@ -65,6 +65,7 @@ def test_console_replays_dead_letters_where_they_first_went_and_reads_no_queue()
         topology.EVENTS_EXCHANGE,
         topology.FULFILLMENT_EXCHANGE,
         topology.RETRY_EXCHANGE,
+        "amq.default",  # fulfillment replay: to one subscriber's queue by name
     }
 
 

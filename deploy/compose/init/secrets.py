@@ -7,13 +7,17 @@ volume gets only what that service needs:
     /secrets/postgres   postgres (the superuser), owner, worker, console, oncall: the logins'
                         passwords, read by the image's POSTGRES_PASSWORD_FILE and by 10-roles.sh
                         on the first start
-    /secrets/rabbitmq   definitions.json: one user per component with a salted hash of its own
-                        password (no administrator, no guest), their permissions, the topology;
-                        <user>.password, the source of the hashes
+    /secrets/rabbitmq   definitions.json: one user per component, and one per fulfillment
+                        subscriber in CONEKTA_FULFILLMENT_SUBSCRIBERS, with a salted hash of its
+                        own password (no administrator, no guest), their permissions, the
+                        topology; <user>.password, the source of the hashes (a subscriber's
+                        password is read there, for that service)
     /secrets/<service>  DATABASE_URL and AMQP_URL, whole, read into the environment at start
 
 A later start changes nothing that exists (PostgreSQL reads its passwords only when its data
-directory is new): `docker compose down -v` forgets them together with the data.
+directory is new), except definitions.json when the subscribers changed (written again from the
+same passwords; RabbitMQ imports it at its next start): `docker compose down -v` forgets them
+together with the data.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from core import topology
+from core.settings import subscriber_names
 
 ROOT = Path(os.environ.get("CONEKTA_SECRETS_DIR", "/secrets"))
 DATABASE = "postgres:5432/conekta_ingest"
@@ -73,9 +78,17 @@ def rabbitmq_password_hash(password: str, salt: bytes) -> str:
     return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
 
 
-def definitions(hashes: dict[str, str], vhost: str = "/") -> dict[str, Any]:
-    """A definitions file: one user per component (a definitions import creates no `guest`, and
-    none of them is an administrator), their permissions, then the topology."""
+def broker_users() -> tuple[topology.BrokerUser, ...]:
+    """The components' users, then one per fulfillment subscriber."""
+    names = subscriber_names(os.environ.get("CONEKTA_FULFILLMENT_SUBSCRIBERS", ""))
+    return topology.USERS + tuple(topology.subscriber_user(n) for n in names)
+
+
+def definitions(
+    hashes: dict[str, str], users: tuple[topology.BrokerUser, ...], vhost: str = "/"
+) -> dict[str, Any]:
+    """A definitions file: one user per component and subscriber (a definitions import creates
+    no `guest`, and none of them is an administrator), their permissions, then the topology."""
     return {
         "users": [
             {
@@ -84,7 +97,7 @@ def definitions(hashes: dict[str, str], vhost: str = "/") -> dict[str, Any]:
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": [],
             }
-            for user in topology.USERS
+            for user in users
         ],
         "vhosts": [{"name": vhost}],
         "permissions": [
@@ -95,7 +108,7 @@ def definitions(hashes: dict[str, str], vhost: str = "/") -> dict[str, Any]:
                 "write": user.write,
                 "read": user.read,
             }
-            for user in topology.USERS
+            for user in users
         ],
         "exchanges": [
             {
@@ -139,12 +152,15 @@ def main(root: Path = ROOT) -> int:
     roles = {
         role: kept(root / "postgres" / name, password) for role, name in DATABASE_ROLES.items()
     }
-    users = {
-        u.name: kept(root / "rabbitmq" / f"{u.name}.password", password) for u in topology.USERS
-    }
+    everyone = broker_users()
+    users = {u.name: kept(root / "rabbitmq" / f"{u.name}.password", password) for u in everyone}
     hashes = {name: rabbitmq_password_hash(users[name], secrets.token_bytes(4)) for name in users}
-    # Rewritten from the passwords when missing only: the hashes' salts stay as first drawn.
-    kept(root / "rabbitmq" / "definitions.json", lambda: json.dumps(definitions(hashes), indent=2))
+    # Rewritten from the passwords when missing only (the hashes' salts stay as first drawn), or
+    # when a subscriber was added or removed.
+    path = root / "rabbitmq" / "definitions.json"
+    if path.exists() and {u["name"] for u in json.loads(path.read_text())["users"]} != set(users):
+        path.unlink()
+    kept(path, lambda: json.dumps(definitions(hashes, everyone), indent=2))
     for service, (role, user) in SERVICES.items():
         if role:
             url = f"postgresql://{role}:{roles[role]}@{DATABASE}"
