@@ -171,6 +171,7 @@ async def put_dead_letter(
     document = orjson.loads(body)
     now = datetime(2026, 11, 27, tzinfo=UTC)
     headers = {
+        **signing.signed_headers(body),  # as the receiver published it: the worker re-verifies
         failures.ERROR_KIND: kind,
         failures.ERROR_MESSAGE: reason,
         failures.ATTEMPTS: 8,
