@@ -97,7 +97,8 @@ async def test_a_message_no_receiver_checked_moves_nothing_and_claims_no_id(
         await wait_for(applied, what="the genuine delivery applied")
     assert await balances(db) == {
         "conekta:receivable": 19204,
-        "conekta:fees": 796,
+        "conekta:fees": 686,  # the fee its own movement, its IVA apart (issue 22 A)
+        "tax:vat_on_fees": 110,
         "customer:cus_forged": 20000,
     }
 
@@ -154,14 +155,15 @@ async def test_ledger_verify_provenance_checks_every_posting_again(
     code, output = await cli(settings, "ledger", "verify", "--provenance", "--json")
     report = orjson.loads(output)["provenance"]
     assert code == 0, output
-    assert report["counts"] == {"signed": 1, "api": 1, "attested": 1}
-    assert [r["order_id"] for r in report["listed"]["attested"]] == ["ord_pv_rec"]
+    # each payment and its fee (issue 22 A)
+    assert report["counts"] == {"signed": 2, "api": 2, "attested": 2}
+    assert [r["order_id"] for r in report["listed"]["attested"]] == ["ord_pv_rec"] * 2  # and fee
 
     # Conekta's signed webhook for the recorded order: a duplicate, and the confirmation.
     applied = Incoming(parse_order_event(webhook), webhook, None, signing.signed_request(webhook))
     await store.apply.batch([applied])
     code, output = await cli(settings, "ledger", "verify", "--provenance", "--json")
-    assert orjson.loads(output)["provenance"]["counts"] == {"signed": 1, "api": 1, "confirmed": 1}
+    assert orjson.loads(output)["provenance"]["counts"] == {"signed": 2, "api": 2, "confirmed": 2}
 
     # A posting written straight into the ledger (a role that can insert postings, a bug): its
     # `signed` is not believed, the event it names does not verify.
