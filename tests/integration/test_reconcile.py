@@ -205,7 +205,7 @@ async def test_a_refund_listed_before_its_payment_is_applied_after_it(
     code, output = await cli(api_settings, "reconcile", "--json")
     assert code == 0, output
     assert orjson.loads(output)["backfilled"] == 2
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 2
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 3  # payment, fee, refund
 
 
 async def test_rate_limits_and_server_errors_are_retried_over_pages(

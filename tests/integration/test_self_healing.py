@@ -89,7 +89,8 @@ async def test_a_database_refusing_writes_heals_without_a_restart(
         assert await count(db, "SELECT count(*) FROM events") == 44
         await dbfaults.remove(db)
         await wait_for(lambda: settled(db, 132), what="consumers healed")
-    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 120
+    # each payment and its fee
+    assert await count(db, "SELECT count(*) FROM ledger_transactions") == 240
     assert await count(db, "SELECT count(*) FROM dead_letters") == 0
     assert await count(db, "SELECT count(*) FROM events WHERE outcome = 'ignored'") == 12
     delivered = {m.message_id for m in await drain(await broker.channel(), probe)}
