@@ -26,7 +26,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from core import backoff
+from core import backoff, lifecycle
 from core import request as request_info
 from core.errors import (
     DatabaseUnavailable,
@@ -325,9 +325,14 @@ def request(message: AbstractIncomingMessage) -> dict[str, Any] | None:
 
 
 async def _settle(settling: Awaitable[object]) -> None:
-    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated)."""
+    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated),
+    and so is the CancelledError aiormq fails the futures of a dead connection with."""
     try:
         await settling
+    except asyncio.CancelledError as exc:
+        if lifecycle.cancelled_here():
+            raise
+        log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
     except Exception as exc:
         log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
 
