@@ -69,6 +69,19 @@ class CurrencyMismatch(UnapplicableEvent):
     """Money of one charge in two currencies (a refund in another than its charge's)."""
 
 
+class UndecidableEvent(PermanentError):
+    """Deciding this one event raised an error nobody meant (TypeError, KeyError…: a bug, or a
+    body the domain cannot read). Retrying the same code on the same body cannot help: it is
+    dead-lettered at once with its traceback, and the rest of its batch is applied."""
+
+    @classmethod
+    def of(cls, error: BaseException) -> ConektaIngestError:
+        """`error` itself when the project raised it on purpose; else this, with its traceback."""
+        if isinstance(error, ConektaIngestError):
+            return error
+        return cls(f"{type(error).__name__}: {error}").with_traceback(error.__traceback__)
+
+
 class InvalidEvent(PermanentError, ValueError):
     """The body is not an event the service can take; the message says why, naming the field."""
 

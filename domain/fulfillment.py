@@ -32,6 +32,20 @@ class OrderView:
     customer_key: str | None
     livemode: bool
 
+    @classmethod
+    def of(cls, event: OrderEvent) -> OrderView | None:
+        """The order as the event says it is (None for a chargeback: it names no order)."""
+        if event.order_id is None or event.status is None:
+            return None
+        return cls(
+            event.order_id,
+            event.status,
+            event.amount,
+            event.currency,
+            event.customer_key,
+            event.livemode,
+        )
+
 
 def message_id(order_id: str, event_id: str) -> str:
     """Stable per applied change: an event applies at most one change to one order."""

@@ -55,8 +55,10 @@ class OrderConsumer(Consumer[Incoming]):
             provenance=SIGNED,
         )
 
-    async def apply(self, items: list[Incoming]) -> list[Outcome]:
-        return report(await self._store.apply.batch(items, modes=self._modes))
+    async def apply(self, items: list[Incoming]) -> list[Outcome | Exception]:
+        applied = await self._store.apply.batch(items, modes=self._modes, isolate=True)
+        decided = iter(report(applied))
+        return [applied.failed.get(i) or next(decided) for i in range(len(items))]
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
         await self._store.events.archive(rows)

@@ -155,7 +155,11 @@ async def test_a_task_that_does_not_stop_in_its_grace_is_cancelled() -> None:
     stop = asyncio.Event()
     supervisor = fast(stop)
     never = asyncio.Event()
-    supervisor.run("stuck", never.wait)  # waits for a node that is gone
+
+    async def stuck() -> None:
+        await never.wait()  # a node that is gone
+
+    supervisor.run("stuck", stuck)
     stop.set()
     await asyncio.wait_for(supervisor.wait(grace=0.05), 5)  # returns, raises nothing
     assert supervisor.gave_up is None
