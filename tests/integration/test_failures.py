@@ -233,7 +233,9 @@ async def test_an_event_the_domain_cannot_decide_is_dead_lettered_alone(
         return build(event, *args)
 
     monkeypatch.setattr(fulfillment, "build", buggy)
-    retries_before = REGISTRY.get_sample_value("conekta_worker_retries_total", {"kind": "transient"})
+    retries_before = REGISTRY.get_sample_value(
+        "conekta_worker_retries_total", {"kind": "transient"}
+    )
     async with running_worker(replace(settings, batch_size=256, batch_wait=1.0)):
         await publish_events(broker, [*good[:128], bad, *good[128:]])
         await wait_archived(db, 255)
@@ -243,11 +245,13 @@ async def test_an_event_the_domain_cannot_decide_is_dead_lettered_alone(
 
         await wait_for(dead_lettered, timeout=30, what="the undecidable event dead-lettered")
     code, output = await cli(settings, "dlq", "list", "--json")
+    assert code == 0, output
     [letter] = orjson.loads(output)
     assert letter["id"] == bad_id and letter["attempts"] == 1
     assert letter["kind"] == "permanent"
     assert "UndecidableEvent" in letter["reason"] and "AttributeError" in letter["reason"]
     code, output = await cli(settings, "dlq", "show", bad_id)
+    assert code == 0, output
     assert "in buggy" in orjson.loads(output)["headers"]["x-error-traceback"], output
     assert await count(db, PAYMENTS) == 255
     retries_after = REGISTRY.get_sample_value("conekta_worker_retries_total", {"kind": "transient"})
