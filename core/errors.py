@@ -56,6 +56,11 @@ class DataRejected(PermanentError):
     """The database refuses this data for good (a CHECK, a type, a value out of range)."""
 
 
+class UnknownToConekta(PermanentError):
+    """A refund names a charge that is not booked, and Conekta's API does not know its order
+    either: no later event can book it, so waiting cannot help."""
+
+
 class UnapplicableEvent(PermanentError):
     """An event the ledger cannot apply (unknown currency, paid more than the order, ...)."""
 

@@ -26,6 +26,7 @@ from worker.failures import FailureRouter
 from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
 from worker.unhandled import UnhandledConsumer
+from worker.unknown_charge import AskConekta
 
 log = structlog.get_logger(__name__)
 
@@ -150,7 +151,9 @@ def _consumers(
     """Each consumer by task name, with its queue; retired queues (core.topology) are drained
     by a consumer of the same kind until someone deletes them."""
     # Dead letters of both event consumers go to the one dead-letter queue.
-    failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
+    failures = FailureRouter(
+        publisher, topology.ORDERS_QUEUE, settings.max_attempts, store.in_flight
+    )
     size, wait = settings.batch_size, settings.batch_wait
     verifier = Verifier.from_settings(settings)  # both webhook consumers check every DIGEST
     return {
@@ -163,6 +166,11 @@ def _consumers(
                 verifier=verifier,
                 on_commit=relay.wake,
                 modes=settings.accept_modes,
+                ask=AskConekta(
+                    store, settings.conekta_api_url, settings.conekta_api_key, settings.accept_modes
+                )
+                if settings.conekta_api_key
+                else None,
             ),
             topology.ORDERS_QUEUE,
         ),

@@ -263,7 +263,7 @@ async def _verify(
         async with Store.open(database_url) as store:
             await _check(db, broker, plan, probe, tally, store)
         channel = await broker.channel()
-        unrouted = await channel.declare_queue(topology.FULFILLMENT_UNROUTED, passive=True)
+        unrouted = await channel.declare_queue(topology.FULFILLMENT_UNROUTED_QUEUE, passive=True)
         assert unrouted.declaration_result.message_count == 0  # every message reached its queue
     finally:
         await broker.close()

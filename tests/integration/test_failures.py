@@ -229,7 +229,8 @@ async def test_an_event_the_domain_cannot_decide_is_dead_lettered_alone(
 
     def buggy(event: Any, *args: Any) -> Any:
         if event.event_id == bad_id:
-            return {}.get("payment_method").get("type")  # AttributeError, as the fuzz found
+            method: Any = 1.5  # a payment_method of a type nobody expected, as the fuzz found
+            return method.get("type")  # AttributeError
         return build(event, *args)
 
     monkeypatch.setattr(fulfillment, "build", buggy)
