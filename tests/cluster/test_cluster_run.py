@@ -273,7 +273,7 @@ async def _verify(
     duplicated = (
         applied
         - len(plan.unique_ids)
-        + (await db.fetchval("SELECT count(*) FROM ledger_transactions") - plan.payments)
+        + (await db.fetchval("SELECT count(*) FROM ledger_transactions") - plan.postings)
     )
     print(f"accepted {accepted}, applied {applied}, lost {lost}, duplicated {duplicated}")
     assert (accepted, lost, duplicated) == (applied, 0, 0)
