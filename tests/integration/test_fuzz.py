@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import random
@@ -179,8 +180,9 @@ async def findable_all_along(
 ) -> None:
     """While the run is in progress, accepted keys drawn at random are looked up as `events show`
     does: archived, retrying, a dead letter (or on its way to one). One not found must be still
-    waiting for its first delivery: a queue the worker consumes holds messages, else it is lost
-    from sight (checked again first: it may have been decided in between)."""
+    waiting for its first delivery (a queue the worker consumes holds ready messages), or inside
+    the batch the worker is deciding now (prefetched: found once that batch commits, within
+    seconds); else it is out of sight."""
     rng = random.Random(1)
     while True:
         for key in rng.sample(sorted(accepted), min(20, len(accepted))):
@@ -188,8 +190,12 @@ async def findable_all_along(
             if await _located(store, key):
                 continue
             stats = await queue_stats(connection, [ORDERS_QUEUE, UNHANDLED_QUEUE])
-            waiting = sum(depth for depth, _ in stats.values())
-            assert waiting or await _located(store, key), f"accepted {key} is out of sight"
+            if not sum(depth for depth, _ in stats.values()):
+                await wait_for(
+                    functools.partial(_located, store, key),
+                    timeout=15,
+                    what=f"accepted {key}, in no queue, to be found",
+                )
         await asyncio.sleep(0.2)  # a sampling interval, not a synchronisation
 
 
