@@ -85,12 +85,18 @@ async def connect(
         attempt += 1
         turn = (attempt - 1) % len(nodes)
         rotated = nodes[turn:] + nodes[:turn]
+        connection = ClusterConnection(
+            rotated[0], nodes=rotated, client_properties={"connection_name": name}
+        )
         try:
-            connection = ClusterConnection(
-                rotated[0], nodes=rotated, client_properties={"connection_name": name}
-            )
             await connection.connect()
-        except (TimeoutError, OSError, AMQPError) as exc:
+        except BaseException as exc:
+            # A robust connection that failed (or was cancelled) mid-handshake goes on
+            # reconnecting in the background, and swallows the cancellation that should end it:
+            # closed here, or it would outlive this attempt and hang the process's exit.
+            await _abandon(connection)
+            if not isinstance(exc, TimeoutError | OSError | AMQPError):
+                raise
             if attempts and attempt >= attempts:
                 raise
             log.warning("broker connect failed", connection=name, attempt=attempt, error=str(exc))
@@ -99,6 +105,13 @@ async def connect(
             continue
         log.info("broker connected", connection=name)
         return connection
+
+
+async def _abandon(connection: ClusterConnection) -> None:
+    try:
+        await asyncio.wait_for(connection.close(), timeout=5)
+    except Exception as exc:  # the caller's error is the one worth raising
+        log.debug("abandoned connection did not close cleanly", error=repr(exc))
 
 
 class Publisher:

@@ -4,7 +4,6 @@ event loop is uvloop where available."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -16,6 +15,7 @@ from core.errors import StopRequested
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
+CANCEL_GRACE = 3.0  # seconds a cancelled start-up wait has to end before it is left behind
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -43,9 +43,10 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
         stopped.cancel()
         if not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-    if task.cancelled():
+            # Bounded: aio-pika's connect can swallow the cancellation of a handshake that
+            # hangs and go on trying; the process must stop all the same.
+            await asyncio.wait({task}, timeout=CANCEL_GRACE)
+    if not task.done() or task.cancelled():
         raise StopRequested("asked to stop while starting")
     return task.result()
 

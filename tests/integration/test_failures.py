@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from dataclasses import replace
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -19,7 +20,7 @@ from domain import fulfillment
 from ops import ledger
 from store import Store
 from testkit.events import order_event
-from testkit.processes import cli, worker_process
+from testkit.processes import cli, worker_env, worker_process
 from testkit.proxy import TcpProxy
 from testkit.services import balances, count, publish_events, running_worker
 from testkit.wait import wait_for
@@ -257,3 +258,44 @@ async def test_an_event_the_domain_cannot_decide_is_dead_lettered_alone(
     assert await count(db, PAYMENTS) == 255
     retries_after = REGISTRY.get_sample_value("conekta_worker_retries_total", {"kind": "transient"})
     assert retries_after == retries_before  # no batch failed, nothing went round the tiers
+
+
+async def test_sigterm_while_connecting_stops_cleanly(settings: Settings) -> None:
+    """SIGTERM while the broker (or the database) answers nothing: exit 0 at once, not a kill at
+    the end of the grace period. A listener that accepts and never speaks stands for a node that
+    hangs."""
+    arrived = asyncio.Event()
+
+    async def hang(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.set()
+        await reader.read()  # until the worker gives up the connection
+        writer.close()
+
+    server = await asyncio.start_server(hang, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        for hanging in (
+            replace(settings, amqp_url=f"amqp://guest:guest@127.0.0.1:{port}/"),
+            replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/x"),
+        ):
+            arrived.clear()
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "cli",
+                "work",
+                env=worker_env(hanging),
+                stderr=asyncio.subprocess.PIPE,
+            )
+            try:
+                await asyncio.wait_for(arrived.wait(), timeout=30)
+                process.send_signal(signal.SIGTERM)
+                code = await asyncio.wait_for(process.wait(), timeout=15)
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
+            assert process.stderr is not None
+            assert code == 0, (await process.stderr.read()).decode()[-3000:]
+    finally:
+        server.close()
