@@ -106,10 +106,12 @@ FULL JOIN (SELECT currency, livemode, sum(amount) AS total FROM chargebacks
      ON c.currency = b.currency AND c.livemode = b.livemode
 WHERE coalesce(b.balance, 0) <> coalesce(c.total, 0);
 
--- verify_money_on_unpaid_orders: money posted on orders that were never paid
+-- verify_money_on_unpaid_orders: money posted on orders that were never paid (settlement's
+-- postings of no order, a transfer or an adjustment, are no order's)
 SELECT t.order_id, o.status, t.business_key FROM ledger_transactions t
 LEFT JOIN orders o ON o.id = t.order_id AND o.livemode = t.livemode
-WHERE o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded');
+WHERE t.order_id IS NOT NULL
+  AND (o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded'));
 
 -- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
