@@ -153,6 +153,7 @@ class Match:
     items: list[Item] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     fees: list[FeeLearnt] = field(default_factory=list)
+    landed: dict[tuple[bool, str], int] = field(default_factory=dict)  # transfer -> bank line
 
     def post(self, posting: Posting, posted: Collection[tuple[bool, str]]) -> str:
         if posting.key not in posted:
@@ -422,9 +423,11 @@ def _transfers(
             line = bank_line_for(transfer, [b for b in lines if b.id not in used], books.tz)
             if line is not None:
                 used.add(line.id)
+                match.landed[(transfer.livemode, transfer.id)] = line.id
                 keys.append(match.post(landed(transfer, line, books.tz), books.posted))
         else:
             keys.append(f"payout:{transfer.id}:landed")
+            match.landed[(transfer.livemode, transfer.id)] = landed_line
         state = POSTED if landed_line is None and line is not None else MATCHED
         if landed_line is None and line is None:
             state = IN_FLIGHT

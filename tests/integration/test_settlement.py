@@ -1,0 +1,164 @@
+"""Settlement end to end (issue 23's "done when"): a day of one merchant with the fake Conekta API
+(driven by testkit's independent model of Conekta's balance), webhooks applied to the ledger, a
+bank statement, then `settle pull`, `bank import`, `settle verify`, `settle match --apply` and
+`settle report` as the on-call person runs them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+
+from core.settings import Settings
+from domain.order_event import parse_order_event
+from domain.plan import Incoming
+from store import Store
+from testkit.events import chargeback_event, order_event
+from testkit.fake_conekta import FakeConekta, running
+from testkit.processes import cli
+from testkit.settlement_model import ConektaAccount
+
+pytestmark = pytest.mark.integration
+
+MX = ZoneInfo("America/Mexico_City")
+T0 = int(datetime(2026, 11, 10, 9, 0, tzinfo=MX).timestamp())  # a Tuesday, 09:00 in Mexico City
+HOUR = 3600
+
+
+def day(conekta: ConektaAccount) -> dict[str, Any]:
+    """The day, on Conekta's side; returns the transfer."""
+    conekta.capture("ch_A", 50_000, 2_059, T0)  # its webhook carried no fee
+    conekta.capture("ch_B", 30_000, 1_360, T0 + HOUR)
+    conekta.capture("ch_C", 40_000, 1_740, T0 + 2 * HOUR)
+    conekta.refund("ch_B", 10_000, T0 + 3 * HOUR)
+    conekta.chargeback("ch_C", 40_000, 17_400, T0 + 4 * HOUR)  # with a dispute fee
+    conekta.adjust("rounding_adjustment", -1, T0 + 5 * HOUR)
+    transfer = conekta.payout(T0 + 9 * HOUR, "4401234")  # 18:00: the net of the day
+    assert transfer is not None
+    conekta.capture("ch_D", 20_000, 996, T0 + 10 * HOUR, pending=True)  # still pending
+    return transfer
+
+
+def webhooks() -> list[bytes]:
+    """What the merchant's webhooks brought (test mode, as the model)."""
+    return [
+        order_event("order.paid", "ord_A", charge_id="ch_A", amount=50_000, fee=None,
+                    created_at=T0),
+        order_event("order.paid", "ord_B", charge_id="ch_B", amount=30_000, fee=1_360,
+                    created_at=T0 + HOUR),
+        order_event("order.paid", "ord_C", charge_id="ch_C", amount=40_000, fee=1_740,
+                    created_at=T0 + 2 * HOUR),
+        order_event("order.partially_refunded", "ord_B", charge_id="ch_B", amount=30_000,
+                    fee=1_360, refunds=(("rfd_B1", 10_000, T0 + 3 * HOUR),),
+                    created_at=T0 + 3 * HOUR),
+        chargeback_event("charge.chargeback.created", "chbk_C", charge_id="ch_C",
+                         created_at=T0 + 4 * HOUR, opened_at=T0 + 4 * HOUR),
+        order_event("order.paid", "ord_D", charge_id="ch_D", amount=20_000, fee=996,
+                    created_at=T0 + 10 * HOUR),
+    ]  # fmt: skip
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[tuple[FakeConekta, str]]:
+    conekta = FakeConekta(max_limit=3)  # small pages: the pull pages
+    async with running(conekta) as url:
+        yield conekta, url
+
+
+@pytest.fixture
+def api_settings(
+    settings: Settings, fake: tuple[FakeConekta, str], monkeypatch: pytest.MonkeyPatch
+) -> Settings:
+    monkeypatch.setenv("CONEKTA_API_MODE", "test")
+    monkeypatch.setenv("CONEKTA_LEDGER_TZ", "America/Mexico_City")
+    return replace(settings, conekta_api_url=fake[1], conekta_api_key=fake[0].key)
+
+
+async def balance(store: Store, account: str) -> int:
+    rows = await store.ledger.balances(at=None, livemode=False)
+    return sum(r["balance"] for r in rows if r["account"] == account)
+
+
+async def settle(settings: Settings, *args: str) -> tuple[int, Any]:
+    code, output = await cli(settings, *args, "--json")
+    return code, orjson.loads(output) if output.strip().startswith("{") else output
+
+
+async def test_a_day_settles_to_conekta_and_the_bank(
+    api_settings: Settings, fake: tuple[FakeConekta, str], store: Store, tmp_path: Path
+) -> None:
+    conekta, _ = fake
+    model = ConektaAccount(livemode=False)
+    transfer = day(model)
+    conekta.transactions, conekta.transfers = model.transactions, model.transfers
+    conekta.balance = model.balance()
+    for body in webhooks():
+        await store.apply.batch([Incoming(parse_order_event(body), body, None)])
+    statement = tmp_path / "bank-2026-11.csv"
+    statement.write_text(
+        "date,amount,reference,description\n"
+        "2026-11-11,1500.00,RENT NOV,rent\n"
+        f"2026-11-12,{transfer['amount'] / 100:.2f},SPEI CONEKTA 4401234,Conekta payout\n"
+    )
+
+    code, pulled = await settle(api_settings, "settle", "pull")
+    assert code == 0, pulled
+    assert pulled["new"] == {"transactions": 8, "transfers": 1}
+    code, imported = await settle(
+        api_settings, "bank", "import", str(statement), "--account", "bbva"
+    )
+    assert code == 0 and imported["lines"] == 2, imported
+    code, again = await settle(api_settings, "bank", "import", str(statement), "--account", "bbva")
+    assert code == 0 and again["imported"] is False  # once per file
+
+    # Before matching: each unexplained item named.
+    code, verified = await settle(api_settings, "settle", "verify")
+    assert code == 1, verified
+    broken = "\n".join(b["what"] for b in verified["broken"])
+    assert {b["invariant"] for b in verified["broken"]} == {1, 2}
+    for unexplained in ("capture", "chargeback", "rounding_adjustment", "payout"):
+        assert unexplained in broken, broken
+
+    code, matched = await settle(api_settings, "settle", "match", "--apply")
+    assert code == 0, matched
+    keys = {p["business_key"] for p in matched["postings"]}
+    assert keys == {
+        "fee:ord_A:ch_A",  # the webhook had no fee: the capture's
+        next(k for k in keys if k.startswith("dispute_fee:")),
+        next(k for k in keys if k.startswith("adjustment:")),
+        f"payout:{transfer['id']}:sent",
+        f"payout:{transfer['id']}:landed",
+    }
+
+    assert model.total() == 59_004
+    held = await balance(store, "conekta:receivable") + await balance(store, "conekta:disputed")
+    assert held == model.total()
+    assert await balance(store, "conekta:in_transit") == 0
+    assert await balance(store, "bank:bbva") == transfer["amount"] == 47_440
+    assert await balance(store, "conekta:dispute_fees") == 17_400
+    assert await balance(store, "conekta:adjustments") == 1
+    code, verified = await settle(api_settings, "settle", "verify")
+    assert code == 0, verified
+    code, ledger_ok = await cli(api_settings, "ledger", "verify")
+    assert code == 0, ledger_ok
+
+    code, second = await settle(api_settings, "settle", "match", "--apply")
+    assert code == 0 and second["postings"] == []
+    code, pulled_again = await settle(api_settings, "settle", "pull")
+    assert code == 0 and pulled_again["new"] == {"transactions": 0, "transfers": 0}
+
+    code, report = await settle(api_settings, "settle", "report", "--month", "2026-11")
+    assert code == 0, report
+    [paid] = report["transfers"]
+    assert paid["amount"] == 47_440 and paid["difference"] == 0
+    assert paid["bank_date"] == "2026-11-12"
+    assert [u["type"] for u in report["unmatched"]] == ["rounding_adjustment"]  # for review
+    code, text = await cli(api_settings, "settle", "report", "--month", "2026-11")
+    assert code == 0
+    print(text)  # the closing note shows it
