@@ -109,3 +109,5 @@ GRANT SELECT                 ON conekta_transactions, conekta_transfers, conekta
 GRANT SELECT, INSERT         ON bank_statements     TO conekta_oncall;  -- imported once, never changed
 GRANT SELECT, INSERT         ON bank_lines          TO conekta_oncall;
 GRANT SELECT                 ON bank_statements, bank_lines TO conekta_worker, conekta_console;
+-- `settle match --apply`: a chargeback's target as Conekta's chargeback transaction says it
+GRANT UPDATE (conekta_amount) ON chargebacks        TO conekta_oncall;

@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
+from prometheus_client import REGISTRY
 
 from core.settings import Settings
 from domain.order_event import parse_order_event
@@ -23,8 +24,12 @@ from testkit.events import chargeback_event, order_event
 from testkit.fake_conekta import FakeConekta, running
 from testkit.processes import cli
 from testkit.settlement_model import ConektaAccount
+from tests.integration.test_least_privilege import as_role, logins
+from worker import settlement as pulling
+from worker.conekta_api import ConektaApi
 
 pytestmark = pytest.mark.integration
+__all__ = ["logins"]  # the fixture: a login in each runtime role
 
 MX = ZoneInfo("America/Mexico_City")
 T0 = int(datetime(2026, 11, 10, 9, 0, tzinfo=MX).timestamp())  # a Tuesday, 09:00 in Mexico City
@@ -73,11 +78,20 @@ async def fake() -> AsyncIterator[tuple[FakeConekta, str]]:
 
 @pytest.fixture
 def api_settings(
-    settings: Settings, fake: tuple[FakeConekta, str], monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
+    fake: tuple[FakeConekta, str],
+    monkeypatch: pytest.MonkeyPatch,
+    logins: dict[str, str],
 ) -> Settings:
+    """The on-call person's CLI: logged in as a member of conekta_oncall (grants.sql)."""
     monkeypatch.setenv("CONEKTA_API_MODE", "test")
     monkeypatch.setenv("CONEKTA_LEDGER_TZ", "America/Mexico_City")
-    return replace(settings, conekta_api_url=fake[1], conekta_api_key=fake[0].key)
+    return replace(
+        settings,
+        database_url=as_role(settings.database_url, logins["conekta_oncall"]),
+        conekta_api_url=fake[1],
+        conekta_api_key=fake[0].key,
+    )
 
 
 async def balance(store: Store, account: str) -> int:
@@ -162,3 +176,25 @@ async def test_a_day_settles_to_conekta_and_the_bank(
     code, text = await cli(api_settings, "settle", "report", "--month", "2026-11")
     assert code == 0
     print(text)  # the closing note shows it
+
+
+async def test_the_workers_scheduled_pull_runs_as_the_worker_role(
+    settings: Settings, fake: tuple[FakeConekta, str], logins: dict[str, str]
+) -> None:
+    conekta, url = fake
+    model = ConektaAccount(livemode=False)
+    day(model)
+    conekta.transactions, conekta.transfers = model.transactions, model.transfers
+    conekta.balance = model.balance()
+    worker_url = as_role(settings.database_url, logins["conekta_worker"])
+    async with (
+        Store.open(worker_url) as store,
+        ConektaApi.open(url, conekta.key, retry_base=0.01) as api,
+    ):
+        conekta.fail(503)  # retried, as every call of the API client
+        assert await pulling._scheduled_run(store, api, livemode=False)
+        assert await pulling._scheduled_run(store, api, livemode=False)  # nothing new
+        assert len(await store.settlement.transactions(False)) == 8
+        [snapshot] = [b for b in await store.settlement.last_balances() if not b["livemode"]]
+        assert orjson.loads(snapshot["raw"])["retained"] == [{"amount": 40_000, "currency": "MXN"}]
+    assert REGISTRY.get_sample_value("conekta_worker_settle_runs_total", {"result": "ok"})
