@@ -25,7 +25,7 @@ from core import backoff, lifecycle
 from core.errors import ApiKeyRejected, StopRequested
 from core.settings import Settings
 from store import Store
-from worker import metrics
+from worker import metrics, settlement_check
 from worker.conekta_api import ConektaApi
 
 log = structlog.get_logger(__name__)
@@ -180,13 +180,12 @@ async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -
     """`settle pull` every `settle_interval` while the worker runs; a failure is logged,
     counted and retried with backoff."""
     assert settings.conekta_api_key is not None
+    metrics.SETTLE_ENABLED.set(1)
     failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
         while not stop.is_set():
             try:
-                ok = await lifecycle.unless_stopped(
-                    stop, _scheduled_run(store, api, settings.conekta_api_livemode)
-                )
+                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, settings))
             except StopRequested:
                 return
             failures = 0 if ok else failures + 1
@@ -197,9 +196,10 @@ async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -
                 await asyncio.wait_for(stop.wait(), pause)
 
 
-async def _scheduled_run(store: Store, api: ConektaApi, livemode: bool) -> bool:
+async def _scheduled_run(store: Store, api: ConektaApi, settings: Settings) -> bool:
+    """One pull, then `settle verify` for the alerts; False when the pull failed."""
     try:
-        report = await pull(store, api, livemode)
+        report = await pull(store, api, settings.conekta_api_livemode)
     except ApiKeyRejected as exc:
         log.error("settle pull failed: fix CONEKTA_API_KEY", error=str(exc))
         metrics.SETTLE_RUNS.labels("failed").inc()
@@ -212,9 +212,26 @@ async def _scheduled_run(store: Store, api: ConektaApi, livemode: bool) -> bool:
     metrics.SETTLE_LAST_SUCCESS.set(datetime.now(UTC).timestamp())
     for kind, count in report.new.items():
         metrics.SETTLE_RECORDS.labels(kind).inc(count)
+    log.info("settle pull", **report.summary())
+    await _measure(store, settings)
+    return True
+
+
+async def _measure(store: Store, settings: Settings) -> None:
+    """The gauges the settlement alerts read: money in transit, broken invariants."""
     for row in await store.ledger.balances(at=None, livemode=None):
         if row["account"] == "conekta:in_transit":
             labels = (row["currency"], "true" if row["livemode"] else "false")
             metrics.SETTLE_IN_TRANSIT.labels(*labels).set(row["balance"])
-    log.info("settle pull", **report.summary())
-    return True
+    result = await settlement_check.verify(
+        store,
+        now=datetime.now(UTC),
+        tax_rate=settings.fee_tax_rate,
+        tz=settings.ledger_tz,
+        livemode=settings.conekta_api_livemode,
+    )
+    broken = Counter(b.invariant for b in result.broken)
+    for invariant in settlement_check.INVARIANTS:
+        metrics.SETTLE_BROKEN.labels(str(invariant)).set(broken[invariant])
+    if broken:
+        log.warning("settle verify: broken", **{f"invariant_{k}": v for k, v in broken.items()})

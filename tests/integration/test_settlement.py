@@ -187,14 +187,20 @@ async def test_the_workers_scheduled_pull_runs_as_the_worker_role(
     conekta.transactions, conekta.transfers = model.transactions, model.transfers
     conekta.balance = model.balance()
     worker_url = as_role(settings.database_url, logins["conekta_worker"])
+    worker_settings = replace(settings, database_url=worker_url, conekta_api_livemode=False)
     async with (
         Store.open(worker_url) as store,
         ConektaApi.open(url, conekta.key, retry_base=0.01) as api,
     ):
         conekta.fail(503)  # retried, as every call of the API client
-        assert await pulling._scheduled_run(store, api, livemode=False)
-        assert await pulling._scheduled_run(store, api, livemode=False)  # nothing new
+        assert await pulling._scheduled_run(store, api, worker_settings)
+        assert await pulling._scheduled_run(store, api, worker_settings)  # nothing new
         assert len(await store.settlement.transactions(False)) == 8
         [snapshot] = [b for b in await store.settlement.last_balances() if not b["livemode"]]
         assert orjson.loads(snapshot["raw"])["retained"] == [{"amount": 40_000, "currency": "MXN"}]
-    assert REGISTRY.get_sample_value("conekta_worker_settle_runs_total", {"result": "ok"})
+    assert REGISTRY.get_sample_value("conekta_settle_runs_total", {"result": "ok"})
+    # No webhook came: every Conekta record is unexplained (invariant 2) and the ledger holds
+    # nothing of Conekta's 59 004 (invariant 1); no statement, so nothing is stuck in transit.
+    assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "1"}) == 1
+    assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "2"}) == 8
+    assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "3"}) == 0
