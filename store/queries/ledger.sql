@@ -125,9 +125,19 @@ HAVING sum(balance) <> 0;
 
 -- provenance_postings: postings after an id, oldest first, each with the archived event that
 -- posted it (body, request and provenance; NULL when its month was pruned): `ledger verify
--- --provenance` checks each again
+-- --provenance` checks each again; `settlement`: posted by `settle match` from a stored Conekta
+-- transaction or transfer (api) or an imported bank line (statement)
 SELECT t.id, t.business_key, t.kind, t.order_id, t.livemode, t.event_id, t.provenance,
-       e.body, e.request, e.provenance AS event_provenance, e.event_id IS NOT NULL AS archived
+       e.body, e.request, e.provenance AS event_provenance, e.event_id IS NOT NULL AS archived,
+       CASE WHEN t.provenance = 'statement'
+                THEN EXISTS (SELECT 1 FROM bank_lines l
+                             WHERE 'bank_line:' || l.id = t.event_id)
+            WHEN t.provenance = 'api' AND e.event_id IS NULL
+                THEN EXISTS (SELECT 1 FROM conekta_transactions x
+                             WHERE x.id = t.event_id AND x.livemode = t.livemode)
+                  OR EXISTS (SELECT 1 FROM conekta_transfers x
+                             WHERE x.id = t.event_id AND x.livemode = t.livemode)
+            ELSE false END AS settlement
 FROM ledger_transactions t
 LEFT JOIN LATERAL (SELECT event_id, body, request, provenance FROM events
                    WHERE event_id = t.event_id LIMIT 1) e ON true

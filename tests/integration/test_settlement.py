@@ -161,6 +161,11 @@ async def test_a_day_settles_to_conekta_and_the_bank(
     assert code == 0, verified
     code, ledger_ok = await cli(api_settings, "ledger", "verify")
     assert code == 0, ledger_ok
+    # The webhooks here were never signed (applied straight to the store): only settlement's
+    # postings are asked about, each backed by its stored record.
+    _, output = await cli(api_settings, "ledger", "verify", "--provenance", "--json")
+    backed = orjson.loads(output)["provenance"]
+    assert backed["counts"]["settlement"] == 5, backed
 
     code, second = await settle(api_settings, "settle", "match", "--apply")
     assert code == 0 and second["postings"] == []
