@@ -209,3 +209,43 @@ async def test_the_workers_scheduled_pull_runs_as_the_worker_role(
     assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "1"}) == 1
     assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "2"}) == 8
     assert REGISTRY.get_sample_value("conekta_settle_broken_invariants", {"invariant": "3"}) == 0
+
+
+async def test_a_bad_statement_imports_nothing_and_a_stuck_transfer_breaks_verify(
+    api_settings: Settings, fake: tuple[FakeConekta, str], store: Store, tmp_path: Path
+) -> None:
+    conekta, _ = fake
+    model = ConektaAccount(livemode=False)
+    model.capture("ch_A", 50_000, 2_059, T0)
+    transfer = model.payout(T0 + HOUR, "4401234")
+    assert transfer is not None
+    conekta.transactions, conekta.transfers = model.transactions, model.transfers
+    conekta.balance = model.balance()
+    body = webhooks()[0]
+    await store.apply.batch([Incoming(parse_order_event(body), body, None)])
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        "date,amount,reference,description\n2026-11-12,10.00,A,a\n2026-13-01,1.00,B,b\n"
+        "2026-11-13,12,C,c\n"
+    )
+    code, output = await cli(api_settings, "bank", "import", str(bad), "--account", "bbva")
+    assert code == 2
+    assert "line 3: date '2026-13-01'" in output and "line 4: amount '12'" in output
+    assert await store.settlement.statements() == []  # nothing half-imported
+
+    # The bank shows the transfer's reference with another amount, and the statement runs to
+    # Wednesday 18th, past the transfer's third business day (Friday 13th).
+    statement = tmp_path / "bank.csv"
+    statement.write_text(
+        "date,amount,reference,description\n"
+        "2026-11-12,474.39,SPEI CONEKTA 4401234,Conekta payout\n"
+        "2026-11-18,10.00,OTHER,other\n"
+    )
+    code, _ = await settle(api_settings, "bank", "import", str(statement), "--account", "bbva")
+    assert code == 0
+    assert (await settle(api_settings, "settle", "pull"))[0] == 0
+    assert (await settle(api_settings, "settle", "match", "--apply"))[0] == 0
+    code, verified = await settle(api_settings, "settle", "verify")
+    assert code == 1
+    assert {b["invariant"] for b in verified["broken"]} == {3, 4}, verified
+    assert await balance(store, "conekta:in_transit") == transfer["amount"]
