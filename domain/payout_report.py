@@ -3,8 +3,10 @@
 Conekta links no transaction to the transfer that paid it out, so the report says its rule:
 a transfer paid the transactions of its mode and currency that Conekta marks paid out (status
 `paid_out` or `transferred`) and that were created after the previous transfer and up to it.
-Their amounts, by kind, and their fees (commission and IVA, split as the ledger splits them)
-sum to the transfer; a `difference` other than 0 says the rule did not explain it all.
+Their amounts, by kind, and their fees (commission and IVA, split as the ledger splits them; a
+chargeback's fee counts with the chargebacks, as the ledger books it whole on
+conekta:dispute_fees) sum to the transfer; a `difference` other than 0 says the rule did not
+explain it all.
 """
 
 from __future__ import annotations
@@ -84,6 +86,9 @@ def _sums(txns: Sequence[Txn], tax_rate: Decimal) -> dict[str, int]:
             sums["adjustments"] += txn.net  # Conekta's own adjustment, its fee inside
             continue
         sums[group] += txn.amount
+        if txn.type == "chargeback":
+            sums[group] -= txn.fee  # conekta:dispute_fees, not split
+            continue
         commission, tax = fee_rules.split(txn.fee, tax_rate)
         sums["fees"] -= commission
         sums["tax"] -= tax

@@ -176,6 +176,8 @@ async def test_a_day_settles_to_conekta_and_the_bank(
     assert code == 0, report
     [paid] = report["transfers"]
     assert paid["amount"] == 47_440 and paid["difference"] == 0
+    assert (paid["charges"], paid["refunds"], paid["chargebacks"]) == (120_000, -10_000, -57_400)
+    assert (paid["fees"], paid["tax"], paid["adjustments"]) == (-4_447, -712, -1)
     assert paid["bank_date"] == "2026-11-12"
     assert [u["type"] for u in report["unmatched"]] == ["rounding_adjustment"]  # for review
     code, text = await cli(api_settings, "settle", "report", "--month", "2026-11")
