@@ -154,17 +154,22 @@ class Settlement(sql.Room):
         return statement_id
 
     @asynccontextmanager
-    async def matching(self) -> AsyncIterator[MatchSession]:
-        """One transaction holding the settle lock: read the books, then write what the plan
-        says (or nothing: a dry run) with the same snapshot."""
+    async def matching(self, *, apply: bool) -> AsyncIterator[MatchSession]:
+        """One transaction: with `apply`, holding the settle lock and (in `books`) the orders'
+        locks, to write what the plan says; without, a read-only snapshot that locks nothing
+        (a dry run, `settle verify`, the worker's hourly check never block a batch)."""
         async with database.transaction(self.pool) as connection:
-            await sql.fetch(connection, "settle_lock", key=SETTLE_LOCK)
-            yield MatchSession(connection)
+            if apply:
+                await sql.fetch(connection, "settle_lock", key=SETTLE_LOCK)
+            else:
+                await sql.execute(connection, "settle_snapshot")
+            yield MatchSession(connection, locking=apply)
 
 
 class MatchSession:
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, locking: bool) -> None:
         self._connection = connection
+        self._locking = locking
 
     async def books(
         self, charge_ids: Sequence[str], keys: Sequence[str], *, tax_rate: Decimal, tz: ZoneInfo
@@ -173,14 +178,17 @@ class MatchSession:
         locks them: no batch moves their chargebacks meanwhile) and which keys are posted."""
         connection = self._connection
         charges = await sql.fetch(connection, "settle_charge_books", charge_ids=list(charge_ids))
-        orders = sorted({(r["order_id"], r["livemode"]) for r in charges})
-        await sql.fetch(
-            connection,
-            "lock_orders",
-            ids=[o[0] for o in orders],
-            livemodes=[o[1] for o in orders],
-        )
-        charges = await sql.fetch(connection, "settle_charge_books", charge_ids=list(charge_ids))
+        if self._locking:
+            orders = sorted({(r["order_id"], r["livemode"]) for r in charges})
+            await sql.fetch(
+                connection,
+                "lock_orders",
+                ids=[o[0] for o in orders],
+                livemodes=[o[1] for o in orders],
+            )
+            charges = await sql.fetch(
+                connection, "settle_charge_books", charge_ids=list(charge_ids)
+            )
         refunds = await sql.fetch(connection, "settle_refund_postings", charge_ids=list(charge_ids))
         states = await _chargebacks(connection, charge_ids)
         posted = await sql.fetch(connection, "booked_keys", keys=sorted(set(keys)))
@@ -194,6 +202,7 @@ class MatchSession:
         )
 
     async def write(self, match: rules.Match) -> None:
+        assert self._locking, "a dry run writes nothing"
         connection = self._connection
         await write_postings(connection, list(match.postings.values()))
         if match.targets:

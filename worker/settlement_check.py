@@ -136,7 +136,7 @@ async def match(
     """What explains each record and what is still to post; with `apply`, posts it."""
     found = await records(store, livemode)
     charge_ids = sorted({t.charge_id for t in found.txns if t.charge_id})
-    async with store.settlement.matching() as session:
+    async with store.settlement.matching(apply=apply) as session:
         # First without posted keys: which keys could this run post; then with them.
         books = await session.books(charge_ids, [], tax_rate=tax_rate, tz=tz)
         draft = rules.plan(found.txns, found.transfers, found.lines, books)

@@ -93,6 +93,9 @@ FROM ledger_transactions WHERE kind = 'payout_landed';
 -- settle_lock: one `settle match --apply` at a time (held until its transaction ends)
 SELECT pg_advisory_xact_lock(:key::bigint);
 
+-- settle_snapshot: a dry run reads one consistent snapshot and writes nothing (first statement)
+SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY;
+
 -- settle_set_targets: chargebacks whose target Conekta's chargeback transaction says
 UPDATE chargebacks c SET conekta_amount = t.amount, amount = t.amount, updated_at = now()
 FROM unnest(:id::text[], :livemode::boolean[], :amount::bigint[]) AS t (id, livemode, amount)
