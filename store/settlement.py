@@ -24,6 +24,7 @@ from store import sql
 from store.apply import write_postings
 
 SETTLE_LOCK = 0x736574746C65  # "settle": one match --apply at a time
+PULL_LOCK = 0x73657470756C  # "setpul": one pull at a time
 TRANSACTION_COLUMNS = (
     "id",
     "livemode",
@@ -62,6 +63,19 @@ class Statement:
 
 
 class Settlement(sql.Room):
+    @asynccontextmanager
+    async def pulling(self) -> AsyncIterator[bool]:
+        """The pull lock on a connection of its own until the block ends; False when another
+        pull holds it (several workers: one pulls, the others skip)."""
+        async with self.pool.acquire() as connection:
+            if not await sql.fetchval(connection, "settle_pull_try_lock", key=PULL_LOCK):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                await sql.fetchval(connection, "settle_pull_unlock", key=PULL_LOCK)
+
     async def save(self, kind: str, rows: Sequence[object]) -> int:
         """Transactions or transfers as fetched (objects with the table's columns, `raw` as
         JSON text); how many were new."""

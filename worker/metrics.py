@@ -119,7 +119,7 @@ SETTLE_ENABLED = Gauge(
 )
 SETTLE_RUNS = Counter(
     "conekta_settle_runs_total",
-    "Scheduled `settle pull` runs by result (ok, failed).",
+    "Scheduled `settle pull` runs by result (ok, failed, skipped: another worker pulled).",
     ["result"],
 )
 SETTLE_RECORDS = Counter(

@@ -197,9 +197,14 @@ async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -
 
 
 async def _scheduled_run(store: Store, api: ConektaApi, settings: Settings) -> bool:
-    """One pull, then `settle verify` for the alerts; False when the pull failed."""
+    """One pull (unless another worker's runs), then `settle verify` for the alerts; False
+    when the pull failed."""
     try:
-        report = await pull(store, api, settings.conekta_api_livemode)
+        async with store.settlement.pulling() as mine:
+            if not mine:
+                metrics.SETTLE_RUNS.labels("skipped").inc()
+                return True
+            report = await pull(store, api, settings.conekta_api_livemode)
     except ApiKeyRejected as exc:
         log.error("settle pull failed: fix CONEKTA_API_KEY", error=str(exc))
         metrics.SETTLE_RUNS.labels("failed").inc()

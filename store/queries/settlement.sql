@@ -35,6 +35,12 @@ RETURNING id, (xmax = 0) AS new;
 INSERT INTO conekta_balances (livemode, raw) VALUES (:livemode::boolean, :raw::jsonb)
 RETURNING id, taken_at;
 
+-- settle_pull_try_lock: one `settle pull` at a time across workers and commands (session lock)
+SELECT pg_try_advisory_lock(:key::bigint);
+
+-- settle_pull_unlock: let the next pull run
+SELECT pg_advisory_unlock(:key::bigint);
+
 -- settle_watermark: the newest created_at a pull has seen (NULL: never pulled)
 SELECT seen_to FROM settle_watermarks WHERE kind = :kind AND livemode = :livemode;
 
