@@ -180,6 +180,9 @@ async def test_a_day_settles_to_conekta_and_the_bank(
     assert (paid["fees"], paid["tax"], paid["adjustments"]) == (-4_447, -712, -1)
     assert paid["bank_date"] == "2026-11-12"
     assert [u["type"] for u in report["unmatched"]] == ["rounding_adjustment"]  # for review
+    code, text = await cli(api_settings, "settle", "report", "--month", "2026-11", "--csv")
+    assert code == 0
+    assert text.splitlines()[1].startswith(f"{transfer['id']},2026-11-10T18:00:00-06:00,MXN,47440,")
     code, text = await cli(api_settings, "settle", "report", "--month", "2026-11")
     assert code == 0
     print(text)  # the closing note shows it
