@@ -8,6 +8,7 @@ balance_response), so the tests can compare the ledger with what this model says
     refund            available: -amount - fee
     chargeback        available: -amount - fee; retained: +amount (withheld while disputed)
     won_chargeback    retained: -amount; available: +amount
+    lost chargeback   retained: -amount (gone to the cardholder; no transaction assumed)
     rounding etc.     available: +net
     payout            a transfer of everything available; each available transaction becomes
                       paid_out; available: -amount (a payout transaction and a transfer)
@@ -80,6 +81,11 @@ class ConektaAccount:
         self.retained -= amount
         self.available += amount
         return self._txn("won_chargeback", amount, 0, at, charge, "available")
+
+    def lose(self, amount: int) -> None:
+        """A chargeback lost: what was withheld goes to the cardholder (no transaction of the
+        merchant's is documented for it: an assumption)."""
+        self.retained -= amount
 
     def adjust(self, kind: str, amount: int, at: int) -> dict[str, Any]:
         self.available += amount

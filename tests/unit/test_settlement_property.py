@@ -91,10 +91,11 @@ class Books:
             return None
         moves = [p for p in self.of(charge.id) if p.kind.startswith("chargeback")]
         withheld = sum(e.amount for p in moves for e in p.entries if e.account == ledger.DISPUTED)
+        lost = sum(e.amount for p in moves for e in p.entries if e.account.startswith("customer:"))
         steps = frozenset(
             p.business_key.split(":")[2] for p in moves if len(p.business_key.split(":")) == 3
         )
-        return ChargebackState(row, chargeback_rules.Held(withheld, 0), steps, len(moves))
+        return ChargebackState(row, chargeback_rules.Held(withheld, lost), steps, len(moves))
 
     def apply(self, match: rules.Match) -> None:
         for posting in match.postings.values():
@@ -109,7 +110,7 @@ class Books:
 class Webhook:
     """What one webhook does to the in-memory ledger (as the apply path would)."""
 
-    kind: str  # paid, refund, chargeback, won
+    kind: str  # paid, refund, chargeback, won, lost
     charge: str
     amount: int = 0
     fee: int | None = None
@@ -162,10 +163,11 @@ class Webhook:
             row = books.chargebacks.get(self.charge)
             if row is None:
                 return False
-            row.conekta_status = "won"
+            row.conekta_status = self.kind  # won or lost
             state = books._chargeback(charge)
             assert state is not None
-            for move in chargeback_rules.moves(state.held, "won", row.amount, posted_before=True):
+            moves = chargeback_rules.moves(state.held, self.kind, row.amount, posted_before=True)
+            for move in moves:
                 key = ledger.chargeback_key(
                     row.id, move.step, state.postings + 1 if move.step in state.steps else None
                 )
@@ -217,17 +219,21 @@ def days(draw: Any) -> Day:
         if draw(st.booleans()):
             refunded = draw(st.integers(1, amount))
             clock += 60
-            conekta.refund(charge, refunded, clock)
+            conekta.refund(charge, refunded, clock, fee=draw(st.sampled_from([0, 0, 348])))
             hooks.append(Webhook("refund", charge, refunded, ref=f"rf_{n}", when=clock))
         if refunded < amount and draw(st.booleans()):
             clock += 60
             withheld = amount - refunded - draw(st.integers(0, (amount - refunded) // 2))
             conekta.chargeback(charge, withheld, draw(st.sampled_from([0, 17_400])), clock)
             hooks.append(Webhook("chargeback", charge, when=clock))
-            if draw(st.booleans()):
-                clock += 60
+            ending = draw(st.sampled_from(["open", "won", "lost"]))
+            clock += 60
+            if ending == "won":
                 conekta.won(charge, withheld, clock)
-                hooks.append(Webhook("won", charge, when=clock))
+            elif ending == "lost":
+                conekta.lose(withheld)
+            if ending != "open":
+                hooks.append(Webhook(ending, charge, when=clock))
         if draw(st.booleans()):
             conekta.adjust("rounding_adjustment", draw(st.integers(-3, 3)), clock + 1)
         if draw(st.booleans()):
