@@ -20,8 +20,8 @@ One rule per Conekta transaction type (matching is by mode + charge id, + |amoun
     refund_reversal        a reversed refund of its charge  its fee only: txn_fee:<txn>
     payout                 its transfer (same |amount|,     nothing: never an adjustment
                            nearest in time)
-    payout_reversal        -                                payout_reversed:<txn>: in transit
-                                                            back to the receivable
+    payout_reversal        the transfer it brings back      payout_reversed:<txn>: in transit
+                           (then `reversed`, never landed)  back to the receivable
     rounding_adjustment,   -                                adjustment:<txn>: its net to
     liquidation, any other                                  conekta:adjustments, for review
 
@@ -68,6 +68,7 @@ POSTED = "posted"  # explained by what this run posts (or posted before)
 REVIEW = "review"  # posted to conekta:adjustments: someone looks at it
 UNMATCHED = "unmatched"  # nothing explains it yet
 IN_FLIGHT = "in_transit"  # a transfer no bank line shows yet
+REVERSED = "reversed"  # a transfer Conekta's payout_reversal brought back: it never lands
 
 
 @dataclass(frozen=True)
@@ -176,11 +177,15 @@ def plan(
     txns = sorted(txns, key=lambda t: (t.created_at, t.id))
     transfers = sorted(transfers, key=lambda t: (t.created_at, t.id))
     refunds = _pair_refunds(txns, books)
-    payouts = _pair_payouts(txns, transfers)
+    payouts = _pair_payouts(txns, transfers, "payout")
+    reversed_ = {
+        (t.livemode, t.id) for t in _pair_payouts(txns, transfers, "payout_reversal").values()
+    }
     for txn in txns:
         rule = RULES.get(txn.type, _adjustment)
         rule(match, txn, _Context(books, refunds, payouts))
-    _transfers(match, transfers, sorted(lines, key=lambda b: (b.date, b.id)), books)
+    lines = sorted(lines, key=lambda b: (b.date, b.id))
+    _transfers(match, transfers, lines, books, reversed_)
     return match
 
 
@@ -389,12 +394,15 @@ def _pair_refunds(txns: Sequence[Txn], books: Books) -> dict[str, PostedRefund]:
     return pairs
 
 
-def _pair_payouts(txns: Sequence[Txn], transfers: Sequence[Transfer]) -> dict[str, Transfer]:
-    """Each payout transaction with the transfer of its |amount| nearest in time (each once)."""
+def _pair_payouts(
+    txns: Sequence[Txn], transfers: Sequence[Transfer], kind: str
+) -> dict[str, Transfer]:
+    """Each payout (or payout_reversal) transaction with the transfer of its |amount| nearest in
+    time (each once; a reversal only with a transfer sent before it)."""
     pairs: dict[str, Transfer] = {}
     used: set[tuple[bool, str]] = set()
     for txn in txns:
-        if txn.type != "payout":
+        if txn.type != kind:
             continue
         candidates = [
             t
@@ -403,6 +411,7 @@ def _pair_payouts(txns: Sequence[Txn], transfers: Sequence[Transfer]) -> dict[st
             and t.livemode == txn.livemode
             and t.currency == txn.currency
             and t.amount == abs(txn.amount)
+            and (kind == "payout" or t.created_at <= txn.created_at)
         ]
         if candidates:
             best = min(candidates, key=lambda t: (abs(t.created_at - txn.created_at), t.id))
@@ -412,13 +421,22 @@ def _pair_payouts(txns: Sequence[Txn], transfers: Sequence[Transfer]) -> dict[st
 
 
 def _transfers(
-    match: Match, transfers: Sequence[Transfer], lines: Sequence[BankLine], books: Books
+    match: Match,
+    transfers: Sequence[Transfer],
+    lines: Sequence[BankLine],
+    books: Books,
+    reversed_: Collection[tuple[bool, str]],
 ) -> None:
     used = set(books.landed.values())
     for transfer in transfers:
         keys = [match.post(sent(transfer), books.posted)]
         landed_line = books.landed.get((transfer.livemode, transfer.id))
         line = None
+        if landed_line is None and (transfer.livemode, transfer.id) in reversed_:
+            match.items.append(
+                _transfer_item(transfer, REVERSED, "came back: payout_reversal", keys)
+            )
+            continue
         if landed_line is None:
             line = bank_line_for(transfer, [b for b in lines if b.id not in used], books.tz)
             if line is not None:
@@ -431,17 +449,20 @@ def _transfers(
         state = POSTED if landed_line is None and line is not None else MATCHED
         if landed_line is None and line is None:
             state = IN_FLIGHT
-        match.items.append(
-            Item(
-                "transfer",
-                transfer.id,
-                transfer.livemode,
-                "transfer",
-                transfer.currency,
-                transfer.amount,
-                transfer.created_at,
-                state,
-                "no bank line shows it yet" if state == IN_FLIGHT else "",
-                tuple(keys),
-            )
-        )
+        note = "no bank line shows it yet" if state == IN_FLIGHT else ""
+        match.items.append(_transfer_item(transfer, state, note, keys))
+
+
+def _transfer_item(transfer: Transfer, state: str, note: str, keys: Sequence[str]) -> Item:
+    return Item(
+        "transfer",
+        transfer.id,
+        transfer.livemode,
+        "transfer",
+        transfer.currency,
+        transfer.amount,
+        transfer.created_at,
+        state,
+        note,
+        tuple(keys),
+    )

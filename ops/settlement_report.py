@@ -43,7 +43,7 @@ async def report(
                 **paid.sums,
                 "difference": paid.difference,
                 "transactions": list(paid.transactions),
-                "status": "in_transit" if item and item.state == rules.IN_FLIGHT else "landed",
+                "status": _status(item),
                 "bank_date": landed_line,
             }
         )
@@ -67,3 +67,9 @@ def _landed_line(
     """The bank date of the line that shows the transfer (posted before, or by this run)."""
     line_id = planned.landed.get((transfer.livemode, transfer.id))
     return lines[line_id].date.isoformat() if line_id in lines else None
+
+
+def _status(item: rules.Item | None) -> str:
+    if item is not None and item.state in (rules.IN_FLIGHT, rules.REVERSED):
+        return item.state
+    return "landed"

@@ -13,6 +13,7 @@ balance_response), so the tests can compare the ledger with what this model says
     payout            a transfer of everything available; each available transaction becomes
                       paid_out; available: -amount (a payout transaction and a transfer)
     settle            pending captures become available
+    payout_reversal   a transfer the bank refused: available +amount (the transfer fails)
 
 Every amount is integer cents; `total()` is available + pending + retained.
 """
@@ -123,6 +124,12 @@ class ConektaAccount:
         }
         self.transfers.append(transfer)
         return transfer
+
+    def reverse(self, transfer: dict[str, Any], at: int) -> dict[str, Any]:
+        """A transfer the bank refused: its money comes back to available."""
+        transfer["status"] = "failed"
+        self.available += transfer["amount"]
+        return self._txn("payout_reversal", transfer["amount"], 0, at, None, "available")
 
     def total(self) -> int:
         return self.available + self.pending + self.retained

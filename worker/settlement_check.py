@@ -272,7 +272,8 @@ def _in_transit(
     covered_to = max((s["last_date"] for s in statements), default=None)
     if covered_to is None:
         return []
-    landed = {i.id for i in planned.items if i.source == "transfer" and i.state == rules.MATCHED}
+    settled = (rules.MATCHED, rules.REVERSED)  # landed as the ledger holds it, or came back
+    landed = {i.id for i in planned.items if i.source == "transfer" and i.state in settled}
     broken = []
     for transfer in found.transfers:
         due = payouts.business_days_after(
