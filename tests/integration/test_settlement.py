@@ -254,3 +254,30 @@ async def test_a_bad_statement_imports_nothing_and_a_stuck_transfer_breaks_verif
     assert code == 1
     assert {b["invariant"] for b in verified["broken"]} == {3, 4}, verified
     assert await balance(store, "conekta:in_transit") == transfer["amount"]
+
+
+async def test_a_pull_pages_down_to_the_watermark_less_three_days(
+    settings: Settings, fake: tuple[FakeConekta, str], store: Store
+) -> None:
+    conekta, url = fake  # pages of 3
+    model = ConektaAccount(livemode=False)
+    for day_number in range(12):  # one capture a day for 12 days
+        model.capture(f"ch_{day_number}", 10_000, 500, T0 + day_number * 86_400)
+    conekta.transactions, conekta.balance = model.transactions, model.balance()
+    conekta.transactions.append({"id": "txn_bad", "amount": "10.00", "created_at": T0})
+    async with ConektaApi.open(url, conekta.key) as api:
+        first = await pulling.pull(store, api, False)
+        assert first.new["transactions"] == 12 and first.pages == 5 + 1  # + the empty transfers
+        assert [s["id"] for s in first.skipped] == ["txn_bad"]
+        conekta.transactions.remove(conekta.transactions[-1])
+        model.capture("ch_new", 10_000, 500, T0 + 12 * 86_400)
+        conekta.requests.clear()
+        second = await pulling.pull(store, api, False)
+    # Newest first: the new one and the 3 days before the watermark (day 11) are read again,
+    # the older pages are not.
+    assert second.new["transactions"] == 1
+    assert second.seen["transactions"] == 6  # two pages of 3: the second reaches past day 8
+    assert sum(r.startswith("/transactions") for r in conekta.requests) == 2
+    assert await store.settlement.watermark("transactions", False) == datetime.fromtimestamp(
+        T0 + 12 * 86_400, ZoneInfo("UTC")
+    )
