@@ -157,12 +157,11 @@ class Match:
     landed: dict[tuple[bool, str], int] = field(default_factory=dict)  # transfer -> bank line
 
     def post(self, posting: Posting, posted: Collection[tuple[bool, str]]) -> str:
+        """Plan `posting` unless its key is posted already; its key either way (what explains
+        the record)."""
         if posting.key not in posted:
             self.postings.setdefault(posting.key, posting)
         return posting.business_key
-
-    def unmatched(self) -> list[Item]:
-        return [i for i in self.items if i.state in (UNMATCHED, IN_FLIGHT)]
 
 
 def plan(
@@ -277,16 +276,13 @@ def _with_provenance(posting: Posting) -> Posting:
 
 
 def _refund(match: Match, txn: Txn, ctx: _Context) -> None:
+    """refund, refund_reversal: the refund posting (or its reversal) it was paired with."""
     refund = ctx.refunds.get(txn.id)
     if refund is None:
         match.items.append(_item(txn, UNMATCHED, "no refund of that amount posted on its charge"))
         return
     keys = [refund.business_key, *_fee(match, txn, ctx, ctx.charge(txn))]
     match.items.append(_item(txn, POSTED if len(keys) > 1 else MATCHED, keys=keys))
-
-
-def _refund_reversal(match: Match, txn: Txn, ctx: _Context) -> None:
-    _refund(match, txn, ctx)
 
 
 def _chargeback(match: Match, txn: Txn, ctx: _Context) -> None:
@@ -361,7 +357,7 @@ Rule = Callable[[Match, Txn, _Context], None]
 RULES: dict[str, Rule] = {
     "capture": _capture,
     "refund": _refund,
-    "refund_reversal": _refund_reversal,
+    "refund_reversal": _refund,  # paired with a reversed refund posting (_pair_refunds)
     "chargeback": _chargeback,
     "won_chargeback": _chargeback_back,
     "chargeback_reversal": _chargeback_back,
