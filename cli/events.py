@@ -13,7 +13,7 @@ from core.errors import BadRequest
 from core.settings import Settings
 from core.verifier import Verifier
 from domain.outcome import Outcome
-from ops import actions, audit, events, invalid
+from ops import actions, audit, events, in_flight, invalid
 from store import Store
 
 
@@ -26,9 +26,19 @@ def add_commands(sub: Any, common: argparse.ArgumentParser) -> None:
     show.set_defaults(handler=cmd_events_show)
 
     listing = events_sub.add_parser(
-        "list", parents=[common], help="archived events of one outcome (e.g. invalid), no bodies"
+        "list",
+        parents=[common],
+        help="archived events of one outcome (e.g. invalid), or those in flight after a failure "
+        "(--state retrying), no bodies",
     )
-    listing.add_argument("--outcome", type=Outcome, required=True, choices=list(Outcome))
+    which = listing.add_mutually_exclusive_group(required=True)
+    which.add_argument("--outcome", type=Outcome, choices=list(Outcome))
+    which.add_argument(
+        "--state",
+        choices=["retrying"],
+        help="retrying: events sent to a retry tier or to the dead letters and not back yet",
+    )
+    listing.add_argument("--reason", help="with --state: one error kind (e.g. unknown_charge)")
     listing.add_argument("--since", type=parse_time, help="Conekta created_at >= T (ISO or unix)")
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(handler=cmd_events_list)
@@ -106,15 +116,21 @@ def _invalid_selection(parser: argparse.ArgumentParser) -> None:
 
 
 async def cmd_events_show(args: argparse.Namespace, settings: Settings) -> int:
+    """Archived, or where it is now (retrying, a dead letter…); else not seen yet (exit 1)."""
     event = await read(settings, lambda store: events.show(store, args.id))
     if event is None:
-        print(f"no archived event {args.id}", file=sys.stderr)
+        event = await read(settings, lambda store: in_flight.locate(store, args.id))
+    if event is None:
+        unseen = await in_flight.not_seen(settings.amqp_url)
+        print(f"event {args.id}: {unseen['summary']}", file=sys.stderr)
         return 1
     print_json(event)
     return 0
 
 
 async def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
+    if args.state == "retrying":
+        return await _list_retrying(args, settings)
     rows = await read(settings, lambda store: events.listing(store, args.outcome, args.since))
     if args.json:
         print_json(rows)
@@ -127,6 +143,17 @@ async def cmd_events_list(args: argparse.Namespace, settings: Settings) -> int:
         print(f"{row['created_at']}  {row['event_id']}  {row['type']:24}{origin}{original}")
         if row["reason"]:
             print(f"    {row['reason']}")
+    return 0
+
+
+async def _list_retrying(args: argparse.Namespace, settings: Settings) -> int:
+    rows = await read(settings, lambda store: in_flight.retrying(store, args.reason))
+    if args.json:
+        print_json(rows)
+        return 0
+    print(f"{len(rows)} event(s) in flight after a failure")
+    for row in rows:
+        print(f"{row['failed_at']}  {row['event_id']}  {row['type'] or '?':24}  {row['summary']}")
     return 0
 
 

@@ -20,6 +20,7 @@ from console.state import (
     publisher,
     queue_depths,
 )
+from core import topology
 from core.errors import BadRequest
 from core.settings import MODES
 from ops import (
@@ -28,6 +29,7 @@ from ops import (
     dead_letters,
     events,
     explore,
+    in_flight,
     invalid,
     ledger,
     paging,
@@ -169,8 +171,14 @@ async def list_events(request: web.Request) -> web.Response:
 async def event(request: web.Request) -> web.Response:
     found = await explore.event_detail(request.app[STORE], request.match_info["event_id"])
     if found is None:
-        raise web.HTTPNotFound(text="no archived event with that id")
+        raise web.HTTPNotFound(text=await not_seen(request.app))
     return web.json_response(found)
+
+
+async def not_seen(app: web.Application) -> str:
+    """What an id the worker has not seen may be: still waiting in conekta.orders."""
+    depth = (await queue_depths(app)).get(topology.ORDERS_QUEUE)
+    return str(in_flight.not_seen_view(depth)["summary"])
 
 
 async def replay_events(request: web.Request) -> web.Response:

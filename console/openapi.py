@@ -108,8 +108,9 @@ PATHS: dict[str, Schema] = {
         ],
     ),
     "/api/v1/events/{event_id}": _get(
-        "one event whole, with its order, timeline, postings and messages",
-        _ref("Event"),
+        "one event whole, with its order, timeline, postings and messages; an event the worker "
+        "has not archived: where it is (retrying, a dead letter…); 404: not seen yet",
+        {"oneOf": [_ref("Event"), _ref("EventInFlight")]},
         [_param("event_id", "the event id", "path", example="637e79cb70d06300013ea169")],
         NOT_FOUND,
     ),

@@ -48,6 +48,12 @@ SCHEMAS: dict[str, Schema] = {
             "queues": {"type": "object", "additionalProperties": {"type": ["integer", "null"]}},
             "outbox_backlog": INT,
             "dead_letters_open": INT,
+            "in_flight": {
+                "type": "array",
+                "items": _obj(
+                    {"error_kind": _str(), "sent_to": _str(), "events": INT, "oldest": _str()}
+                ),
+            },
             "last_reconcile": {
                 "oneOf": [
                     _obj(
@@ -121,6 +127,18 @@ SCHEMAS: dict[str, Schema] = {
     # recorded, and for events fetched from Conekta's Events API (reconcile).
     "WebhookRequest": _obj(
         {"remote": _str(True), "headers": {"type": "object", "additionalProperties": _str()}}
+    ),
+    "EventInFlight": _obj(
+        {
+            "state": {"enum": ["retrying", "dead_lettering", "dead_letter", "replayed", "purged"]},
+            "event_id": _str(),
+            "type": _str(True),
+            "error_kind": _str(),
+            "error": _str(),
+            "attempt": INT,
+            "summary": _str(),
+        },
+        {"next_attempt_at": _str(True), "queue": _str()},
     ),
     "Event": _obj(
         {

@@ -200,7 +200,9 @@ async def list_events(request: web.Request) -> web.Response:
 async def event(request: web.Request) -> web.Response:
     found = await explore.event_detail(request.app[STORE], request.match_info["event_id"])
     if found is None:
-        raise web.HTTPNotFound(text="no archived event with that id")
+        raise web.HTTPNotFound(text=await api.not_seen(request.app))
+    if found["state"] != "archived":
+        return render(request, "event_in_flight.html", event=found)
     return render(request, "event.html", event=found)
 
 

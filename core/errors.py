@@ -56,6 +56,11 @@ class DataRejected(PermanentError):
     """The database refuses this data for good (a CHECK, a type, a value out of range)."""
 
 
+class UnknownToConekta(PermanentError):
+    """A refund names a charge that is not booked, and Conekta's API does not know its order
+    either: no later event can book it, so waiting cannot help."""
+
+
 class UnapplicableEvent(PermanentError):
     """An event the ledger cannot apply (unknown currency, paid more than the order, ...)."""
 
@@ -67,6 +72,19 @@ class UnknownAccount(UnapplicableEvent):
 
 class CurrencyMismatch(UnapplicableEvent):
     """Money of one charge in two currencies (a refund in another than its charge's)."""
+
+
+class UndecidableEvent(PermanentError):
+    """Deciding this one event raised an error nobody meant (TypeError, KeyError…: a bug, or a
+    body the domain cannot read). Retrying the same code on the same body cannot help: it is
+    dead-lettered at once with its traceback, and the rest of its batch is applied."""
+
+    @classmethod
+    def of(cls, error: BaseException) -> ConektaIngestError:
+        """`error` itself when the project raised it on purpose; else this, with its traceback."""
+        if isinstance(error, ConektaIngestError):
+            return error
+        return cls(f"{type(error).__name__}: {error}").with_traceback(error.__traceback__)
 
 
 class InvalidEvent(PermanentError, ValueError):

@@ -50,6 +50,30 @@ async def unless_stopped(stop: asyncio.Event, work: Awaitable[T]) -> T:
     return task.result()
 
 
+def cancelled_here() -> bool:
+    """Whether the running task itself is being cancelled (its `cancel()` was called).
+
+    aiormq ends the futures pending on a connection that died with CancelledError as their
+    *exception*: a library's CancelledError is a failure to handle like any other, not a request
+    to stop. Only a task that is being cancelled must let CancelledError through.
+    """
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
+
+
+async def quietly(what: str, closing: Awaitable[object]) -> None:
+    """Close something on the way out: an error (a library's CancelledError included) is logged,
+    never raised, so one dead connection cannot turn a clean stop into a crash."""
+    try:
+        await closing
+    except asyncio.CancelledError as exc:
+        if cancelled_here():
+            raise
+        log.warning("could not close cleanly", what=what, error=repr(exc))
+    except Exception as exc:
+        log.warning("could not close cleanly", what=what, error=repr(exc))
+
+
 async def start_site(app: web.Application, host: str, port: int) -> web.AppRunner:
     """Serve `app` on host:port; the caller cleans the returned runner up."""
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=10)

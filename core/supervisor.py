@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import structlog
 from prometheus_client import Counter, Gauge
 
-from core import backoff
+from core import backoff, lifecycle
 from core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -35,6 +35,11 @@ FAILURES = Counter(
 FAILING = Gauge(
     "conekta_task_failing", "1 while a supervised task keeps failing (readiness is down).", ["task"]
 )
+
+
+# Seconds the tasks have to finish once asked to stop, within the orchestrators' grace periods
+# (compose 30 s, Kubernetes 60 s), leaving time for the outbox's last flush.
+STOP_GRACE = 15.0
 
 
 @dataclass
@@ -83,10 +88,14 @@ class Supervisor:
         now = time.monotonic()
         return [name for name, state in self._states.items() if self._failing(state, now)]
 
-    async def wait(self) -> None:
-        """Until every task has returned (after stop), or cancelled on the way out."""
+    async def wait(self, grace: float = STOP_GRACE) -> None:
+        """Until every task has returned (after stop); a task still running `grace` seconds
+        later (waiting on a broker node that is gone, say) is cancelled: what it held unacked
+        is redelivered, and the process still stops on time and cleanly."""
         try:
-            await asyncio.gather(*self._tasks)
+            _, late = await asyncio.wait(self._tasks, timeout=grace) if self._tasks else ((), ())
+            for task in late:
+                log.warning("task did not stop in time: cancelled", task=task.get_name())
         finally:
             for task in self._tasks:
                 task.cancel()
@@ -108,30 +117,39 @@ class Supervisor:
             try:
                 await work()
                 return
-            except asyncio.CancelledError:
-                raise
+            except asyncio.CancelledError as exc:
+                if lifecycle.cancelled_here():
+                    raise
+                failure: BaseException = exc  # a library's, from a connection that died
             except Exception as exc:
-                now = time.monotonic()
-                self._failing(state, now)  # closes a streak the task had recovered from
-                state.running = False
-                state.failures += 1
-                state.failing_since = state.failing_since or now
-                FAILURES.labels(name).inc()
-                failing_for = now - state.failing_since
-                log.error(
-                    "supervised task failed, restarting",
-                    task=name,
-                    error=f"{type(exc).__name__}: {exc}",
-                    failures=state.failures,
-                    failing_for=round(failing_for, 1),
-                    exc_info=exc,
-                )
-                if failing_for > self._give_up_after:
-                    self._give_up(name)
-                    return
+                failure = exc
+            if self._failed(name, state, failure):
+                return
             delay = backoff.delay(state.failures, base=self._base_delay, cap=self._max_delay)
             if await _stopped_within(self.stop, delay):
                 return
+
+    def _failed(self, name: str, state: _State, exc: BaseException) -> bool:
+        """Count and log a failure; True when the task failed past the bound (giving up)."""
+        now = time.monotonic()
+        self._failing(state, now)  # closes a streak the task had recovered from
+        state.running = False
+        state.failures += 1
+        state.failing_since = state.failing_since or now
+        FAILURES.labels(name).inc()
+        failing_for = now - state.failing_since
+        log.error(
+            "supervised task failed, restarting",
+            task=name,
+            error=f"{type(exc).__name__}: {exc}",
+            failures=state.failures,
+            failing_for=round(failing_for, 1),
+            exc_info=exc,
+        )
+        if failing_for > self._give_up_after:
+            self._give_up(name)
+            return True
+        return False
 
     def _give_up(self, name: str) -> None:
         log.critical(

@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.fulfillment import OrderView
+from domain.order_event import OrderEvent
 from domain.outcome import Outcome
 
 ORDER_RANK = {
@@ -70,3 +72,36 @@ def is_contradiction(current: OrderState | None, status: str) -> bool:
         return False
     statuses = {current.status, status}
     return bool(statuses & ENDING_STATUSES) and rank(max(statuses, key=rank)) >= rank("paid")
+
+
+@dataclass
+class OrderRow:
+    """An order as the plan writes it (store/apply.py)."""
+
+    id: str
+    status: str
+    amount: int
+    currency: str
+    customer_key: str | None
+    livemode: bool
+    last_event_id: str
+    last_event_created_at: datetime
+
+    def state(self) -> OrderState:
+        return OrderState(self.status, self.last_event_id, self.last_event_created_at)
+
+    @classmethod
+    def of(cls, event: OrderEvent, known: OrderView | None) -> OrderRow:
+        """The order after `event` applied; a customer the event does not name stays as it was."""
+        assert event.order_id is not None
+        assert event.status is not None
+        return cls(
+            id=event.order_id,
+            status=event.status,
+            amount=event.amount,
+            currency=event.currency,
+            customer_key=event.customer_key or (known.customer_key if known else None),
+            livemode=event.livemode,
+            last_event_id=event.event_id,
+            last_event_created_at=event.created_at,
+        )

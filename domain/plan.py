@@ -16,7 +16,13 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from core.errors import CurrencyMismatch, UnapplicableEvent, UnknownCharge
+from core.errors import (
+    ConektaIngestError,
+    CurrencyMismatch,
+    UnapplicableEvent,
+    UndecidableEvent,
+    UnknownCharge,
+)
 from domain import chargeback as chargeback_rules
 from domain import fee as fee_rules
 from domain import fulfillment, ledger
@@ -24,7 +30,7 @@ from domain import refund as refund_rules
 from domain.archive import ArchiveRow
 from domain.money_rows import ChargebackRow, ChargebackState, ReconcileFlag, RefundRow
 from domain.order_event import Chargeback, OrderEvent, PaidCharge, Refund
-from domain.order_state import OrderState, decide, is_contradiction, is_newer
+from domain.order_state import OrderRow, OrderState, decide, is_contradiction, is_newer
 from domain.outcome import Outcome
 from domain.provenance import SIGNED
 
@@ -58,21 +64,6 @@ class Incoming:
         return self.event.order_id
 
 
-@dataclass
-class OrderRow:
-    id: str
-    status: str
-    amount: int
-    currency: str
-    customer_key: str | None
-    livemode: bool
-    last_event_id: str
-    last_event_created_at: datetime
-
-    def state(self) -> OrderState:
-        return OrderState(self.status, self.last_event_id, self.last_event_created_at)
-
-
 @dataclass(frozen=True)
 class Booked:
     """What the database already holds for the batch (the orders locked)."""
@@ -101,6 +92,17 @@ class Plan:
     contradictions: list[OrderEvent] = field(default_factory=list)
     overpaid: list[OrderEvent] = field(default_factory=list)  # applied, flagged
     flags: list[ReconcileFlag] = field(default_factory=list)
+    # isolate=True: the events that could not be decided, by their index in the batch, with
+    # why (retry or dead letter decides by the error); the plan holds the others only.
+    failed: dict[int, ConektaIngestError] = field(default_factory=dict)
+
+
+class _Failed(Exception):
+    """One event of the batch could not be decided: plan again without it."""
+
+    def __init__(self, index: int, error: ConektaIngestError) -> None:
+        super().__init__(index, error)
+        self.index, self.error = index, error
 
 
 class _Batch:
@@ -146,10 +148,36 @@ def plan_batch(
     booked: Booked,
     modes: Iterable[bool] = ALL_MODES,
     fee_tax_rate: Decimal = fee_rules.DEFAULT_TAX_RATE,
+    *,
+    isolate: bool = False,
+) -> Plan:
+    """The batch's plan. An event that cannot be decided raises its error, or with `isolate`
+    is left out (in `Plan.failed`, by index) and the rest planned again without it: one event's
+    error never fails its batch, and what it half-decided is dropped with it."""
+    accepted = frozenset(modes)
+    failed: dict[int, ConektaIngestError] = {}
+    while True:
+        kept = [(i, item) for i, item in enumerate(items) if i not in failed]
+        try:
+            plan = _plan(kept, booked, accepted, fee_tax_rate)
+        except _Failed as exc:
+            index, error = exc.index, exc.error
+        else:
+            plan.failed = failed
+            return plan
+        if not isolate:
+            raise error
+        failed[index] = error
+
+
+def _plan(
+    items: Sequence[tuple[int, Incoming]],
+    booked: Booked,
+    accepted: frozenset[bool],
+    fee_tax_rate: Decimal,
 ) -> Plan:
     batch = _Batch(booked, fee_tax_rate)
-    accepted = frozenset(modes)
-    for item in items:
+    for index, item in items:
         event = item.event
         if event.event_id in batch.seen:
             batch.plan.outcomes.append(Outcome.REDELIVERED)
@@ -158,7 +186,12 @@ def plan_batch(
         if event.livemode not in accepted:
             outcome, order_id = Outcome.OTHER_MODE, event.order_id
         else:
-            outcome, order_id = _apply(batch, event, item.provenance)
+            try:
+                outcome, order_id = _apply(batch, event, item.provenance)
+            except ConektaIngestError as exc:
+                raise _Failed(index, exc) from None
+            except Exception as exc:
+                raise _Failed(index, UndecidableEvent.of(exc)) from exc
         batch.plan.outcomes.append(outcome)
         batch.plan.archive.append(_archive_row(item, outcome, order_id))
     return batch.plan
@@ -197,7 +230,7 @@ def _apply(batch: _Batch, event: OrderEvent, provenance: str) -> tuple[Outcome, 
         batch.plan.flags.append(ReconcileFlag(event.livemode, order_id, event.event_id, reason))
     outcome = Outcome.APPLIED if new else status_outcome
     if outcome is Outcome.APPLIED:
-        view = batch.views.get((event.livemode, order_id)) or _event_view(event)
+        view = batch.views.get((event.livemode, order_id)) or fulfillment.OrderView.of(event)
         if view is not None:
             batch.plan.messages.append(fulfillment.build(event, view, chargeback_status))
     return outcome, order_id
@@ -425,7 +458,7 @@ def _order_status(batch: _Batch, event: OrderEvent) -> Outcome:
         and is_newer(state, event.created_at, event.event_id)
     )
     if outcome is Outcome.APPLIED or newer_duplicate:
-        row = _order_row(event, batch.views.get(key))
+        row = OrderRow.of(event, batch.views.get(key))
         batch.orders[key] = row.state()
         batch.views[key] = fulfillment.OrderView(
             row.id, row.status, row.amount, row.currency, row.customer_key, row.livemode
@@ -434,19 +467,6 @@ def _order_status(batch: _Batch, event: OrderEvent) -> Outcome:
         target = batch.plan.changed_orders if known else batch.plan.new_orders
         target[key] = row
     return outcome
-
-
-def _event_view(event: OrderEvent) -> fulfillment.OrderView | None:
-    if event.order_id is None or event.status is None:
-        return None
-    return fulfillment.OrderView(
-        event.order_id,
-        event.status,
-        event.amount,
-        event.currency,
-        event.customer_key,
-        event.livemode,
-    )
 
 
 def _archive_row(item: Incoming, outcome: Outcome, order_id: str | None) -> ArchiveRow:
@@ -462,19 +482,4 @@ def _archive_row(item: Incoming, outcome: Outcome, order_id: str | None) -> Arch
         item.body,
         request=item.request,
         provenance=item.provenance,
-    )
-
-
-def _order_row(event: OrderEvent, known: fulfillment.OrderView | None) -> OrderRow:
-    assert event.order_id is not None
-    assert event.status is not None
-    return OrderRow(
-        id=event.order_id,
-        status=event.status,
-        amount=event.amount,
-        currency=event.currency,
-        customer_key=event.customer_key or (known.customer_key if known else None),
-        livemode=event.livemode,
-        last_event_id=event.event_id,
-        last_event_created_at=event.created_at,
     )

@@ -22,7 +22,7 @@ import structlog
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from core import broker, health, signature, topology
+from core import broker, health, lifecycle, signature, topology
 from core import request as request_info
 from core.errors import InvalidEvent, KeyFileError, PublishFailed
 from core.event import PING_TYPE, parse_event, peek
@@ -217,7 +217,7 @@ async def _broker_lifecycle(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await task
     for publisher in app[PUBLISHER]:
-        await publisher.close()
+        await lifecycle.quietly("publisher", publisher.close())
 
 
 def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.Application:

@@ -43,7 +43,7 @@ async def show(store: Store, event_id: str) -> dict[str, Any] | None:
         row = await store.events.get(key)
     if row is None:
         return None
-    result = _listed(row)
+    result = {"state": "archived", **_listed(row)}
     result["request"] = orjson.loads(row["request"]) if row["request"] is not None else None
     try:
         result["body"] = orjson.loads(row["body"])

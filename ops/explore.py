@@ -19,7 +19,7 @@ import orjson
 from domain import periods
 from domain.fulfillment import message_id
 from domain.ledger import chargeback_key
-from ops import events, ledger
+from ops import events, in_flight, ledger
 from ops.paging import decode_cursor, jsonable, page_of, page_size
 from store import Store
 
@@ -63,10 +63,11 @@ async def search_events(
 
 
 async def event_detail(store: Store, event_id: str) -> dict[str, Any] | None:
-    """One archived event whole, with its order, the order's timeline, postings and messages."""
+    """One archived event whole, with its order, the order's timeline, postings and messages;
+    else where the worker has it (retrying, a dead letter…: ops/in_flight.py); None: not seen."""
     event = await events.show(store, event_id)
     if event is None:
-        return None
+        return await in_flight.locate(store, event_id)
     meanings = {r["name"]: r["description"] for r in await store.stats.outcome_descriptions()}
     event["outcome_meaning"] = meanings.get(event["outcome"], "")
     order_id = event.get("order_id")
@@ -139,6 +140,7 @@ async def overview(store: Store, queues: Mapping[str, int | None], now: datetime
         "queues": dict(queues),
         "outbox_backlog": await store.outbox.backlog(),
         "dead_letters_open": await store.dead_letters.count(),
+        "in_flight": await in_flight.by_reason(store),
         "last_reconcile": None
         if last is None
         else {**jsonable(last), "counts": orjson.loads(last["counts"])},

@@ -18,6 +18,7 @@ from store.apply import Apply
 from store.audit import Audit
 from store.dead_letters import DeadLetters
 from store.events import Events
+from store.in_flight import InFlight
 from store.invalid import Invalid
 from store.ledger import Ledger
 from store.orders import Orders
@@ -37,6 +38,7 @@ class Store:
         self.pool = pool
         self.apply = Apply(pool, fee_tax_rate)
         self.events = Events(pool)
+        self.in_flight = InFlight(pool)
         self.invalid = Invalid(pool)
         self.orders = Orders(pool)
         self.ledger = Ledger(pool)

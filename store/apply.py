@@ -16,7 +16,7 @@ from typing import Any
 
 from core import database
 from core.database import Connection, Pool, Record
-from core.errors import TransientDatabaseError
+from core.errors import ConektaIngestError, TransientDatabaseError
 from domain import accounts, ledger, periods
 from domain.archive import ArchiveRow
 from domain.chargeback import Held
@@ -110,10 +110,12 @@ class Applied:
     contradictions: list[OrderEvent]
     overpaid: list[OrderEvent] = field(default_factory=list)
     flags: list[ReconcileFlag] = field(default_factory=list)
+    # isolate=True: the events left out, by index in the batch, with why (outcomes: the others)
+    failed: dict[int, ConektaIngestError] = field(default_factory=dict)
 
     @classmethod
     def of(cls, plan: Plan) -> Applied:
-        return cls(plan.outcomes, plan.contradictions, plan.overpaid, plan.flags)
+        return cls(plan.outcomes, plan.contradictions, plan.overpaid, plan.flags, plan.failed)
 
 
 class Apply(sql.Room):
@@ -127,16 +129,24 @@ class Apply(sql.Room):
         *,
         replay: bool = False,
         modes: Collection[bool] = ALL_MODES,
+        isolate: bool = False,
     ) -> Applied:
         """Plan and write a batch; its outcomes once committed.
 
         `replay` re-applies events already in the archive (after a fix, or to rebuild
         projections): the id check is skipped; order rules and business keys keep it idempotent.
         `modes`: the livemodes accepted (CONEKTA_ACCEPT_MODES); others are archived `other_mode`.
+        `isolate`: an event that cannot be decided is left out (`Applied.failed`) and the rest
+        written; else its error is raised and nothing is.
         """
         async with database.transaction(self.pool) as connection:
             plan = await _apply_batch(
-                connection, items, replay=replay, modes=modes, fee_tax_rate=self.fee_tax_rate
+                connection,
+                items,
+                replay=replay,
+                modes=modes,
+                fee_tax_rate=self.fee_tax_rate,
+                isolate=isolate,
             )
         return Applied.of(plan)
 
@@ -165,10 +175,11 @@ async def _apply_batch(
     replay: bool,
     modes: Collection[bool],
     fee_tax_rate: Decimal,
+    isolate: bool = False,
 ) -> Plan:
     """Plan and write a batch (in the caller's transaction)."""
     booked = await _load(connection, items, replay=replay)
-    plan = plan_batch(items, booked, modes, fee_tax_rate)
+    plan = plan_batch(items, booked, modes, fee_tax_rate, isolate=isolate)
     await _write_orders(connection, plan)
     await write_postings(connection, list(plan.postings.values()))
     await _write_money_rows(connection, plan)

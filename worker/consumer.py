@@ -26,13 +26,14 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 import structlog
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
 
-from core import backoff
+from core import backoff, lifecycle
 from core import request as request_info
 from core.errors import (
     DatabaseUnavailable,
     InvalidEvent,
     StopRequested,
     TransientDatabaseError,
+    UndecidableEvent,
 )
 from core.verifier import Verifier
 from domain.archive import ArchiveRow
@@ -104,9 +105,10 @@ class Consumer(ABC, Generic[Item]):
         it to retry or dead letter (core.errors)."""
 
     @abstractmethod
-    async def apply(self, items: list[Item]) -> Sequence[str]:
+    async def apply(self, items: list[Item]) -> Sequence[str | Exception]:
         """Do the batch's work in one transaction; the outcome of each item, in order (an
-        archive `Outcome` for events)."""
+        archive `Outcome` for events), or the error that failed that item alone (it goes to
+        retry or dead letter once the rest committed)."""
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
         """Store bodies that are not usable events (decode raised InvalidEvent) or whose DIGEST
@@ -154,8 +156,8 @@ class Consumer(ABC, Generic[Item]):
             except InvalidEvent as exc:
                 row = invalid_row(message.body, received_at(message), str(exc), request(message))
                 invalid.append((message, row))
-            except Exception as exc:
-                await self._fail(message, exc)
+            except Exception as exc:  # the same body fails the same way: permanent
+                await self._fail(message, UndecidableEvent.of(exc))
         if invalid:
             await self._archive_invalid(invalid)
         if not decoded:
@@ -236,12 +238,18 @@ class Consumer(ABC, Generic[Item]):
     async def _commit(self, decoded: Sequence[tuple[AbstractIncomingMessage, Item]]) -> None:
         items = [item for _, item in decoded]
         started = time.perf_counter()
-        outcomes = await self.with_database(lambda: self.apply(items))
-        self.committed(items, outcomes)
+        results = await self.with_database(lambda: self.apply(items))
+        done = [(m, i, r) for (m, i), r in zip(decoded, results, strict=True) if isinstance(r, str)]
+        self.committed([item for _, item, _ in done], [outcome for _, _, outcome in done])
         metrics.COMMIT_SECONDS.observe(time.perf_counter() - started)
         metrics.BATCH_SIZE.observe(len(items))
-        await _ack_all([message for message, _ in decoded])
-        for item, outcome in zip(items, outcomes, strict=True):
+        # The failed first (each copied to retry or dead letter, then acked alone), then one
+        # `multiple` ack for the rest: it cannot cover a failed one that is not copied yet.
+        for (message, _), result in zip(decoded, results, strict=True):
+            if isinstance(result, Exception):
+                await self._fail(message, result)
+        await _ack_all([message for message, _, _ in done])
+        for _, item, outcome in done:
             metrics.EVENTS.labels(outcome).inc()
             log.info(
                 "event settled",
@@ -325,9 +333,14 @@ def request(message: AbstractIncomingMessage) -> dict[str, Any] | None:
 
 
 async def _settle(settling: Awaitable[object]) -> None:
-    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated)."""
+    """Ack or nack; a channel lost after the commit is harmless (redelivery is deduplicated),
+    and so is the CancelledError aiormq fails the futures of a dead connection with."""
     try:
         await settling
+    except asyncio.CancelledError as exc:
+        if lifecycle.cancelled_here():
+            raise
+        log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
     except Exception as exc:
         log.warning("could not settle message; the broker will redeliver it", error=repr(exc))
 

@@ -11,9 +11,10 @@ The copy is published with confirms before the original is acked: nothing is los
 
 from __future__ import annotations
 
+import asyncio
 import random
 import traceback
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -23,6 +24,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from core import backoff, topology
 from core.broker import Publisher
 from core.errors import UnknownCharge, is_permanent
+from store.in_flight import InFlight
 from worker import metrics
 
 log = structlog.get_logger(__name__)
@@ -36,6 +38,7 @@ FIRST_FAILED_AT = "x-first-failed-at"
 LAST_FAILED_AT = "x-last-failed-at"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 ORIGINAL_QUEUE = "x-original-queue"
+RECORD_TIMEOUT = 5.0  # seconds: recording a failure must not hold the routing of its copy
 
 
 class FailureKind(StrEnum):
@@ -89,10 +92,19 @@ def failure_headers(
 
 
 class FailureRouter:
-    def __init__(self, publisher: Publisher, queue: str, max_attempts: int) -> None:
+    def __init__(
+        self,
+        publisher: Publisher,
+        queue: str,
+        max_attempts: int,
+        in_flight: InFlight | None = None,
+    ) -> None:
+        """`in_flight`: where each failure is recorded before its copy is published, so the
+        event stays in sight (`events show`) while it waits for a retry or the dead letters."""
         self._publisher = publisher
         self._queue = queue
         self._max_attempts = max_attempts
+        self._in_flight = in_flight
 
     async def failed(self, message: AbstractIncomingMessage, exc: BaseException) -> None:
         """Route a failed message to a retry queue or the DLQ by the error's kind, then ack it."""
@@ -114,6 +126,7 @@ class FailureRouter:
             error=error,
         )
         if kind is FailureKind.PERMANENT or attempts >= self._max_attempts:
+            await self._record(message, headers, "dead_letters", topology.DEAD_LETTER_QUEUE)
             await self._publish(
                 message, headers, topology.DEAD_LETTER_EXCHANGE, topology.DEAD_LETTER_KEY
             )
@@ -122,12 +135,44 @@ class FailureRouter:
         else:
             delay = retry_delay_ms(attempts)
             queue = topology.retry_queue_name(self._queue, topology.retry_tier(attempts))
+            due = datetime.now(UTC) + timedelta(milliseconds=delay)
+            await self._record(message, headers, "retry", queue, due)
             await self._publish(
                 message, headers, topology.RETRY_EXCHANGE, queue, expiration=delay / 1000
             )
             metrics.RETRIES.labels(kind).inc()
             bound.warning("event will be retried", delay_ms=delay)
         await message.ack()
+
+    async def _record(
+        self,
+        message: AbstractIncomingMessage,
+        headers: dict[str, Any],
+        sent_to: str,
+        queue: str,
+        due: datetime | None = None,
+    ) -> None:
+        """Best effort: with the database away the copy still goes (the failure is in its
+        headers, and the event shows again once the database is back and it is decided)."""
+        if self._in_flight is None:
+            return
+        try:
+            async with asyncio.timeout(RECORD_TIMEOUT):
+                await self._in_flight.record(
+                    event_id=message.message_id or "",
+                    type=message.type,
+                    attempt=headers[ATTEMPTS],
+                    error_kind=headers[ERROR_KIND],
+                    error=headers[ERROR_MESSAGE],
+                    sent_to=sent_to,
+                    queue=queue,
+                    next_attempt_at=due,
+                    first_failed_at=datetime.fromisoformat(headers[FIRST_FAILED_AT]),
+                )
+        except Exception as exc:
+            log.warning(
+                "could not record the failure", event_id=message.message_id, error=repr(exc)
+            )
 
     async def _publish(
         self,

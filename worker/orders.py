@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
+from core.errors import UnknownCharge
 from core.event import judge
 from core.verifier import Verifier
 from domain.archive import ArchiveRow
@@ -21,6 +22,7 @@ from store.apply import Applied
 from worker import metrics
 from worker.consumer import Consumer, received_at, request
 from worker.failures import FailureRouter
+from worker.unknown_charge import AskConekta
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +38,14 @@ class OrderConsumer(Consumer[Incoming]):
         verifier: Verifier,
         on_commit: Callable[[], None] = lambda: None,
         modes: Collection[bool] = ALL_MODES,
+        ask: AskConekta | None = None,
     ) -> None:
+        """`ask`: Conekta's API, for refunds of a charge not booked (worker/unknown_charge.py)."""
         super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait, verifier=verifier)
         self._store = store
         self._modes = modes
         self._on_commit = on_commit
+        self._ask = ask
 
     def decode(self, message: AbstractIncomingMessage) -> Incoming:
         # The base verified its DIGEST (else it is archived `unverified`). judge: InvalidEvent
@@ -55,8 +60,16 @@ class OrderConsumer(Consumer[Incoming]):
             provenance=SIGNED,
         )
 
-    async def apply(self, items: list[Incoming]) -> list[Outcome]:
-        return report(await self._store.apply.batch(items, modes=self._modes))
+    async def apply(self, items: list[Incoming]) -> list[Outcome | Exception]:
+        applied = await self._store.apply.batch(items, modes=self._modes, isolate=True)
+        decided = iter(report(applied))
+        results: list[Outcome | Exception] = [
+            applied.failed.get(i) or next(decided) for i in range(len(items))
+        ]
+        for i, result in enumerate(results):
+            if isinstance(result, UnknownCharge) and self._ask is not None:
+                results[i] = await self._ask.decide(items[i], result)
+        return results
 
     async def archive_invalid(self, rows: list[ArchiveRow]) -> None:
         await self._store.events.archive(rows)

@@ -26,6 +26,7 @@ from worker.failures import FailureRouter
 from worker.orders import OrderConsumer
 from worker.outbox import OutboxRelay
 from worker.unhandled import UnhandledConsumer
+from worker.unknown_charge import AskConekta
 
 log = structlog.get_logger(__name__)
 
@@ -69,17 +70,21 @@ async def worker_resources(
 ) -> AsyncIterator[tuple[Store, AbstractRobustConnection, broker.Publisher]]:
     """Connections once the database is migrated and the topology declared (waiting for both,
     until `stop`: then StopRequested)."""
-    pool = await lifecycle.unless_stopped(stop, wait_for_database(settings.database_url))
-    consume_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker consume")
-    publish_connection = await broker.connect(settings.amqp_url, "conekta-ingest worker publish")
-    publisher = broker.Publisher(publish_connection, settings.publish_timeout)
-    try:
+    async with contextlib.AsyncExitStack() as opened:
+        pool = await lifecycle.unless_stopped(stop, wait_for_database(settings.database_url))
+        opened.push_async_callback(lifecycle.quietly, "database pool", pool.close())
+        consume_connection = await _connect(settings, stop, "conekta-ingest worker consume")
+        opened.push_async_callback(lifecycle.quietly, "broker", consume_connection.close())
+        publish_connection = await _connect(settings, stop, "conekta-ingest worker publish")
+        publisher = broker.Publisher(publish_connection, settings.publish_timeout)
+        opened.push_async_callback(lifecycle.quietly, "publisher", publisher.close())
         await lifecycle.unless_stopped(stop, broker.wait_for_topology(consume_connection))
         yield Store(pool, fee_tax_rate=settings.fee_tax_rate), consume_connection, publisher
-    finally:
-        await publisher.close()
-        await consume_connection.close()
-        await pool.close()
+
+
+async def _connect(settings: Settings, stop: asyncio.Event, name: str) -> AbstractRobustConnection:
+    """A broker connection, given up (StopRequested) when asked to stop while no node answers."""
+    return await lifecycle.unless_stopped(stop, broker.connect(settings.amqp_url, name))
 
 
 async def run_worker(
@@ -138,8 +143,7 @@ async def run_worker(
         await supervisor.wait()
         if supervisor.gave_up is None:
             log.info("consumers stopped; flushing outbox")
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(relay.flush(), timeout=10)
+            await lifecycle.quietly("outbox flush", asyncio.wait_for(relay.flush(), timeout=10))
     if supervisor.gave_up is not None:
         raise TaskFailing(f"task {supervisor.gave_up!r} kept failing")
     log.info("worker stopped")
@@ -151,7 +155,9 @@ def _consumers(
     """Each consumer by task name, with its queue; retired queues (core.topology) are drained
     by a consumer of the same kind until someone deletes them."""
     # Dead letters of both event consumers go to the one dead-letter queue.
-    failures = FailureRouter(publisher, topology.ORDERS_QUEUE, settings.max_attempts)
+    failures = FailureRouter(
+        publisher, topology.ORDERS_QUEUE, settings.max_attempts, store.in_flight
+    )
     size, wait = settings.batch_size, settings.batch_wait
     verifier = Verifier.from_settings(settings)  # both webhook consumers check every DIGEST
     return {
@@ -164,6 +170,11 @@ def _consumers(
                 verifier=verifier,
                 on_commit=relay.wake,
                 modes=settings.accept_modes,
+                ask=AskConekta(
+                    store, settings.conekta_api_url, settings.conekta_api_key, settings.accept_modes
+                )
+                if settings.conekta_api_key
+                else None,
             ),
             topology.ORDERS_QUEUE,
         ),
@@ -192,8 +203,7 @@ async def _consume(
         queue = await channel.get_queue(queue_name, ensure=False)
         await consumer.run(queue, stop)
     finally:
-        with contextlib.suppress(Exception):
-            await channel.close()
+        await lifecycle.quietly("consumer channel", channel.close())
 
 
 async def _serve_metrics(settings: Settings, checks: health.Checks, stop: asyncio.Event) -> None:
@@ -239,7 +249,7 @@ async def _watch_queues(
                 metrics.QUEUE_CONSUMERS.labels(name).set(result.consumer_count or 0)
                 metrics.QUEUE_NONEMPTY_SECONDS.labels(name).set(now - last_empty[name])
         finally:
-            await channel.close()
+            await lifecycle.quietly("queue-watch channel", channel.close())
         metrics.DEAD_LETTERS_OPEN.set(await store.dead_letters.count())
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), WATCH_INTERVAL)

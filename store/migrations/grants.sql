@@ -84,6 +84,10 @@ GRANT SELECT, INSERT, UPDATE (sent_at) ON outbox    TO conekta_worker, conekta_c
 GRANT SELECT, INSERT, UPDATE (finished_at, status, livemode, counts, error)
                              ON reconcile_runs      TO conekta_worker, conekta_console, conekta_oncall;
 GRANT SELECT, INSERT         ON reconcile_backfills TO conekta_worker, conekta_console, conekta_oncall;
+-- events in flight after a failure (0020): the worker records each; archiving an event (a replay
+-- too) or storing its dead letter removes its row
+GRANT SELECT, INSERT, UPDATE, DELETE ON event_failures TO conekta_worker;
+GRANT SELECT, DELETE         ON event_failures      TO conekta_console, conekta_oncall;
 -- bodies kept as they came; the consumer stores and updates a failing message's open row
 GRANT SELECT, INSERT, UPDATE (kind, reason, attempts, last_failed_at, headers, dead_at)
                              ON dead_letters        TO conekta_worker, conekta_console, conekta_oncall;

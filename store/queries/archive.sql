@@ -19,6 +19,8 @@ WITH incoming AS (
                 :provenance::text[])
          AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
                original_id, reason, request, provenance)
+), settled_failures AS (  -- no longer in flight (store/queries/event_failures.sql)
+    DELETE FROM event_failures f USING incoming i WHERE f.event_id = i.event_id
 ), new_ids AS (
     INSERT INTO event_ids (event_id) SELECT event_id FROM incoming
     ON CONFLICT (event_id) DO NOTHING

@@ -1,7 +1,11 @@
 -- Dead letters, moved from conekta.dead-letters into Postgres: looking at them is a SELECT.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- insert_dead_letters: store dead letters; the same message failing again updates its open row
+-- insert_dead_letters: store dead letters; the same message failing again updates its open row;
+-- they are no longer in flight (event_failures)
+WITH settled_failures AS (
+    DELETE FROM event_failures WHERE event_id = ANY(:message_id::text[])
+)
 INSERT INTO dead_letters (message_id, type, order_id, kind, reason, attempts, first_failed_at,
                           last_failed_at, source_queue, exchange, routing_key, headers, body)
 SELECT * FROM unnest(:message_id::text[], :type::text[], :order_id::text[], :kind::text[],

@@ -263,7 +263,7 @@ async def _verify(
         async with Store.open(database_url) as store:
             await _check(db, broker, plan, probe, tally, store)
         channel = await broker.channel()
-        unrouted = await channel.declare_queue(topology.FULFILLMENT_UNROUTED, passive=True)
+        unrouted = await channel.declare_queue(topology.FULFILLMENT_UNROUTED_QUEUE, passive=True)
         assert unrouted.declaration_result.message_count == 0  # every message reached its queue
     finally:
         await broker.close()
@@ -273,7 +273,7 @@ async def _verify(
     duplicated = (
         applied
         - len(plan.unique_ids)
-        + (await db.fetchval("SELECT count(*) FROM ledger_transactions") - plan.payments)
+        + (await db.fetchval("SELECT count(*) FROM ledger_transactions") - plan.postings)
     )
     print(f"accepted {accepted}, applied {applied}, lost {lost}, duplicated {duplicated}")
     assert (accepted, lost, duplicated) == (applied, 0, 0)

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 
 from core import topology
 from core.settings import Settings
+from domain import fulfillment
 from ops import ledger
 from store import Store
 from testkit.events import order_event
@@ -213,3 +214,46 @@ async def test_sigterm_under_load_loses_nothing(settings: Settings, broker: Any,
     assert await count(db, PAYMENTS) == n
     assert await count(db, "SELECT count(*) FROM outbox") == n
     assert (await balances(db))["customer:cus_t"] == 10_000 * n
+
+
+async def test_an_event_the_domain_cannot_decide_is_dead_lettered_alone(
+    settings: Settings, broker: Any, db: Db, monkeypatch: Any
+) -> None:
+    """A bug met while deciding one event (here injected into fulfillment.build) is permanent for
+    that event alone: dead-lettered at once with its traceback, never retried, and the 255 good
+    events of its batch are applied."""
+    good = [order_event("order.paid", f"ord_ok{i}", customer_id="cus_ok") for i in range(255)]
+    bad = order_event("order.paid", "ord_undecidable", customer_id="cus_ok")
+    bad_id = orjson.loads(bad)["id"]
+    build = fulfillment.build
+
+    def buggy(event: Any, *args: Any) -> Any:
+        if event.event_id == bad_id:
+            method: Any = 1.5  # a payment_method of a type nobody expected, as the fuzz found
+            return method.get("type")  # AttributeError
+        return build(event, *args)
+
+    monkeypatch.setattr(fulfillment, "build", buggy)
+    retries_before = REGISTRY.get_sample_value(
+        "conekta_worker_retries_total", {"kind": "transient"}
+    )
+    async with running_worker(replace(settings, batch_size=256, batch_wait=1.0)):
+        await publish_events(broker, [*good[:128], bad, *good[128:]])
+        await wait_archived(db, 255)
+
+        async def dead_lettered() -> bool:
+            return await dead_letters(db) == 1
+
+        await wait_for(dead_lettered, timeout=30, what="the undecidable event dead-lettered")
+    code, output = await cli(settings, "dlq", "list", "--json")
+    assert code == 0, output
+    [letter] = orjson.loads(output)
+    assert letter["id"] == bad_id and letter["attempts"] == 1
+    assert letter["kind"] == "permanent"
+    assert "UndecidableEvent" in letter["reason"] and "AttributeError" in letter["reason"]
+    code, output = await cli(settings, "dlq", "show", bad_id)
+    assert code == 0, output
+    assert "in buggy" in orjson.loads(output)["headers"]["x-error-traceback"], output
+    assert await count(db, PAYMENTS) == 255
+    retries_after = REGISTRY.get_sample_value("conekta_worker_retries_total", {"kind": "transient"})
+    assert retries_after == retries_before  # no batch failed, nothing went round the tiers

@@ -9,6 +9,8 @@ so the services start once and the fuzz stays within the normal `make test` (abo
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import json
 import os
 import random
@@ -26,8 +28,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from core import signature
+from core.broker import queue_stats
 from core.settings import Settings
-from ops import events, ledger
+from core.topology import ORDERS_QUEUE, UNHANDLED_QUEUE
+from ops import events, in_flight, ledger
 from store import Store
 from testkit.events import SAMPLES, order_event_document
 from testkit.services import count, running_receiver, running_worker
@@ -141,7 +145,10 @@ def generate() -> list[bytes]:
     return [body.replace(quoted, json.dumps(secrets.token_hex(12)).encode()) for body in bodies]
 
 
-async def post_all(url: str, bodies: list[bytes], key: Path) -> list[tuple[int, Any]]:
+async def post_all(
+    url: str, bodies: list[bytes], key: Path, accepted: set[str] | None = None
+) -> list[tuple[int, Any]]:
+    """Each answer, in order; `accepted` gets each accepted key as its answer arrives."""
     private = signature.load_private_key(key)
     signed = [(body, signature.sign(body, private)) for body in bodies]
     limit = asyncio.Semaphore(32)
@@ -161,9 +168,39 @@ async def post_all(url: str, bodies: list[bytes], key: Path) -> list[tuple[int, 
                     break
                 RESENT[0] += 1
                 await asyncio.sleep(attempt)
+            if accepted is not None and answer[0] == 200 and answer[1]["status"] == "accepted":
+                accepted.add(answer[1]["event_id"])
             return answer
 
         return await asyncio.gather(*(one(body, digest) for body, digest in signed))
+
+
+async def findable_all_along(
+    store: Store, connection: Any, accepted: set[str], samples: list[str]
+) -> None:
+    """While the run is in progress, accepted keys drawn at random are looked up as `events show`
+    does: archived, retrying, a dead letter (or on its way to one). One not found must be still
+    waiting for its first delivery (a queue the worker consumes holds ready messages), or inside
+    the batch the worker is deciding now (prefetched: found once that batch commits, within
+    seconds); else it is out of sight."""
+    rng = random.Random(1)
+    while True:
+        for key in rng.sample(sorted(accepted), min(20, len(accepted))):
+            samples.append(key)
+            if await _located(store, key):
+                continue
+            stats = await queue_stats(connection, [ORDERS_QUEUE, UNHANDLED_QUEUE])
+            if not sum(depth for depth, _ in stats.values()):
+                await wait_for(
+                    functools.partial(_located, store, key),
+                    timeout=15,
+                    what=f"accepted {key}, in no queue, to be found",
+                )
+        await asyncio.sleep(0.2)  # a sampling interval, not a synchronisation
+
+
+async def _located(store: Store, key: str) -> bool:
+    return bool(await events.show(store, key) or await in_flight.locate(store, key))
 
 
 @pytest.mark.timeout(600)  # 10,000 signed bodies through both services; well over the default
@@ -177,8 +214,11 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
     # Two attempts: a refund or chargeback of a charge never booked (unknown_charge, transient)
     # reaches the dead-letter table in seconds rather than after the 10-minute retry tier.
     settings = replace(settings, publish_timeout=10.0, max_attempts=2)
+    accepted: set[str] = set()
+    samples: list[str] = []
     async with running_receiver(settings) as url, running_worker(settings):
-        answers = await post_all(url, bodies, key_pair[0])
+        sampling = asyncio.create_task(findable_all_along(store, broker, accepted, samples))
+        answers = await post_all(url, bodies, key_pair[0], accepted)
         failed = [(s, a, b[:200]) for (s, a), b in zip(answers, bodies, strict=True) if s != 200]
         assert not failed, failed[:5]
         keys = {a["event_id"] for _, a in answers if a["status"] == "accepted"}
@@ -195,9 +235,12 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
             return archived + dead >= len(keys)
 
         await wait_for(all_settled, timeout=180, what=f"{len(keys)} events archived")
+        sampling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampling  # raises what it found: an accepted key out of sight
+        assert len(samples) >= 100, "too few samples taken while the run was in progress"
         for key in random.Random(0).sample(sorted(keys), min(300, len(keys))):
-            found = await events.show(store, key) or await store.dead_letters.get(key)
-            assert found, f"accepted {key} is neither archived nor a dead letter"
+            assert await _located(store, key), f"accepted {key} is neither archived nor dead"
         # The worker is still consuming: one more plain event is applied.
         await post_all(
             url, [orjson.dumps(order_event_document("order.paid", "ord_last"))], key_pair[0]
@@ -213,7 +256,8 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
     print(
         f"\nfuzz: {len(bodies)} signed bodies, {len(keys)} accepted keys, {RESENT[0]} resent "
         f"after a 503 or a dropped connection, outcomes {outcomes}, "
-        f"dead letters {await count(db, 'SELECT count(*) FROM dead_letters')}; generated in "
+        f"dead letters {await count(db, 'SELECT count(*) FROM dead_letters')}; "
+        f"{len(samples)} accepted keys looked up while in progress, all found; generated in "
         f"{generated - started:.1f} s, posted and settled in "
         f"{time.perf_counter() - generated:.1f} s"
     )

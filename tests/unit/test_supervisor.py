@@ -124,3 +124,49 @@ async def test_a_start_up_wait_ends_when_asked_to_stop() -> None:
     with pytest.raises(StopRequested):
         await waiting
     assert await lifecycle.unless_stopped(stop, asyncio.sleep(0, result=7)) == 7
+
+
+async def test_a_librarys_cancelled_error_is_a_failure_not_a_stop() -> None:
+    """aiormq fails the futures of a dead connection with CancelledError: the task restarts
+    (it used to end silently, and the worker then exited 1 on SIGTERM)."""
+    stop = asyncio.Event()
+    supervisor = fast(stop)
+    runs = 0
+    restarted = asyncio.Event()
+
+    async def opens_a_channel_on_a_dead_connection() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 1:
+            dead: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            dead.set_exception(asyncio.CancelledError())
+            await dead
+        restarted.set()
+        await stop.wait()
+
+    supervisor.run("channel", opens_a_channel_on_a_dead_connection)
+    await asyncio.wait_for(restarted.wait(), 5)
+    stop.set()
+    await supervisor.wait()
+    assert runs == 2 and supervisor.gave_up is None
+
+
+async def test_a_task_that_does_not_stop_in_its_grace_is_cancelled() -> None:
+    stop = asyncio.Event()
+    supervisor = fast(stop)
+    never = asyncio.Event()
+
+    async def stuck() -> None:
+        await never.wait()  # a node that is gone
+
+    supervisor.run("stuck", stuck)
+    stop.set()
+    await asyncio.wait_for(supervisor.wait(grace=0.05), 5)  # returns, raises nothing
+    assert supervisor.gave_up is None
+
+
+async def test_quietly_logs_a_close_that_fails() -> None:
+    async def fails() -> None:
+        raise asyncio.CancelledError  # as aiormq's close of a dead connection can
+
+    await lifecycle.quietly("broker", fails())
