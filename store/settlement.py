@@ -186,7 +186,13 @@ class MatchSession:
         self._locking = locking
 
     async def books(
-        self, charge_ids: Sequence[str], keys: Sequence[str], *, tax_rate: Decimal, tz: ZoneInfo
+        self,
+        charge_ids: Sequence[str],
+        transfer_ids: Sequence[str],
+        keys: Sequence[str],
+        *,
+        tax_rate: Decimal,
+        tz: ZoneInfo,
     ) -> rules.Books:
         """What the ledger holds for these charges (their orders locked, as the apply path
         locks them: no batch moves their chargebacks meanwhile) and which keys are posted."""
@@ -206,7 +212,8 @@ class MatchSession:
         refunds = await sql.fetch(connection, "settle_refund_postings", charge_ids=list(charge_ids))
         states = await _chargebacks(connection, charge_ids)
         posted = await sql.fetch(connection, "booked_keys", keys=sorted(set(keys)))
-        landed = await sql.fetch(connection, "settle_landed")
+        landed_keys = sorted({f"payout:{t}:landed" for t in transfer_ids})
+        landed = await sql.fetch(connection, "settle_landed", keys=landed_keys)
         return rules.Books(
             charges={(r["livemode"], r["id"]): _book(r, refunds, states) for r in charges},
             posted={(r["livemode"], r["business_key"]) for r in posted},

@@ -136,12 +136,13 @@ async def match(
     """What explains each record and what is still to post; with `apply`, posts it."""
     found = await records(store, livemode)
     charge_ids = sorted({t.charge_id for t in found.txns if t.charge_id})
+    transfer_ids = sorted({t.id for t in found.transfers})
     async with store.settlement.matching(apply=apply) as session:
         # First without posted keys: which keys could this run post; then with them.
-        books = await session.books(charge_ids, [], tax_rate=tax_rate, tz=tz)
+        books = await session.books(charge_ids, transfer_ids, [], tax_rate=tax_rate, tz=tz)
         draft = rules.plan(found.txns, found.transfers, found.lines, books)
         keys = [key for _, key in draft.postings]
-        books = await session.books(charge_ids, keys, tax_rate=tax_rate, tz=tz)
+        books = await session.books(charge_ids, transfer_ids, keys, tax_rate=tax_rate, tz=tz)
         planned = rules.plan(found.txns, found.transfers, found.lines, books)
         if apply:
             await session.write(planned)

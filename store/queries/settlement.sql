@@ -91,10 +91,13 @@ SELECT livemode, charge_id, business_key, kind, amount, effective_at
 FROM ledger_transactions
 WHERE charge_id = ANY(:charge_ids::text[]) AND kind IN ('refund', 'refund_reversed');
 
--- settle_landed: the transfers posted as landed, each with the bank line that showed it
-SELECT livemode, split_part(business_key, ':', 2) AS transfer_id,
-       split_part(event_id, ':', 2)::bigint AS line_id
-FROM ledger_transactions WHERE kind = 'payout_landed';
+-- settle_landed: of these transfers' landed keys (payout:<id>:landed), those posted, each with
+-- the bank line that showed it (one index lookup per key: no scan of the ledger)
+SELECT t.livemode, split_part(t.business_key, ':', 2) AS transfer_id,
+       split_part(t.event_id, ':', 2)::bigint AS line_id
+FROM unnest(:keys::text[]) AS wanted (key)
+CROSS JOIN LATERAL (SELECT livemode, business_key, event_id FROM ledger_transactions
+                    WHERE business_key = wanted.key AND kind = 'payout_landed') AS t;
 
 -- settle_lock: one `settle match --apply` at a time (held until its transaction ends)
 SELECT pg_advisory_xact_lock(:key::bigint);
