@@ -22,6 +22,7 @@ from cli import (
     reconcile,
     retention,
     service,
+    settlement,
 )
 from core import lifecycle
 from core.errors import ApiKeyRejected, BadRequest, ConfigError, KeyFileError, RetentionRefused
@@ -101,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     fulfillment.add_commands(sub, common)
     retention.add_commands(sub, common)
     console.add_commands(sub, common)
+    settlement.add_commands(sub, common)
     return parser
 
 

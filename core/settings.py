@@ -52,6 +52,10 @@ class Settings:
     conekta_api_url: str = DEFAULT_CONEKTA_API_URL
     conekta_api_key: str | None = field(default=None, repr=False)
     reconcile_interval: float = 900.0
+    # settlement: `settle pull` every this many seconds (with the key), and the key's mode (GET
+    # /balance does not say it): live or test
+    settle_interval: float = 3600.0
+    conekta_api_livemode: bool = True
     # supervision (core.supervisor), receiver and worker
     task_healthy_after: float = 10.0
     task_give_up_after: float = 300.0
@@ -140,6 +144,14 @@ def _paths(value: str) -> tuple[Path, ...]:
     return tuple(Path(p.strip()) for p in value.split(",") if p.strip())
 
 
+def _api_mode(value: str) -> bool:
+    """CONEKTA_API_MODE: the API key's mode, live (default) or test."""
+    mode = value.strip().lower() or "live"
+    if mode not in {"live", "test"}:
+        raise ValueError("live or test")
+    return mode == "live"
+
+
 ENV_VARS: dict[str, tuple[str, Any]] = {
     "DATABASE_URL": ("database_url", str),
     "AMQP_URL": ("amqp_url", str),
@@ -163,6 +175,8 @@ ENV_VARS: dict[str, tuple[str, Any]] = {
     "CONEKTA_API_URL": ("conekta_api_url", str),
     "CONEKTA_API_KEY": ("conekta_api_key", lambda v: v.strip() or None),
     "CONEKTA_RECONCILE_INTERVAL": ("reconcile_interval", float),
+    "CONEKTA_SETTLE_INTERVAL": ("settle_interval", float),
+    "CONEKTA_API_MODE": ("conekta_api_livemode", _api_mode),
     "CONEKTA_INGEST_TASK_HEALTHY_AFTER": ("task_healthy_after", float),
     "CONEKTA_INGEST_TASK_GIVE_UP_AFTER": ("task_give_up_after", float),
     "CONEKTA_ACCEPT_MODES": ("accept_modes", _modes),
@@ -200,6 +214,8 @@ def _check(settings: Settings) -> None:
         raise ConfigError("max body, batch size and max attempts must be positive")
     if settings.reconcile_interval <= 0:
         raise ConfigError("CONEKTA_RECONCILE_INTERVAL must be positive (seconds)")
+    if settings.settle_interval <= 0:
+        raise ConfigError("CONEKTA_SETTLE_INTERVAL must be positive (seconds)")
     if settings.max_concurrent_reads <= 0 or settings.body_read_timeout <= 0:
         raise ConfigError("max concurrent reads and body read timeout must be positive")
     if settings.retention_months < 1:

@@ -49,9 +49,9 @@ class Entry:
 @dataclass(frozen=True)
 class Posting:
     business_key: str
-    kind: str  # payment, fee, refund, refund_reversed, chargeback_<step>
-    order_id: str
-    charge_id: str
+    kind: str  # payment, fee, refund, refund_reversed, chargeback_<step>; settlement's kinds
+    order_id: str | None  # None: a settlement posting that belongs to no order (a transfer)
+    charge_id: str | None
     currency: str
     livemode: bool
     event_id: str

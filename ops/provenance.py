@@ -5,7 +5,9 @@ Each posting names the event that posted it; that event's archived body must bac
   keys (receiving and verify-only), and the body could post that business key;
 - `api`: the archived event is Conekta's API record (provenance `api`) and could post that key;
 - `attested:<user>`: an operator's word; listed until a signed event or an API record of the same
-  order, verified now, could post the same key (`confirmed`).
+  order, verified now, could post the same key (`confirmed`);
+- `settlement`: posted by `settle match` from a Conekta transaction or transfer `settle pull`
+  stored (`api`) or an imported bank line (`statement`): counted; `settle verify` checks them.
 A posting none of these back is listed `unbacked` (exit 1). One whose event's month was pruned
 cannot be checked here (`unchecked`: restore that month's signed export to check it).
 Costs one RSA verification per posting (~30-60 µs) and the archive reads.
@@ -38,7 +40,7 @@ class Report:
 
     def add(self, category: str, row: Mapping[str, Any], why: str) -> None:
         self.counts[category] += 1
-        if category in ("signed", "api", "confirmed"):
+        if category in ("signed", "api", "confirmed", "settlement"):
             return
         shown = self.listed.setdefault(category, [])
         if len(shown) < LISTED:
@@ -71,6 +73,8 @@ def _judge(
     row: Mapping[str, Any], verifier: Verifier, confirmers: Mapping[str, set[str]]
 ) -> tuple[str, str]:
     """(category, why) of one posting with its archived event."""
+    if row["settlement"]:  # `settle match`'s, from a stored record: `settle verify` checks it
+        return "settlement", ""
     if not row["archived"]:
         return "unchecked", "its event's month was pruned"
     provenance = row["provenance"]

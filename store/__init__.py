@@ -25,6 +25,7 @@ from store.orders import Orders
 from store.outbox import Outbox
 from store.reconcile import Reconcile
 from store.retention import Retention
+from store.settlement import Settlement
 from store.stats import Stats
 from store.users import Users
 
@@ -48,6 +49,7 @@ class Store:
         self.stats = Stats(pool)
         self.audit = Audit(pool)
         self.users = Users(pool)
+        self.settlement = Settlement(pool)
 
     @classmethod
     @asynccontextmanager

@@ -181,7 +181,7 @@ async def _apply_batch(
     booked = await _load(connection, items, replay=replay)
     plan = plan_batch(items, booked, modes, fee_tax_rate, isolate=isolate)
     await _write_orders(connection, plan)
-    await _write_postings(connection, list(plan.postings.values()))
+    await write_postings(connection, list(plan.postings.values()))
     await _write_money_rows(connection, plan)
     await _write_chargebacks(connection, plan)
     await write_archive(connection, plan.archive)
@@ -293,7 +293,9 @@ async def _write_orders(connection: Connection, plan: Plan) -> None:
         await sql.execute(connection, "update_orders", **sql.columns(rows, ORDER_UPDATE_COLUMNS))
 
 
-async def _write_postings(connection: Connection, planned: Sequence[Posting]) -> None:
+async def write_postings(connection: Connection, planned: Sequence[Posting]) -> None:
+    """Postings not posted before (per business key and mode), in the first open period, with
+    their accounts declared; the apply path's and settlement's one way to post."""
     if not planned:
         return
     postings = await _book_in_open_period(connection, planned)

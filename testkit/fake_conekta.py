@@ -1,5 +1,6 @@
-"""A local fake of Conekta's API (aiohttp): `GET /events` pages, `GET /orders/{id}`, and rate
-limits and errors on demand. For tests, and to try `conekta-ingest reconcile` by hand:
+"""A local fake of Conekta's API (aiohttp): `GET /events`, `/transactions` and `/transfers`
+pages, `GET /orders/{id}`, `GET /balance`, and rate limits and errors on demand. For tests,
+and to try `conekta-ingest reconcile` by hand:
 
     python -m testkit.fake_conekta --port 8099     # serves examples/events, re-dated to today
     CONEKTA_API_URL=http://127.0.0.1:8099 CONEKTA_API_KEY=key_fake conekta-ingest reconcile
@@ -38,6 +39,9 @@ class FakeConekta:
     key: str = DEFAULT_KEY
     events: list[dict[str, Any]] = field(default_factory=list)
     orders: dict[str, dict[str, Any]] = field(default_factory=dict)
+    transactions: list[dict[str, Any]] = field(default_factory=list)  # transaction_response
+    transfers: list[dict[str, Any]] = field(default_factory=list)  # transfers_response
+    balance: dict[str, Any] = field(default_factory=dict)  # balance_response
     failures: list[Failure] = field(default_factory=list)  # answered first, one per request
     requests: list[str] = field(default_factory=list)  # path?query of every request
     max_limit: int = 250
@@ -58,6 +62,9 @@ class FakeConekta:
         app = web.Application(middlewares=[self._gate])
         app.router.add_get("/events", self._events)
         app.router.add_get("/orders/{order_id}", self._order)
+        app.router.add_get("/transactions", self._transactions)
+        app.router.add_get("/transfers", self._transfers)
+        app.router.add_get("/balance", self._balance)
         return app
 
     @web.middleware
@@ -76,30 +83,44 @@ class FakeConekta:
         return response
 
     async def _events(self, request: web.Request) -> web.Response:
-        limit = min(int(request.query.get("limit", "20")), self.max_limit)
-        ordered = sorted(self.events, key=lambda e: (e["created_at"], e["id"]), reverse=True)
-        start = 0
-        if after := request.query.get("next"):
-            ids = [e["id"] for e in ordered]
-            start = ids.index(after) + 1 if after in ids else len(ids)
-        page = ordered[start : start + limit]
-        has_more = start + limit < len(ordered)
-        base = f"{request.scheme}://{request.host}/events?limit={limit}"
-        return _json(
-            {
-                "object": "list",
-                "has_more": has_more,
-                "next_page_url": f"{base}&next={page[-1]['id']}" if has_more and page else None,
-                "previous_page_url": f"{base}&previous={page[0]['id']}" if start and page else None,
-                "data": page,
-            }
-        )
+        return _page(request, self.events, self.max_limit)
+
+    async def _transactions(self, request: web.Request) -> web.Response:
+        return _page(request, self.transactions, self.max_limit)
+
+    async def _transfers(self, request: web.Request) -> web.Response:
+        return _page(request, self.transfers, self.max_limit)
+
+    async def _balance(self, request: web.Request) -> web.Response:
+        return _json(self.balance)
 
     async def _order(self, request: web.Request) -> web.Response:
         order = self.orders.get(request.match_info["order_id"])
         if order is None:
             return _error(404, "resource_not_found_error", "The resource was not found.")
         return _json(order)
+
+
+def _page(request: web.Request, records: list[dict[str, Any]], max_limit: int) -> web.Response:
+    """One page of a cursor list, newest first; `?next=ID` continues after that record."""
+    limit = min(int(request.query.get("limit", "20")), max_limit)
+    ordered = sorted(records, key=lambda e: (e["created_at"], e["id"]), reverse=True)
+    start = 0
+    if after := request.query.get("next"):
+        ids = [e["id"] for e in ordered]
+        start = ids.index(after) + 1 if after in ids else len(ids)
+    page = ordered[start : start + limit]
+    has_more = start + limit < len(ordered)
+    base = f"{request.scheme}://{request.host}{request.path}?limit={limit}"
+    return _json(
+        {
+            "object": "list",
+            "has_more": has_more,
+            "next_page_url": f"{base}&next={page[-1]['id']}" if has_more and page else None,
+            "previous_page_url": f"{base}&previous={page[0]['id']}" if start and page else None,
+            "data": page,
+        }
+    )
 
 
 def _json(

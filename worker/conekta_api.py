@@ -1,4 +1,5 @@
-"""The client of Conekta's own API: its list of events and its orders, read-only.
+"""The client of Conekta's own API, read-only: its list of events, its orders, and the money's
+record (transactions, transfers, balance) for settlement.
 
 Every request has bounded timeouts; `429` waits as long as `Retry-After` says, `5xx`, timeouts
 and lost connections back off (core.backoff) and try again a few times, then raise
@@ -53,16 +54,38 @@ class ConektaApi:
 
     async def events(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[EventsPage]:
         """Pages of events, newest first, following `next` (the last id of a page) back in time."""
+        async for page in self._pages("/events", limit):
+            yield page
+
+    async def transactions(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[EventsPage]:
+        """Pages of Conekta's transactions (`transaction_response`), newest first."""
+        async for page in self._pages("/transactions", limit):
+            yield page
+
+    async def transfers(self, *, limit: int = PAGE_LIMIT) -> AsyncIterator[EventsPage]:
+        """Pages of Conekta's transfers to the merchant's bank, newest first."""
+        async for page in self._pages("/transfers", limit):
+            yield page
+
+    async def balance(self) -> dict[str, Any]:
+        """The merchant's balance now (available, pending, retained, ... per currency)."""
+        document = await self._get("/balance", {})
+        if document is None:
+            raise ConektaApiUnavailable("GET /balance: 404")
+        return document
+
+    async def _pages(self, path: str, limit: int) -> AsyncIterator[EventsPage]:
+        """A cursor list's pages (`data`, `has_more`), following `next` (a page's last id)."""
         params: dict[str, str] = {"limit": str(limit)}
         while True:
-            document = await self._get("/events", params)
-            assert document is not None  # the list itself is never 404
-            events = [e for e in document.get("data") or [] if isinstance(e, dict)]
-            page = EventsPage(events, bool(document.get("has_more")) and bool(events))
+            document = await self._get(path, params)
+            assert document is not None  # a list itself is never 404
+            records = [e for e in document.get("data") or [] if isinstance(e, dict)]
+            page = EventsPage(records, bool(document.get("has_more")) and bool(records))
             yield page
             if not page.has_more:
                 return
-            params = {"limit": str(limit), "next": str(events[-1]["id"])}
+            params = {"limit": str(limit), "next": str(records[-1]["id"])}
 
     async def order(self, order_id: str) -> dict[str, Any] | None:
         """The whole order as Conekta has it now; None when Conekta does not know it."""
@@ -94,7 +117,7 @@ class ConektaApi:
                     return _Answer(retry="429 rate limited", retry_after=_seconds(response))
                 if response.status >= 500:
                     return _Answer(retry=f"{response.status} from Conekta")
-                if response.status == 404 and path != "/events":
+                if response.status == 404 and path.startswith("/orders/"):
                     return _Answer()
                 if response.status != 200:
                     text = (await response.text())[:200]

@@ -114,3 +114,32 @@ SUBSCRIBER_DEAD_LETTERS = Gauge(
     "Messages in a configured subscriber's own dead-letter queue.",
     ["subscriber"],
 )
+SETTLE_ENABLED = Gauge(
+    "conekta_settle_enabled", "1 when the worker pulls Conekta's settlement records (API key set)."
+)
+SETTLE_RUNS = Counter(
+    "conekta_settle_runs_total",
+    "Scheduled `settle pull` runs by result (ok, failed, skipped: another worker pulled).",
+    ["result"],
+)
+SETTLE_RECORDS = Counter(
+    "conekta_settle_records_total",
+    "Conekta records `settle pull` stored for the first time, by kind (transactions, transfers).",
+    ["kind"],
+)
+SETTLE_LAST_SUCCESS = Gauge(
+    "conekta_settle_last_success_timestamp_seconds",
+    "Unix time of the last successful settle pull (0: none yet).",
+)
+SETTLE_IN_TRANSIT = Gauge(
+    "conekta_settle_in_transit_cents",
+    "conekta:in_transit per currency and mode after the last pull: payouts sent that no bank"
+    " line shows yet.",
+    ["currency", "livemode"],
+)
+SETTLE_BROKEN = Gauge(
+    "conekta_settle_broken_invariants",
+    "What `settle verify` finds broken after the last pull, per invariant (1 balance, 2"
+    " unexplained records, 3 money stuck in transit, 4 transfers and bank lines not one to one).",
+    ["invariant"],
+)

@@ -19,7 +19,7 @@ from core.settings import Settings
 from core.supervisor import Supervisor, for_settings
 from core.verifier import Verifier
 from store import Store, migrations
-from worker import metrics, reconcile
+from worker import metrics, reconcile, settlement
 from worker.consumer import Consumer
 from worker.dead_letters import DeadLetterConsumer
 from worker.failures import FailureRouter
@@ -127,6 +127,10 @@ async def run_worker(
             supervisor.run(
                 "reconcile",
                 functools.partial(reconcile.run_scheduled, store, settings, stop),
+            )
+            supervisor.run(
+                "settle-pull",
+                functools.partial(settlement.run_scheduled, store, settings, stop),
             )
         if serve_metrics:
             checks = {

@@ -100,3 +100,18 @@ GRANT SELECT (name, role, password_hash, disabled_at, password_changed_at)
                              ON console_users       TO conekta_console;
 GRANT SELECT, INSERT, DELETE ON console_sessions    TO conekta_console;
 GRANT SELECT, INSERT, DELETE ON console_login_failures TO conekta_console;
+-- settlement (0021): `settle pull` (the worker, on schedule, or on call by hand) writes Conekta's
+-- records; `bank import` and `settle match --apply` are people's (on call); the console reads
+GRANT SELECT, INSERT, UPDATE (type, status, amount, fee, net, charge_id, currency, raw, updated_at)
+                             ON conekta_transactions TO conekta_worker, conekta_oncall;
+GRANT SELECT, INSERT, UPDATE (amount, currency, status, statement_reference, raw, updated_at)
+                             ON conekta_transfers   TO conekta_worker, conekta_oncall;
+GRANT SELECT, INSERT         ON conekta_balances    TO conekta_worker, conekta_oncall;
+GRANT SELECT, INSERT, UPDATE (seen_to, updated_at) ON settle_watermarks TO conekta_worker, conekta_oncall;
+GRANT SELECT                 ON conekta_transactions, conekta_transfers, conekta_balances,
+                                settle_watermarks   TO conekta_console;
+GRANT SELECT, INSERT         ON bank_statements     TO conekta_oncall;  -- imported once, never changed
+GRANT SELECT, INSERT         ON bank_lines          TO conekta_oncall;
+GRANT SELECT                 ON bank_statements, bank_lines TO conekta_worker, conekta_console;
+-- `settle match --apply`: a chargeback's target as Conekta's chargeback transaction says it
+GRANT UPDATE (conekta_amount) ON chargebacks        TO conekta_oncall;

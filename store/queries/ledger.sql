@@ -106,10 +106,12 @@ FULL JOIN (SELECT currency, livemode, sum(amount) AS total FROM chargebacks
      ON c.currency = b.currency AND c.livemode = b.livemode
 WHERE coalesce(b.balance, 0) <> coalesce(c.total, 0);
 
--- verify_money_on_unpaid_orders: money posted on orders that were never paid
+-- verify_money_on_unpaid_orders: money posted on orders that were never paid (settlement's
+-- postings of no order, a transfer or an adjustment, are no order's)
 SELECT t.order_id, o.status, t.business_key FROM ledger_transactions t
 LEFT JOIN orders o ON o.id = t.order_id AND o.livemode = t.livemode
-WHERE o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded');
+WHERE t.order_id IS NOT NULL
+  AND (o.status IS NULL OR o.status NOT IN ('paid', 'partially_refunded', 'refunded'));
 
 -- verify_paid_orders_without_payment: paid orders of a non-zero amount with no payment posting
 SELECT o.id FROM orders o
@@ -123,9 +125,19 @@ HAVING sum(balance) <> 0;
 
 -- provenance_postings: postings after an id, oldest first, each with the archived event that
 -- posted it (body, request and provenance; NULL when its month was pruned): `ledger verify
--- --provenance` checks each again
+-- --provenance` checks each again; `settlement`: posted by `settle match` from a stored Conekta
+-- transaction or transfer (api) or an imported bank line (statement)
 SELECT t.id, t.business_key, t.kind, t.order_id, t.livemode, t.event_id, t.provenance,
-       e.body, e.request, e.provenance AS event_provenance, e.event_id IS NOT NULL AS archived
+       e.body, e.request, e.provenance AS event_provenance, e.event_id IS NOT NULL AS archived,
+       CASE WHEN t.provenance = 'statement'
+                THEN EXISTS (SELECT 1 FROM bank_lines l
+                             WHERE 'bank_line:' || l.id = t.event_id)
+            WHEN t.provenance = 'api' AND e.event_id IS NULL
+                THEN EXISTS (SELECT 1 FROM conekta_transactions x
+                             WHERE x.id = t.event_id AND x.livemode = t.livemode)
+                  OR EXISTS (SELECT 1 FROM conekta_transfers x
+                             WHERE x.id = t.event_id AND x.livemode = t.livemode)
+            ELSE false END AS settlement
 FROM ledger_transactions t
 LEFT JOIN LATERAL (SELECT event_id, body, request, provenance FROM events
                    WHERE event_id = t.event_id LIMIT 1) e ON true
