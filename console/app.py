@@ -11,7 +11,7 @@ from pathlib import Path
 import structlog
 from aiohttp import web
 
-from console import api, jobs, pages, subscribers
+from console import api, jobs, pages, settlement, subscribers
 from console.auth import Handler, authenticate
 from console.state import SETTINGS, STORE, VERIFIER
 from console.state import resources as app_resources
@@ -128,6 +128,7 @@ def create_app(settings: Settings, supervisor: Supervisor | None = None) -> web.
     app.cleanup_ctx.append(jobs.lifecycle)
     pages.add_routes(app)
     subscribers.add_routes(app)
+    settlement.add_routes(app)
     api.add_routes(app)
     static = Path(str(resources.files("console").joinpath("static")))
     app.router.add_static("/static/", static)

@@ -242,6 +242,27 @@ PATHS: dict[str, Schema] = {
         _ref("FulfillmentReplay"),
         _ref("FulfillmentReplayResult"),
     ),
+    "/api/v1/settlement": _get(
+        "settlement now: transfers with their status, what a dry-run `settle match` would post,"
+        " the records unmatched or for review, the four invariants, the last balance snapshot"
+        " (read only: posting is `settle match --apply`)",
+        _ref("Settlement"),
+        [],
+    ),
+    "/api/v1/settlement/report": _get(
+        "a month's settlement report, as `settle report --json`: per transfer what it paid,"
+        " then the records unmatched or for review",
+        _ref("SettlementReport"),
+        [
+            _param(
+                "month",
+                "YYYY-MM (default: this month in the zone)",
+                schema={"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+                example="2026-11",
+            ),
+            _param("tz", "an IANA time zone (default: CONEKTA_LEDGER_TZ)", example="UTC"),
+        ],
+    ),
     "/api/v1/audit": _get(
         "the audit trail, newest first",
         _page(_ref("AuditEntry")),

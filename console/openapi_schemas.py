@@ -308,3 +308,100 @@ SCHEMAS: dict[str, Schema] = {
         }
     ),
 }
+
+NULLABLE_INT = {"type": ["integer", "null"]}
+SETTLEMENT_ITEM = {
+    "source": _str(),
+    "id": _str(),
+    "livemode": BOOL,
+    "type": _str(),
+    "currency": _str(),
+    "amount": INT,
+    "at": _str(),
+    "state": _str(),
+    "note": _str(),
+    "keys": STRS,
+    "age_days": INT,
+}
+PAID_SUMS = ("charges", "refunds", "chargebacks", "fees", "tax", "adjustments", "difference")
+SCHEMAS |= {
+    "SettlementItem": _obj(SETTLEMENT_ITEM, {"to_post": STRS}),
+    "SettlementTransfer": _obj(
+        {
+            "transfer": _str(),
+            "livemode": BOOL,
+            "currency": _str(),
+            "amount": INT,
+            "created_at": _str(),
+            "statement_reference": _str(True),
+            "conekta_status": _str(True),
+            "status": {"enum": ["sent", "in_transit", "landed", "reversed"]},
+            "bank_date": _str(True),
+            "business_days": {**NULLABLE_INT, "description": "sent or in transit: for how long"},
+            "to_post": STRS,
+        }
+    ),
+    "SettlementPosting": _obj(
+        {
+            "business_key": _str(),
+            "kind": _str(),
+            "livemode": BOOL,
+            "currency": _str(),
+            "effective_at": _str(),
+            "amount": INT,
+            "order_id": _str(True),
+            "charge_id": _str(True),
+            "entries": {"type": "object", "additionalProperties": INT},
+        }
+    ),
+    "SettlementBalance": _obj(
+        {"livemode": BOOL, "currency": _str(), "taken_at": _str()}
+        | dict.fromkeys(("ledger", "conekta", "available", "pending", "retained"), INT)
+    ),
+    "Settlement": _obj(
+        {
+            "mode": {"enum": ["live", "test"]},
+            "time_zone": _str(),
+            "transfers": {"type": "array", "items": _ref("SettlementTransfer")},
+            "to_post": {"type": "array", "items": _ref("SettlementPosting")},
+            "items": {"type": "array", "items": _ref("SettlementItem")},
+            "invariants": _obj(
+                {
+                    "ok": BOOL,
+                    "checks": {
+                        "type": "array",
+                        "items": _obj(
+                            {"invariant": INT, "rule": _str(), "ok": BOOL, "broken": STRS}
+                        ),
+                    },
+                }
+            ),
+            "balances": {"type": "array", "items": _ref("SettlementBalance")},
+        }
+    ),
+    "SettlementReport": _obj(
+        {
+            "month": _str(),
+            "time_zone": _str(),
+            "rule": _str(),
+            "transfers": {
+                "type": "array",
+                "items": _obj(
+                    {
+                        "transfer": _str(),
+                        "livemode": BOOL,
+                        "currency": _str(),
+                        "created_at": _str(),
+                        "amount": INT,
+                        "statement_reference": _str(True),
+                        "transactions": STRS,
+                        "status": _str(),
+                        "bank_date": _str(True),
+                    }
+                    | dict.fromkeys(PAID_SUMS, INT)
+                ),
+            },
+            "unmatched": {"type": "array", "items": _ref("SettlementItem")},
+        }
+    ),
+}

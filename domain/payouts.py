@@ -54,6 +54,14 @@ def business_days_after(day: date, days: int) -> date:
     return day
 
 
+def business_days_between(start: date, end: date) -> int:
+    """How many business days (Monday to Friday) after `start` up to `end` (0 when end <= start):
+    how long a transfer sent on `start` has been in transit on `end`."""
+    weeks, rest = divmod(max((end - start).days, 0), 7)
+    extra = sum((start + timedelta(days=d)).weekday() < 5 for d in range(1, rest + 1))
+    return weeks * 5 + extra
+
+
 def bank_line_for(transfer: Transfer, lines: Sequence[BankLine], tz: ZoneInfo) -> BankLine | None:
     """The first bank line that is this transfer: same amount and currency, its reference
     contains the transfer's statement_reference, dated within BANK_DAYS business days."""
