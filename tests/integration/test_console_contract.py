@@ -36,11 +36,17 @@ from core.errors import UnapplicableEvent
 from domain.archive import ArchiveRow
 from domain.order_event import parse_order_event
 from domain.plan import Incoming
+from ops import settlement
 from store import Store
 from testkit import signing
 from testkit.events import SAMPLES
+from testkit.fake_conekta import FakeConekta, running
 from testkit.isolation import clone_database, create_vhost, delete_vhost, drop_database
 from testkit.services import free_port
+from testkit.settlement_model import ConektaAccount
+from tests.integration.test_settlement import day
+from worker import settlement as pulling
+from worker.conekta_api import ConektaApi
 from worker.judge import judged_row
 
 OPERATOR = ("contract", "contract-password-1")
@@ -94,6 +100,22 @@ async def _apply_samples(database_url: str) -> None:
     async with Store.open(database_url) as store:
         await store.apply.batch(items)
         await store.events.archive([replace(invalid, request=signing.signed_request(invalid.body))])
+        await _settlement_day(store)
+
+
+async def _settlement_day(store: Store) -> None:
+    """Issue 23's day in live mode (the console's default API mode), pulled from the fake API,
+    with the bank line of its transfer: /api/v1/settlement answers with something in each list."""
+    model = ConektaAccount(livemode=True)
+    transfer = day(model)
+    conekta = FakeConekta()
+    conekta.transactions, conekta.transfers = model.transactions, model.transfers
+    conekta.balance = model.balance()
+    async with running(conekta) as url, ConektaApi.open(url, conekta.key) as api:
+        await pulling.pull(store, api, True)
+    line = f"2026-11-12,{transfer['amount'] / 100:.2f},SPEI CONEKTA 4401234,Conekta payout\n"
+    data = ("date,amount,reference,description\n" + line).encode()
+    await settlement.import_statement(store, data, "bank.csv", "bbva", currency="MXN", actor="t")
 
 
 @pytest.fixture(scope="module")

@@ -136,3 +136,20 @@ def test_what_a_transfer_paid_sums_to_it() -> None:
         "adjustments": -1,
     }
     assert paid.difference == 0 and "txn_pending" not in paid.transactions
+
+
+@pytest.mark.parametrize(
+    ("start", "end", "days"),
+    [
+        (date(2026, 11, 10), date(2026, 11, 10), 0),  # sent today
+        (date(2026, 11, 10), date(2026, 11, 9), 0),  # a clock behind: never negative
+        (date(2026, 11, 10), date(2026, 11, 13), 3),  # Tuesday to Friday
+        (date(2026, 11, 13), date(2026, 11, 16), 1),  # Friday to Monday: the weekend is not
+        (date(2026, 11, 14), date(2026, 11, 15), 0),  # Saturday to Sunday
+        (date(2026, 11, 10), date(2026, 12, 3), 17),
+    ],
+)
+def test_business_days_between(start: date, end: date, days: int) -> None:
+    assert payouts.business_days_between(start, end) == days
+    if days:  # the inverse of business_days_after, on business days
+        assert payouts.business_days_after(start, days) <= end
