@@ -282,6 +282,7 @@ PHONE_PAGES = {  # the pages on call opens on a phone: each must fit 390 px
     "events-phone": "/events?customer=ana%40example.com",
     "order-phone": "/orders/ord_7hq2LmZt",
     "ledger-phone": "/ledger",
+    "settlement-phone": "/settlement",
     "dead-letters-phone": "/dead-letters",
     "invalid-events-phone": "/invalid-events",
     "audit-phone": "/audit",
