@@ -22,7 +22,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from console import api, app, auth, pages, subscribers, users
+from console import api, app, auth, pages, settlement, subscribers, users
 from console.openapi import document
 from core.errors import BadRequest, ConfigError
 from core.settings import load_settings
@@ -113,6 +113,7 @@ def test_the_openapi_document_names_exactly_the_api_routes() -> None:
     app = web.Application()
     api.add_routes(app)
     subscribers.add_routes(app)
+    settlement.add_routes(app)
     routes = {
         (r.method.lower(), r.resource.canonical)
         for r in app.router.routes()
