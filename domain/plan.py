@@ -265,6 +265,12 @@ def _book_payment(
     assert event.order_id is not None
     charge = batch.charges.get((event.livemode, paid.id))
     if charge is not None:
+        if charge.order_id != event.order_id:
+            # A charge belongs to one order: booking it again elsewhere would mark this order
+            # paid with no payment of its own (the fuzz found it: a sample's charge, renamed).
+            raise UnapplicableEvent(
+                f"charge {paid.id} is booked for order {charge.order_id}, not {event.order_id}"
+            )
         return _learn_fee(batch, event, charge, paid)
     assert event.customer_key is not None
     charge = ledger.Charge(

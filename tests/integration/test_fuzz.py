@@ -199,6 +199,28 @@ async def findable_all_along(
         await asyncio.sleep(0.2)  # a sampling interval, not a synchronisation
 
 
+async def _story(db: Db, violations: list[Any]) -> str:
+    """What happened to the orders a violated check names: their events and postings."""
+    ids = {row["id"] for _, rows in violations for row in rows if "id" in row}
+    lines = []
+    for order_id in sorted(ids):
+        for order in await db.fetch("SELECT * FROM orders WHERE id = $1", order_id):
+            lines.append(f"order {dict(order)}")
+        for row in await db.fetch(
+            "SELECT event_id, type, outcome, created_at, body FROM events WHERE order_id = $1"
+            " ORDER BY applied_at",
+            order_id,
+        ):
+            lines.append(f"event {row['event_id']} {row['type']} {row['outcome']} {row['body']!r}")
+        for row in await db.fetch(
+            "SELECT business_key, kind, amount, event_id FROM ledger_transactions"
+            " WHERE order_id = $1",
+            order_id,
+        ):
+            lines.append(f"posting {dict(row)}")
+    return "\n".join(lines)[-20000:]
+
+
 async def _located(store: Store, key: str) -> bool:
     return bool(await events.show(store, key) or await in_flight.locate(store, key))
 
@@ -251,7 +273,7 @@ async def test_ten_thousand_signed_mutated_bodies_lose_nothing_and_stop_nothing(
 
         await wait_for(last_applied, what="an event after the fuzz applied")
     violations = [(c.description, rows[:3]) for c, rows in await ledger.verify(store) if rows]
-    assert not violations, violations
+    assert not violations, (violations, await _story(db, violations))
     outcomes = dict(await db.fetch("SELECT outcome, count(*) FROM events GROUP BY outcome"))
     print(
         f"\nfuzz: {len(bodies)} signed bodies, {len(keys)} accepted keys, {RESENT[0]} resent "

@@ -15,12 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 import schemas
-from core.errors import ConektaIngestError, InvalidEvent
+from core.errors import ConektaIngestError, InvalidEvent, UnapplicableEvent
 from core.event import judge
 from domain import fulfillment, ledger
 from domain.fulfillment import OrderView
-from domain.order_event import OrderEvent, order_event_from
+from domain.order_event import OrderEvent, order_event_from, parse_order_event
 from domain.plan import Booked, Incoming, plan_batch
+from testkit.events import order_event
 from testkit.schema_bodies import READ, event_bodies
 
 pytestmark = pytest.mark.unit
@@ -108,3 +109,17 @@ def test_a_payment_method_of_any_type_is_read_defensively() -> None:
         built = orjson.loads(fulfillment.build(event, view).body)
         validate_fulfillment(built)
         assert built["payment"] is None  # no reference, barcode or CLABE of the right type
+
+
+def test_a_charge_booked_for_one_order_cannot_pay_another() -> None:
+    """Conekta gives a charge to one order: an event that names it under another order (a body
+    renamed, as the fuzz did) is refused alone, and that order is not marked paid without money."""
+    first = order_event("order.paid", "ord_first", charge_id="ch_shared", customer_id="c1")
+    other = order_event("order.paid", "ord_other", charge_id="ch_shared", customer_id="c1")
+    items = [Incoming(parse_order_event(body), body, None) for body in (first, other)]
+    plan = plan_batch(items, Booked(), isolate=True)
+    assert set(plan.failed) == {1}
+    assert "booked for order ord_first, not ord_other" in str(plan.failed[1])
+    assert [key for _, key in plan.new_orders] == ["ord_first"]
+    with pytest.raises(UnapplicableEvent):
+        plan_batch(items, Booked())
