@@ -1,6 +1,8 @@
 """The floor of the worker's whole job, with no parsing and no logic.
 
-Consume the orders queue in batches; per batch, one transaction that archives the raw bodies,
+Consume the orders queue in batches; check each body's DIGEST against Conekta's key (the worker
+must: nothing moves money unless Conekta signed it, ~30-60 us of RSA per body, part of the job
+since issue 24); per batch, one transaction that archives the raw bodies,
 upserts aggregated balances and writes an outbox row per event; one `multiple` ack; then publish
 the outbox rows with confirms (the project's Publisher, as the relay does) and mark them sent.
 Whatever the real worker does beyond this (decoding, planning, order locks, postings) is its cost.
@@ -14,14 +16,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import resource
 import time
 
 import aio_pika
 import asyncpg
+import orjson
 import uvloop
 
 from core import broker, topology
+from core.settings import load_settings
+from core.verifier import Verifier
 
 # As the store archives: the id into event_ids (the dedupe key), then the body (with the webhook's
 # request, as the receiver passed it) if the id was new.
@@ -71,6 +77,7 @@ def _cpu_seconds() -> float:
 
 
 async def main(amqp_url: str, database_url: str, n: int, prefetch: int, batch: int) -> None:
+    verifier = Verifier.from_settings(load_settings(os.environ))  # CONEKTA_WEBHOOK_KEYS
     pool = await asyncpg.create_pool(database_url, min_size=2, max_size=4)
     assert pool is not None
     await pool.execute(ACCOUNTS)
@@ -92,6 +99,9 @@ async def main(amqp_url: str, database_url: str, n: int, prefetch: int, batch: i
         types = [m.type or "" for m in messages]
         bodies = [m.body for m in messages]
         requests = [_text(m.headers.get("request")) for m in messages]  # the receiver's JSON
+        for body, request in zip(bodies, requests, strict=True):
+            if verifier.reason(body, orjson.loads(request) if request else None) is not None:
+                raise SystemExit(f"floor: a body's DIGEST does not verify: {body[:80]!r}")
         async with pool.acquire() as db, db.transaction():
             await db.execute(ARCHIVE, ids, types, bodies, requests)
             await db.execute(BALANCES, len(messages))
