@@ -26,10 +26,11 @@ from aio_pika.exceptions import AMQPError
 from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
-from core import backoff, topology
+from core import backoff, lifecycle, topology
 from core.errors import ConfigError, PublishFailed
 
 log = structlog.get_logger(__name__)
+ABANDON_TIMEOUT = 5.0  # seconds to close a connection given up on
 
 
 def node_urls(url: str) -> tuple[URL, ...]:
@@ -94,7 +95,9 @@ async def connect(
             # A robust connection that failed (or was cancelled) mid-handshake goes on
             # reconnecting in the background, and swallows the cancellation that should end it:
             # closed here, or it would outlive this attempt and hang the process's exit.
-            await _abandon(connection)
+            await lifecycle.quietly(
+                "abandoned connection", asyncio.wait_for(connection.close(), ABANDON_TIMEOUT)
+            )
             if not isinstance(exc, TimeoutError | OSError | AMQPError):
                 raise
             if attempts and attempt >= attempts:
@@ -105,13 +108,6 @@ async def connect(
             continue
         log.info("broker connected", connection=name)
         return connection
-
-
-async def _abandon(connection: ClusterConnection) -> None:
-    try:
-        await asyncio.wait_for(connection.close(), timeout=5)
-    except Exception as exc:  # the caller's error is the one worth raising
-        log.debug("abandoned connection did not close cleanly", error=repr(exc))
 
 
 class Publisher:

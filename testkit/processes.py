@@ -35,7 +35,11 @@ def worker_env(settings: Settings) -> dict[str, str]:
 
 
 @asynccontextmanager
-async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess.Process]:
+async def worker_process(
+    settings: Settings, stderr: int = asyncio.subprocess.DEVNULL
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """`conekta-ingest work` until the block ends (killed if still running); `stderr=PIPE` keeps
+    its log for a failing test to show."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -43,7 +47,7 @@ async def worker_process(settings: Settings) -> AsyncIterator[asyncio.subprocess
         "work",
         env=worker_env(settings),
         stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
+        stderr=stderr,
     )
     try:
         yield process

@@ -33,14 +33,13 @@ from typing import Any
 import orjson
 import structlog
 
-from core import backoff, lifecycle
-from core.errors import ApiKeyRejected, StopRequested, UnapplicableEvent, UnknownCharge
+from core.errors import ApiKeyRejected, UnapplicableEvent, UnknownCharge
 from core.settings import Settings
 from domain.plan import ALL_MODES, Incoming
 from domain.provenance import API
 from store import Store
 from store.reconcile import ReconcileSession
-from worker import metrics, orders
+from worker import metrics, orders, schedule
 from worker.conekta_api import ConektaApi
 from worker.judge import judged_row
 
@@ -282,23 +281,16 @@ async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -
     and retried with backoff. With several workers, one runs and the others skip."""
     assert settings.conekta_api_key is not None
     metrics.RECONCILE_ENABLED.set(1)
-    failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
-        while not stop.is_set():
+
+        async def run() -> bool:
             # A run can page for minutes: shutdown does not wait for it (events it applied but
             # had not recorded are found archived next time).
-            applier = Applier(store, settings.accept_modes)
-            try:
-                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, applier))
-            except StopRequested:
-                return
-            failures = 0 if ok else failures + 1
+            ok = await _scheduled_run(store, api, Applier(store, settings.accept_modes))
             await _refresh_last_success(store)
-            pause = settings.reconcile_interval
-            if failures:
-                pause = min(pause, backoff.delay(failures, base=30.0, cap=pause))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+            return ok
+
+        await schedule.repeat(run, settings.reconcile_interval, stop)
 
 
 async def _scheduled_run(store: Store, api: ConektaApi, applier: Applier) -> bool:

@@ -11,7 +11,6 @@ last days again. The worker runs it every CONEKTA_SETTLE_INTERVAL when CONEKTA_A
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -21,11 +20,10 @@ from typing import Any
 import orjson
 import structlog
 
-from core import backoff, lifecycle
-from core.errors import ApiKeyRejected, StopRequested
+from core.errors import ApiKeyRejected
 from core.settings import Settings
 from store import Store
-from worker import metrics, settlement_check
+from worker import metrics, schedule, settlement_check
 from worker.conekta_api import ConektaApi
 
 log = structlog.get_logger(__name__)
@@ -181,19 +179,10 @@ async def run_scheduled(store: Store, settings: Settings, stop: asyncio.Event) -
     counted and retried with backoff."""
     assert settings.conekta_api_key is not None
     metrics.SETTLE_ENABLED.set(1)
-    failures = 0
     async with ConektaApi.open(settings.conekta_api_url, settings.conekta_api_key) as api:
-        while not stop.is_set():
-            try:
-                ok = await lifecycle.unless_stopped(stop, _scheduled_run(store, api, settings))
-            except StopRequested:
-                return
-            failures = 0 if ok else failures + 1
-            pause = settings.settle_interval
-            if failures:
-                pause = min(pause, backoff.delay(failures, base=30.0, cap=pause))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), pause)
+        await schedule.repeat(
+            lambda: _scheduled_run(store, api, settings), settings.settle_interval, stop
+        )
 
 
 async def _scheduled_run(store: Store, api: ConektaApi, settings: Settings) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sys
 from dataclasses import replace
 from typing import Any, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
@@ -20,7 +19,7 @@ from domain import fulfillment
 from ops import ledger
 from store import Store
 from testkit.events import order_event
-from testkit.processes import cli, worker_env, worker_process
+from testkit.processes import cli, worker_process
 from testkit.proxy import TcpProxy
 from testkit.services import balances, count, publish_events, running_worker
 from testkit.wait import wait_for
@@ -279,23 +278,11 @@ async def test_sigterm_while_connecting_stops_cleanly(settings: Settings) -> Non
             replace(settings, database_url=f"postgresql://postgres@127.0.0.1:{port}/x"),
         ):
             arrived.clear()
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "cli",
-                "work",
-                env=worker_env(hanging),
-                stderr=asyncio.subprocess.PIPE,
-            )
-            try:
+            async with worker_process(hanging, stderr=asyncio.subprocess.PIPE) as process:
                 await asyncio.wait_for(arrived.wait(), timeout=30)
                 process.send_signal(signal.SIGTERM)
                 code = await asyncio.wait_for(process.wait(), timeout=15)
-            finally:
-                if process.returncode is None:
-                    process.kill()
-                    await process.wait()
-            assert process.stderr is not None
-            assert code == 0, (await process.stderr.read()).decode()[-3000:]
+                assert process.stderr is not None
+                assert code == 0, (await process.stderr.read()).decode()[-3000:]
     finally:
         server.close()

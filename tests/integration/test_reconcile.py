@@ -286,7 +286,11 @@ async def test_a_run_cut_short_by_shutdown_is_recorded_as_stopped(
     conekta, _ = fake
     conekta.hold = asyncio.Event()  # the API answers nothing until the worker is stopped
     async with running_worker(replace(api_settings, reconcile_interval=60)):
-        await asyncio.wait_for(conekta.holding.wait(), 20)
+        # Reconcile's own request held (the settle pull, started beside it, is held too).
+        async def reconcile_waiting() -> bool:
+            return any(path.startswith("/events") for path in conekta.requests)
+
+        await wait_for(reconcile_waiting, timeout=20, what="reconcile's request held")
     conekta.hold.set()
     run = await db.fetchrow("SELECT status, error FROM reconcile_runs ORDER BY id DESC LIMIT 1")
     assert run is not None and run["status"] == "failed"
