@@ -100,9 +100,10 @@ class Consumer(ABC, Generic[Item]):
     # -- what a concrete consumer says ----------------------------------------------------------
 
     @abstractmethod
-    def decode(self, message: AbstractIncomingMessage) -> Item:
-        """The message's content. InvalidEvent archives it as `invalid`; any other error sends
-        it to retry or dead letter (core.errors)."""
+    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> Item:
+        """The message's content; `seen` is its webhook request as read once (`request`).
+        InvalidEvent archives it as `invalid`; any other error sends it to retry or dead letter
+        (core.errors)."""
 
     @abstractmethod
     async def apply(self, items: list[Item]) -> Sequence[str | Exception]:
@@ -145,16 +146,16 @@ class Consumer(ABC, Generic[Item]):
         decoded: list[tuple[AbstractIncomingMessage, Item]] = []
         invalid: list[tuple[AbstractIncomingMessage, ArchiveRow]] = []
         for message in messages:
-            if self._verifier is not None:
-                seen = request(message)
-                if reason := self._verifier.reason(message.body, seen):
-                    row = unverified_row(message.body, received_at(message), reason, seen)
-                    invalid.append((message, row))
-                    continue
+            seen = request(message)  # read once: the DIGEST check and the archive share it
+            verifier = self._verifier
+            if verifier is not None and (reason := verifier.reason(message.body, seen)):
+                row = unverified_row(message.body, received_at(message), reason, seen)
+                invalid.append((message, row))
+                continue
             try:
-                decoded.append((message, self.decode(message)))
+                decoded.append((message, self.decode(message, seen)))
             except InvalidEvent as exc:
-                row = invalid_row(message.body, received_at(message), str(exc), request(message))
+                row = invalid_row(message.body, received_at(message), str(exc), seen)
                 invalid.append((message, row))
             except Exception as exc:  # the same body fails the same way: permanent
                 await self._fail(message, UndecidableEvent.of(exc))

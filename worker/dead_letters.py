@@ -146,7 +146,9 @@ class DeadLetterConsumer(Consumer[DeadLetterRow]):
         super().__init__(Requeue(), batch_size=batch_size, batch_wait=batch_wait)
         self._store = store
 
-    def decode(self, message: AbstractIncomingMessage) -> DeadLetterRow:
+    def decode(
+        self, message: AbstractIncomingMessage, seen: dict[str, Any] | None
+    ) -> DeadLetterRow:
         return row_from_message(message)
 
     async def apply(self, items: list[DeadLetterRow]) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -20,7 +21,7 @@ from domain.provenance import SIGNED
 from store import Store
 from store.apply import Applied
 from worker import metrics
-from worker.consumer import Consumer, received_at, request
+from worker.consumer import Consumer, received_at
 from worker.failures import FailureRouter
 from worker.unknown_charge import AskConekta
 
@@ -47,7 +48,7 @@ class OrderConsumer(Consumer[Incoming]):
         self._on_commit = on_commit
         self._ask = ask
 
-    def decode(self, message: AbstractIncomingMessage) -> Incoming:
+    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> Incoming:
         # The base verified its DIGEST (else it is archived `unverified`). judge: InvalidEvent
         # archives it `invalid`; what passes but cannot be applied is UnapplicableEvent (dead
         # letter).
@@ -56,7 +57,7 @@ class OrderConsumer(Consumer[Incoming]):
             order_event_from(document),
             message.body,
             received_at(message),
-            request(message),
+            seen,
             provenance=SIGNED,
         )
 

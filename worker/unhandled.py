@@ -11,6 +11,7 @@ by the consumer base when `decode` raises InvalidEvent).
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 
@@ -20,7 +21,7 @@ from domain.archive import ArchiveRow, unhandled_row
 from domain.outcome import Outcome
 from domain.provenance import SIGNED
 from store import Store
-from worker.consumer import Consumer, received_at, request
+from worker.consumer import Consumer, received_at
 from worker.failures import FailureRouter
 
 
@@ -37,10 +38,10 @@ class UnhandledConsumer(Consumer[ArchiveRow]):
         super().__init__(failures, batch_size=batch_size, batch_wait=batch_wait, verifier=verifier)
         self._store = store
 
-    def decode(self, message: AbstractIncomingMessage) -> ArchiveRow:
+    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> ArchiveRow:
         """The base verified its DIGEST: a replay of it later may apply it."""
         body = message.body
-        row = unhandled_row(judge(body), body, received_at(message), request(message))
+        row = unhandled_row(judge(body), body, received_at(message), seen)
         return replace(row, provenance=SIGNED)
 
     async def apply(self, items: list[ArchiveRow]) -> list[Outcome]:

@@ -59,7 +59,7 @@ class Recorder(Consumer[Item]):
         self.invalid: list[ArchiveRow] = []
         self.down = down  # database unreachable for this many calls
 
-    def decode(self, message: AbstractIncomingMessage) -> Item:
+    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> Item:
         if message.body == b"bad":
             raise UnapplicableEvent("cannot decode")
         if message.body.startswith(b"{"):
