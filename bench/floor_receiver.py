@@ -1,5 +1,6 @@
 """The receiver's floor: what any correct receiver must do, and nothing else: read the body,
-verify its RSA signature, parse it, publish it with confirms.
+verify its RSA signature, parse it, publish it with confirms, and pass its DIGEST along (the job
+grew with issue 24: the worker verifies each body again, so the DIGEST must reach it).
 
 Same broker, same exchange and quorum queue, same persistence and mandatory flag as the product.
 """
@@ -28,7 +29,8 @@ KEY = web.AppKey("key", rsa.RSAPublicKey)
 async def handle(request: web.Request) -> web.Response:
     body = await request.read()
     try:
-        signature = base64.b64decode(request.headers["Digest"])
+        digest = request.headers["Digest"]
+        signature = base64.b64decode(digest)
         request.app[KEY].verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
     except (KeyError, ValueError, InvalidSignature):
         return web.json_response({"status": "error"}, status=401)
@@ -39,7 +41,11 @@ async def handle(request: web.Request) -> web.Response:
         body,
         exchange=topology.EVENTS_EXCHANGE,
         routing_key=document["type"],
-        properties=aiormq.spec.Basic.Properties(message_id=document["id"], delivery_mode=2),
+        properties=aiormq.spec.Basic.Properties(
+            message_id=document["id"],
+            delivery_mode=2,
+            headers={"request": orjson.dumps({"headers": {"digest": digest}}).decode()},
+        ),
         mandatory=True,
         timeout=5,
     )

@@ -67,6 +67,14 @@ class Posting:
     def key(self) -> tuple[bool, str]:
         return (self.livemode, self.business_key)
 
+    def vouched_by(self, provenance: str) -> Posting:
+        """This posting with its provenance (domain.provenance). A field copy, not
+        dataclasses.replace: the plan stamps every posting it makes, and replace (fields() and
+        the frozen __init__ again) cost ~2.8 us a posting against ~0.4."""
+        twin = object.__new__(Posting)
+        twin.__dict__.update(self.__dict__, provenance=provenance)
+        return twin
+
 
 @dataclass(frozen=True)
 class Charge:

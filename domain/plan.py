@@ -223,7 +223,7 @@ def _apply(batch: _Batch, event: OrderEvent, provenance: str) -> tuple[Outcome, 
             status_outcome = Outcome.APPLIED
         if event.overpaid:
             batch.plan.overpaid.append(event)
-    new = [replace(p, provenance=provenance) for p in postings if not batch.posted(p.key)]
+    new = [p.vouched_by(provenance) for p in postings if not batch.posted(p.key)]
     for posting in new:
         batch.plan.postings[posting.key] = posting
     for reason in event.incomplete:

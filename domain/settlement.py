@@ -34,7 +34,7 @@ A record no rule explains is listed `unmatched` (nothing is posted, nothing drop
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -272,7 +272,7 @@ def _capture(match: Match, txn: Txn, ctx: _Context) -> None:
 
 
 def _with_provenance(posting: Posting) -> Posting:
-    return replace(posting, provenance=API)
+    return posting.vouched_by(API)
 
 
 def _refund(match: Match, txn: Txn, ctx: _Context) -> None:
