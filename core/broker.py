@@ -158,20 +158,26 @@ class Publisher:
             delivery_mode=DeliveryMode.PERSISTENT.value,
             expiration=None if expiration is None else str(int(expiration * 1000)),
         )
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
         try:
             # One deadline for everything, opening the channel included: a stalled broker (an
-            # alarm, a hung network) must not hold the request forever.
-            async with asyncio.timeout(self._timeout):
-                channel = await (await self._open_channel()).get_underlay_channel()
-                # aiormq directly: aio-pika's Message and Exchange wrappers cost more than the
-                # rest of the publish; returns still raise (on_return_raises on the channel).
-                confirmation = await channel.basic_publish(
-                    body,
-                    exchange=exchange,
-                    routing_key=routing_key,
-                    properties=properties,
-                    mandatory=True,
-                )
+            # alarm, a hung network) must not hold the request forever. aiormq keeps it for the
+            # publish and its confirm (one timer, not two: this runs per webhook).
+            open_channel = self._channel
+            if open_channel is None or open_channel.is_closed:
+                open_channel = await asyncio.wait_for(self._open_channel(), self._timeout)
+            channel = await open_channel.get_underlay_channel()
+            # aiormq directly: aio-pika's Message and Exchange wrappers cost more than the
+            # rest of the publish; returns still raise (on_return_raises on the channel).
+            confirmation = await channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=True,
+                timeout=max(deadline - loop.time(), 0.001),
+            )
         except Exception as exc:  # any doubt means "not stored": the caller answers 503
             raise PublishFailed(f"{type(exc).__name__}: {exc}") from exc
         if not isinstance(confirmation, aiormq.spec.Basic.Ack):

@@ -100,6 +100,10 @@ async def _read_body(request: web.Request, settings: Settings) -> bytes | web.Re
     that takes longer than the deadline to arrive is 408. Either way the connection is closed,
     so nothing more of that body is buffered.
     """
+    if request.content.is_eof():
+        # The whole body came with the headers (most webhooks): nothing left to wait for or to
+        # buffer, so no slot and no deadline (a timer per request is measurable).
+        return await _read_capped(request, settings.max_body_bytes)
     slots = request.app[READ_SLOTS]
     if slots.locked():
         # While it waits, the rest of its body stays in the kernel's socket buffer, not in ours.

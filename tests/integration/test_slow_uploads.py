@@ -79,6 +79,21 @@ async def trickle(port: int, body_bytes: int = BODY_BYTES, stop_after: int | Non
     return int(status_line.split()[1]) if status_line else 0
 
 
+async def post_whole(port: int, body: bytes) -> int:
+    """POST a body in the same write as its headers; the answer's status."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (
+        "POST /webhooks/conekta HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nDIGEST: not-a-signature\r\n\r\n"
+    )
+    writer.write(head.encode() + body)
+    try:
+        status_line = await reader.readline()
+    finally:
+        writer.close()
+    return int(status_line.split()[1]) if status_line else 0
+
+
 async def test_300_slow_uploads_grow_the_receiver_by_less_than_100_mb(
     settings: Settings, broker: object, key_pair: tuple[Path, Path]
 ) -> None:
@@ -117,7 +132,8 @@ async def test_a_body_too_slow_is_408_and_a_request_waiting_too_long_for_a_slot_
     settings: Settings, broker: object
 ) -> None:
     """One slot, 1 s deadlines: A stalls in the slot (408 at 1 s); B, queued behind it, gets the
-    slot then and stalls too (408 at 2 s); C, queued behind both, gives up waiting (503)."""
+    slot then and stalls too (408 at 2 s); C, queued behind both, gives up waiting (503). A body
+    that arrived whole with its headers needs no slot: it is judged at once (401, unsigned)."""
     strict = replace(settings, max_concurrent_reads=1, body_read_timeout=1.0)
     async with running_receiver(strict):
 
@@ -128,5 +144,6 @@ async def test_a_body_too_slow_is_408_and_a_request_waiting_too_long_for_a_slot_
         await wait_for(lambda: in_flight(1), what="the first upload to be read")
         second = asyncio.create_task(trickle(strict.port, 10_000, stop_after=100))
         await wait_for(lambda: in_flight(2), what="the second upload to wait")
-        third = await trickle(strict.port, 10)
-        assert (await first, await second, third) == (408, 408, 503)
+        whole = await post_whole(strict.port, b"{}")
+        third = await trickle(strict.port, 10_000, stop_after=100)
+        assert (await first, await second, third, whole) == (408, 408, 503, 401)
