@@ -37,6 +37,9 @@ class ArchiveRow:
     # domain.provenance: `signed`, `api` or `attested:<user>`; None for a body nothing vouched
     # for (`invalid` and `unverified` rows) and rows archived before it was recorded
     provenance: str | None = None
+    # An order event's data.object.customer_info, as its body carried it: search by customer
+    # learns the order's terms from it when the row is archived (store/queries/archive.sql).
+    customer_info: Mapping[str, Any] | None = field(default=None, hash=False)
 
 
 def unhandled_row(

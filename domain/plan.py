@@ -488,4 +488,13 @@ def _archive_row(item: Incoming, outcome: Outcome, order_id: str | None) -> Arch
         item.body,
         request=item.request,
         provenance=item.provenance,
+        customer_info=_customer_info(event),
     )
+
+
+def _customer_info(event: OrderEvent) -> Mapping[str, Any] | None:
+    """The body's data.object.customer_info when it is an object (order events carry one)."""
+    data = event.document.get("data")
+    resource = data.get("object") if isinstance(data, Mapping) else None
+    info = resource.get("customer_info") if isinstance(resource, Mapping) else None
+    return info if isinstance(info, Mapping) else None

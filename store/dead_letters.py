@@ -95,5 +95,6 @@ class DeadLetterClaim(AuditedClaim):
     async def tombstone(self, row: ArchiveRow, note: str) -> None:
         """Leave the purged event in the archive (outcome `purged`), so a resend is not applied."""
         values = {name: value[0] for name, value in archive_columns([row]).items()}
-        del values["outcome"], values["provenance"]  # a purge moves nothing: none to record
+        # A purge moves nothing (no provenance to record) and names no customer to search by.
+        del values["outcome"], values["provenance"], values["customer_info"]
         await sql.execute(self._connection, "archive_tombstone", **values, note=note)

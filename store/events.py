@@ -27,6 +27,7 @@ ARCHIVE_COLUMNS = (
     "reason",
     "request",
     "provenance",
+    "customer_info",
 )
 
 
@@ -93,6 +94,14 @@ async def write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> N
         await sql.execute(connection, "archive_events", **archive_columns(list(unique.values())))
 
 
+def _jsonb_text(value: object) -> str | None:
+    """JSON text a jsonb parameter takes; None for no value, or one jsonb refuses (a NUL)."""
+    if value is None:
+        return None
+    text = orjson.dumps(value).decode()
+    return None if "\\u0000" in text else text
+
+
 def archive_columns(rows: Sequence[ArchiveRow]) -> dict[str, list[Any]]:
     """The archive rows column by column; the request as JSON text (a jsonb parameter)."""
     values = sql.columns(rows, ARCHIVE_COLUMNS)
@@ -100,4 +109,5 @@ def archive_columns(rows: Sequence[ArchiveRow]) -> dict[str, list[Any]]:
         orjson.dumps(request).decode() if request is not None else None
         for request in values["request"]
     ]
+    values["customer_info"] = [_jsonb_text(info) for info in values["customer_info"]]
     return values

@@ -64,7 +64,7 @@ GRANT SELECT, INSERT, UPDATE (outcome, order_id, applied_at, reason, provenance)
 GRANT UPDATE (note)          ON events              TO conekta_console, conekta_oncall;
 GRANT SELECT, INSERT         ON event_ids           TO conekta_worker, conekta_console, conekta_oncall;  -- dedupe; prune forgets old ones
 GRANT SELECT, INSERT, UPDATE ON orders              TO conekta_worker, conekta_console, conekta_oncall;
-GRANT SELECT, INSERT         ON order_customers     TO conekta_worker, conekta_console, conekta_oncall;  -- the archive's trigger
+GRANT SELECT, INSERT         ON order_customers     TO conekta_worker, conekta_console, conekta_oncall;  -- the archive statement
 GRANT SELECT, INSERT, UPDATE (status, last_event_id, last_event_created_at, updated_at,
                               conekta_status, amount, opened_at)
                              ON chargebacks         TO conekta_worker, conekta_console, conekta_oncall;

@@ -1,8 +1,11 @@
 -- The archive of raw events: every event once, with its outcome.
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
--- archived_event_ids: which of these event ids were ever archived (their bodies may be pruned)
-SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
+-- archived_event_ids: which of these event ids were ever archived (their bodies may be pruned);
+-- one primary-key lookup per id (as lock_orders: `= ANY(...)` turns into a seq scan on young stats)
+SELECT x.event_id
+FROM unnest(:ids::text[]) AS wanted (id)
+CROSS JOIN LATERAL (SELECT event_id FROM event_ids WHERE event_id = wanted.id) AS x;
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction);
 -- an id already archived, even one whose body was pruned, is left as it is, except that a purge
@@ -10,15 +13,17 @@ SELECT event_id FROM event_ids WHERE event_id = ANY(:ids::text[]);
 -- `ignored` (no handler then) the outcome of its replay, and an `invalid` one the outcome (and
 -- reason) of being judged again (events invalid replay); a resend judged `invalid` leaves a purge
 -- tombstone as it is (purged invalid events stay refused); a revived row takes the provenance of
--- what revived it (a replay verified it again)
+-- what revived it (a replay verified it again); search by customer learns the terms of each
+-- order event archived or revived (customer_info: the body's data.object.customer_info, from the
+-- writer, which parsed the body already: 0022)
 WITH incoming AS (
     SELECT DISTINCT ON (event_id) *
     FROM unnest(:event_id::text[], :type::text[], :order_id::text[], :livemode::boolean[],
                 :created_at::timestamptz[], :received_at::timestamptz[], :outcome::text[],
                 :body::bytea[], :original_id::text[], :reason::text[], :request::jsonb[],
-                :provenance::text[])
+                :provenance::text[], :customer_info::jsonb[])
          AS i (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
-               original_id, reason, request, provenance)
+               original_id, reason, request, provenance, customer_info)
 ), settled_failures AS (  -- no longer in flight (store/queries/event_failures.sql)
     DELETE FROM event_failures f USING incoming i WHERE f.event_id = i.event_id
 ), new_ids AS (
@@ -34,6 +39,18 @@ WITH incoming AS (
       AND ((e.outcome IN ('purged', 'ignored')
             AND i.outcome NOT IN ('purged', 'ignored', 'invalid'))
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
+    RETURNING e.event_id, e.order_id
+), customers AS (
+    INSERT INTO order_customers (term, order_id)
+    SELECT DISTINCT t.term, coalesce(r.order_id, i.order_id)
+    FROM incoming i
+    LEFT JOIN new_ids n USING (event_id)
+    LEFT JOIN revived r USING (event_id)
+    CROSS JOIN LATERAL customer_terms(i.customer_info) AS t
+    WHERE (n.event_id IS NOT NULL OR r.event_id IS NOT NULL)
+      AND coalesce(r.order_id, i.order_id) IS NOT NULL
+      AND i.outcome IN ('applied', 'duplicate', 'stale', 'other_mode')
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO events (event_id, type, order_id, livemode, created_at, received_at, outcome, body,
                     original_id, reason, request, provenance, applied_at)

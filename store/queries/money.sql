@@ -2,9 +2,13 @@
 -- what each chargeback's postings hold, orders flagged for reconcile, and ledger verify's
 -- warnings about them. Each query: "-- name: description", then the statement.
 
--- charge_rows: paid charges already booked, by id (both modes: the plan keys them by mode)
-SELECT livemode, id, order_id, amount, currency, customer_key, fee, paid_at
-FROM charges WHERE id = ANY(:ids::text[]);
+-- charge_rows: paid charges already booked, by id (both modes: the plan keys them by mode). One
+-- primary-key lookup per id and mode (as lock_orders): `id = ANY(...)` alone cannot use the key
+-- (livemode, id) and read the whole table per batch.
+SELECT c.livemode, c.id, c.order_id, c.amount, c.currency, c.customer_key, c.fee, c.paid_at
+FROM unnest(:ids::text[]) AS wanted (id)
+CROSS JOIN LATERAL (SELECT * FROM charges
+                    WHERE charges.livemode IN (true, false) AND charges.id = wanted.id) AS c;
 
 -- upsert_charges: charges booked now, and fees learnt for charges booked before (a known fee
 -- never changes: settlement's true-ups are postings of their own)

@@ -27,12 +27,19 @@ WHERE created_at >= :month::date::timestamp AT TIME ZONE 'UTC'
   AND sent_at IS NULL;
 
 -- restore_events: put exported archive rows back (JSON lines of an export); rows present are kept,
--- and their ids are known again (they may have been forgotten since: forget_event_ids)
+-- their ids are known again (they may have been forgotten since: forget_event_ids), and search by
+-- customer learns their orders' terms from the bodies (0022)
 WITH restored AS (
     INSERT INTO events SELECT r.* FROM unnest(:lines::jsonb[]) AS l,
         LATERAL jsonb_populate_record(NULL::events, l) AS r
     ON CONFLICT DO NOTHING
-    RETURNING event_id, applied_at
+    RETURNING event_id, applied_at, order_id, outcome, body
+), customers AS (
+    INSERT INTO order_customers (term, order_id)
+    SELECT DISTINCT t.term, r.order_id
+    FROM restored r CROSS JOIN LATERAL order_customer_terms(r.body) AS t
+    WHERE r.order_id IS NOT NULL AND r.outcome IN ('applied', 'duplicate', 'stale', 'other_mode')
+    ON CONFLICT DO NOTHING
 )
 INSERT INTO event_ids (event_id, archived_at) SELECT event_id, applied_at FROM restored
 ON CONFLICT (event_id) DO NOTHING;

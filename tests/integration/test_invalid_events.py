@@ -110,6 +110,9 @@ async def test_api_lists_previews_and_replays_a_selection_after_a_fix(
             assert r.status == 400  # an empty selection is refused, never "everything"
     assert (await outcomes(db))[seeded["broken"]] == "applied"
     assert await db.fetchval("SELECT status FROM orders WHERE id = 'ord_inv1'") == "paid"
+    # Revived as applied, its order is found by its customer too (an `invalid` row is not).
+    searchable = "SELECT DISTINCT order_id FROM order_customers ORDER BY 1"
+    assert [r["order_id"] for r in await db.fetch(searchable)] == ["ord_inv1"]
     [entry] = await actions(store)
     assert (entry["actor"], entry["action"], entry["count"]) == (
         "console:oscar",

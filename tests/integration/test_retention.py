@@ -92,11 +92,17 @@ async def test_pruned_month_is_exported_verified_dropped_and_its_ids_stay_duplic
     assert await balances(db) == before
     assert await count(db, "SELECT count(*) FROM events") == 0
 
-    # A restore brings the month back exactly as it was, and its ids (they may be forgotten).
+    # A restore brings the month back exactly as it was, and its ids (they may be forgotten),
+    # and search by customer learns its orders again from the bodies.
+    terms = "SELECT term, order_id FROM order_customers ORDER BY term"
+    learnt = await db.fetch(terms)
+    assert ("cus_old", "ord_old") in [tuple(r) for r in learnt]
     await db.execute("DELETE FROM event_ids")
+    await db.execute("DELETE FROM order_customers")
     assert await retention.restore(store, export, EXPORT_KEY, verifier()) == 1
     assert await db.fetch("SELECT * FROM events") == archived
     assert await count(db, "SELECT count(*) FROM event_ids") == 1
+    assert await db.fetch(terms) == learnt
     assert await retention.restore(store, export, EXPORT_KEY, verifier()) == 1  # rows kept
     assert await count(db, "SELECT count(*) FROM events_2025_01") == 1
     audited = await db.fetch("SELECT action, count, details FROM audit_log ORDER BY id")
