@@ -5,7 +5,8 @@
 -- one primary-key lookup per id (as lock_orders: `= ANY(...)` turns into a seq scan on young stats)
 SELECT x.event_id
 FROM unnest(:ids::text[]) AS wanted (id)
-CROSS JOIN LATERAL (SELECT event_id FROM event_ids WHERE event_id = wanted.id) AS x;
+CROSS JOIN LATERAL (SELECT event_id FROM event_ids WHERE event_id = wanted.id
+                    OFFSET 0) AS x;  -- OFFSET 0: kept a lookup, not flattened into a join
 
 -- archive_events: store raw events with their outcome (applied_at: now, late in the transaction);
 -- an id already archived, even one whose body was pruned, is left as it is, except that a purge

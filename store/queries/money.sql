@@ -8,7 +8,8 @@
 SELECT c.livemode, c.id, c.order_id, c.amount, c.currency, c.customer_key, c.fee, c.paid_at
 FROM unnest(:ids::text[]) AS wanted (id)
 CROSS JOIN LATERAL (SELECT * FROM charges
-                    WHERE charges.livemode IN (true, false) AND charges.id = wanted.id) AS c;
+                    WHERE charges.livemode IN (true, false) AND charges.id = wanted.id
+                    OFFSET 0) AS c;  -- OFFSET 0: kept a lookup, not flattened into a join
 
 -- upsert_charges: charges booked now, and fees learnt for charges booked before (a known fee
 -- never changes: settlement's true-ups are postings of their own)
@@ -36,7 +37,8 @@ ON CONFLICT (livemode, id) DO UPDATE SET status = EXCLUDED.status,
 
 -- chargeback_money: what the postings of the chargebacks of these charges hold: in
 -- conekta:disputed, given to the customer; how many postings, and the steps posted under a
--- plain key (chargeback:<id>:<step>)
+-- plain key (chargeback:<id>:<step>). Charge by charge (as lock_orders: `= ANY(...)` turns into a
+-- scan of every posting while stats are young)
 SELECT t.livemode, split_part(t.business_key, ':', 2) AS id,
        coalesce(sum(e.amount) FILTER (WHERE e.account = 'conekta:disputed'), 0)::bigint
            AS withheld,
@@ -44,8 +46,12 @@ SELECT t.livemode, split_part(t.business_key, ':', 2) AS id,
        count(DISTINCT t.id) AS postings,
        coalesce(array_agg(DISTINCT split_part(t.business_key, ':', 3))
                 FILTER (WHERE split_part(t.business_key, ':', 4) = ''), '{}') AS steps
-FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id
-WHERE t.charge_id = ANY(:charge_ids::text[]) AND t.kind LIKE 'chargeback%'
+FROM unnest(:charge_ids::text[]) AS wanted (charge_id)
+CROSS JOIN LATERAL (SELECT * FROM ledger_transactions
+                    WHERE ledger_transactions.charge_id = wanted.charge_id
+                      AND ledger_transactions.kind LIKE 'chargeback%'
+                    OFFSET 0) AS t  -- OFFSET 0: kept a lookup, not flattened into a join
+JOIN ledger_entries e ON e.transaction_id = t.id
 GROUP BY 1, 2;
 
 -- flag_for_reconcile: orders whose event said a list goes on (has_more); flagged again when
