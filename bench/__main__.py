@@ -45,7 +45,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 services, keys, args.e2e_events, args.rate, args.rate_seconds
             )
             print("synchronous baseline ...", file=sys.stderr)
-            baseline = await scenarios.sync_baseline(services, keys, args.e2e_events)
+            baseline = await scenarios.sync_baseline(services, keys, args.baseline_events)
             end_to_end = results["end_to_end"]
             end_to_end["sync_baseline"] = baseline
             end_to_end["vs_sync_baseline"] = round(
@@ -174,6 +174,12 @@ def main() -> int:
         "--events-single", type=int, default=3000, help="backlog for the one-per-transaction path"
     )
     parser.add_argument("--e2e-events", type=int, default=15000)
+    parser.add_argument(
+        "--baseline-events",
+        type=int,
+        default=4000,
+        help="the synchronous baseline's load (it runs at ~150/s here: its rate is steady by then)",
+    )
     parser.add_argument("--rate", type=float, default=1000.0)
     parser.add_argument("--rate-seconds", type=float, default=10.0)
     parser.add_argument(
