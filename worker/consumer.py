@@ -7,8 +7,6 @@ worker.provenance) and what is not a usable event (`invalid`, decode raised Inva
 `multiple` ack per committed batch, a failed batch applied again one event at a time (so one
 poison event cannot hold back the rest), failures routed to retry or dead letter, the settle log
 line and metrics, and nack-for-redelivery of whatever was not processed when asked to stop.
-While one batch commits, the next is gathered and judged (DIGEST, schema, decode: no writes), so
-the worker's CPU and the database's work overlap; batches still commit and settle one at a time.
 
 No exception from one message stops the loop: only an unreachable database (held in place) or
 broker (the failure router cannot publish: the message is left for redelivery) pauses it.
@@ -22,7 +20,6 @@ import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Protocol, Self, TypeVar
 
@@ -53,9 +50,6 @@ T = TypeVar("T")
 IN_PLACE_ATTEMPTS = 3
 # Seconds to pause when a failed message cannot even be routed to retry or dead letter.
 FAILURE_PAUSE = 1.0
-# Messages judged between two yields to the loop: the batch before, committing meanwhile, keeps
-# its database round trips going.
-JUDGE_SLICE = 16
 
 
 class Decoded(Protocol):
@@ -70,16 +64,6 @@ class Decoded(Protocol):
 
 
 Item = TypeVar("Item", bound=Decoded)
-
-
-@dataclass
-class Judged(Generic[Item]):
-    """A batch as judged before anything is written: what to apply, what to archive `invalid` or
-    `unverified`, what cannot be decided (retry or dead letter)."""
-
-    decoded: list[tuple[AbstractIncomingMessage, Item]] = field(default_factory=list)
-    invalid: list[tuple[AbstractIncomingMessage, ArchiveRow]] = field(default_factory=list)
-    undecidable: list[tuple[AbstractIncomingMessage, Exception]] = field(default_factory=list)
 
 
 class Failures(Protocol):
@@ -145,22 +129,12 @@ class Consumer(ABC, Generic[Item]):
         self._stop = stop
         tag = await queue.consume(self._inbox.put)
         log.info("consuming", queue=queue.name)
-        # Two batches in flight at most: one committing, the next one gathered and judged (pure
-        # work: DIGEST, schema, decode) while it commits. Batches still commit and settle one at
-        # a time, in delivery order: the `multiple` ack relies on it.
-        settling: asyncio.Task[None] | None = None
         try:
             while not stop.is_set():
                 batch = await self._next_batch(stop)
-                if not batch:
-                    continue
-                judged = await self.judge(batch)
-                if settling is not None:
-                    await asyncio.shield(settling)
-                # A task, awaited shielded: commit-then-settle is never cut in half.
-                settling = asyncio.ensure_future(self.settle(judged))
-            if settling is not None:
-                await asyncio.shield(settling)
+                if batch:
+                    # Shielded: commit-then-settle must not be cut in half by a cancellation.
+                    await asyncio.shield(self.handle(batch))
         finally:
             with contextlib.suppress(Exception):  # a closed channel has no consumer to cancel
                 await queue.cancel(tag)
@@ -169,37 +143,24 @@ class Consumer(ABC, Generic[Item]):
 
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         """Decode, apply, settle one batch."""
-        await self.settle(await self.judge(messages))
-
-    async def judge(self, messages: Sequence[AbstractIncomingMessage]) -> Judged[Item]:
-        """Check each message's DIGEST and decode it; writes and settles nothing."""
-        judged: Judged[Item] = Judged()
-        for n, message in enumerate(messages, 1):
-            if n % JUDGE_SLICE == 0:
-                await asyncio.sleep(0)  # let the batch committing meanwhile go on
+        decoded: list[tuple[AbstractIncomingMessage, Item]] = []
+        invalid: list[tuple[AbstractIncomingMessage, ArchiveRow]] = []
+        for message in messages:
             seen = request(message)  # read once: the DIGEST check and the archive share it
             verifier = self._verifier
             if verifier is not None and (reason := verifier.reason(message.body, seen)):
                 row = unverified_row(message.body, received_at(message), reason, seen)
-                judged.invalid.append((message, row))
+                invalid.append((message, row))
                 continue
             try:
-                judged.decoded.append((message, self.decode(message, seen)))
+                decoded.append((message, self.decode(message, seen)))
             except InvalidEvent as exc:
                 row = invalid_row(message.body, received_at(message), str(exc), seen)
-                judged.invalid.append((message, row))
+                invalid.append((message, row))
             except Exception as exc:  # the same body fails the same way: permanent
-                judged.undecidable.append((message, exc))
-        return judged
-
-    async def settle(self, judged: Judged[Item]) -> None:
-        """Route what cannot be decided, archive what is not usable, apply the rest; each message
-        settled once its outcome is committed."""
-        for message, exc in judged.undecidable:
-            await self._fail(message, UndecidableEvent.of(exc))
-        if judged.invalid:
-            await self._archive_invalid(judged.invalid)
-        decoded = judged.decoded
+                await self._fail(message, UndecidableEvent.of(exc))
+        if invalid:
+            await self._archive_invalid(invalid)
         if not decoded:
             return
         try:

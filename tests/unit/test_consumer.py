@@ -4,12 +4,11 @@ failure router record what would happen to each delivery."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
 import pytest
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+from aio_pika.abc import AbstractIncomingMessage
 
 from core.errors import DatabaseUnavailable, InvalidEvent, PublishFailed, UnapplicableEvent
 from domain.archive import ArchiveRow
@@ -155,77 +154,3 @@ def test_no_exception_stops_the_consumer_not_even_a_failure_router_that_cannot_p
     handle(consumer, batch)  # returns: nothing escapes
     assert consumer.batches == [["a"], ["c"]]
     assert batch[1].settled == ["nack"] and batch[2].settled == ["nack"]  # left for redelivery
-
-
-class FakeQueue:
-    """Delivers its messages to the consumer's callback at once, as a prefetch would."""
-
-    name = "orders"
-
-    def __init__(self, delivered: list[FakeMessage]) -> None:
-        self.delivered = delivered
-
-    async def consume(self, callback: Any) -> str:
-        for message in self.delivered:
-            await callback(message)
-        return "tag"
-
-    async def cancel(self, tag: str) -> None:
-        pass
-
-
-class Pipelined(Recorder):
-    """Holds its first commit until the next batch has been judged, and records the order of
-    decodes, commits and settles."""
-
-    def __init__(self, last: str) -> None:
-        super().__init__(FakeFailures())
-        self.trail: list[str] = []
-        self.next_judged = asyncio.Event()
-        self.stop = asyncio.Event()
-        self.last = last
-
-    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> Item:
-        self.trail.append(f"judge {message.body.decode()}")
-        if message.body == b"11":
-            self.next_judged.set()
-        return super().decode(message, seen)
-
-    async def apply(self, items: list[Item]) -> list[Outcome]:
-        self.trail.append(f"commit {items[0].event_id}-{items[-1].event_id}")
-        if items[0].event_id == "1":
-            await asyncio.wait_for(self.next_judged.wait(), timeout=5)
-        outcomes = await super().apply(items)
-        self.trail.append(f"committed {items[-1].event_id}")
-        return outcomes
-
-    def committed(self, items: Sequence[Item], outcomes: Sequence[str]) -> None:
-        if items[-1].event_id == self.last:
-            self.stop.set()
-
-
-def test_the_next_batch_is_judged_while_one_commits_and_batches_settle_in_order() -> None:
-    delivered = messages(*(str(n).encode() for n in range(1, 26)))
-    consumer = Pipelined(last="25")
-    queue = cast(AbstractQueue, FakeQueue(delivered))
-
-    asyncio.run(consumer.run(queue, consumer.stop))
-
-    trail = consumer.trail
-    assert consumer.batches == [
-        [str(n) for n in range(a, b)] for a, b in ((1, 11), (11, 21), (21, 26))
-    ]
-    # Batch two was judged before batch one committed; commits never overlap.
-    assert trail.index("judge 20") < trail.index("committed 10")
-    commits = [step for step in trail if step.startswith("commit")]
-    assert commits == [
-        "commit 1-10",
-        "committed 10",
-        "commit 11-20",
-        "committed 20",
-        "commit 21-25",
-        "committed 25",
-    ]
-    # One `multiple` ack per batch, on its highest tag, and nothing else settled.
-    assert [m.delivery_tag for m in delivered if m.settled] == [10, 20, 25]
-    assert all(m.settled in ([], ["ack-multiple"]) for m in delivered)
