@@ -96,6 +96,12 @@ def _worker_rows(w: dict[str, Any]) -> list[Row]:
             f"ratio {w['batched_cpu_vs_floor']:.2f}",
         ),
         (
+            "postgres CPU us/event",
+            f"{w['postgres_cpu_us_per_event']}",
+            f"floor {w['floor_postgres_cpu_us_per_event']}",
+            "every backend, polling included",
+        ),
+        (
             "two workers events/s",
             f"{w['two_workers_events_per_s']:,.0f}",
             f"max lock waits {w['lock_waits_max_two_workers']}",

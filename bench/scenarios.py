@@ -7,6 +7,7 @@ import contextlib
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +121,40 @@ async def _backlog(
     return database_url, amqp_url
 
 
+@dataclass(frozen=True)
+class Drain:
+    """A pre-filled backlog archived by some processes."""
+
+    events_per_s: float
+    cpu_us_per_event: float  # the processes' own (steadier than the rate on a shared machine)
+    peak_rss_mib: float  # the first process's
+    lock_waits: int  # the most seen at once in the database meanwhile
+    # Postgres's CPU per event (every backend; the benchmark's own polling included, alike for
+    # all), sampled twice a second while the processes run: a floor's backends leave with it.
+    postgres_cpu_us_per_event: float
+
+
+class _PostgresCpu:
+    """Postgres's CPU against events archived, sampled at most twice a second."""
+
+    def __init__(self, archived: int) -> None:
+        self.first = (stack.cpu_seconds_of("postgres"), archived)
+        self.last = self.first
+        self._at = time.monotonic()
+
+    def sample(self, archived: int) -> None:
+        if time.monotonic() - self._at >= 0.5:
+            self.last, self._at = (stack.cpu_seconds_of("postgres"), archived), time.monotonic()
+
+    def us_per_event(self) -> float:
+        events = self.last[1] - self.first[1]
+        return round((self.last[0] - self.first[0]) / events * 1e6, 1) if events else 0.0
+
+
 async def _drain_rate(
     database_url: str, n: int, processes: Sequence[tuple[str, ...]], env: dict[str, str], label: str
-) -> tuple[float, float, float, int]:
-    """Events/s archiving a pre-filled backlog of n with these processes running, their CPU us
-    per event (steadier on a shared machine), the first one's peak RSS (MiB), and the most lock
-    waits seen at once in the database meanwhile."""
+) -> Drain:
+    """A pre-filled backlog of n archived with these processes running."""
     count = await stack.archived(database_url)
     waits = await stack.lock_waits(database_url)
     async with contextlib.AsyncExitStack() as running:
@@ -141,15 +170,24 @@ async def _drain_rate(
         async def finished() -> bool:
             nonlocal most_waits
             most_waits = max(most_waits, await waits())
-            return await count() >= n
+            archived = await count()
+            postgres.sample(archived)
+            return archived >= n
 
         first = await stack.wait_until(started, 60, f"{label} start")
         at_first = await count()
+        postgres = _PostgresCpu(at_first)
         cpu_first = sum(stack.cpu_seconds(p.pid) for p in procs)
         last = await stack.wait_until(finished, 600, f"{label} backlog applied")
         cpu = sum(stack.cpu_seconds(p.pid) for p in procs) - cpu_first
         done = n - at_first
-        return done / (last - first), cpu / done * 1e6, _mib(procs[0].pid), most_waits
+        return Drain(
+            done / (last - first),
+            cpu / done * 1e6,
+            _mib(procs[0].pid),
+            most_waits,
+            postgres.us_per_event(),
+        )
 
 
 def _metrics_port() -> dict[str, str]:
@@ -163,14 +201,14 @@ async def _worker_rate(
     workers: int = 1,
     build: Callable[[int, str], events.Events] = events.paid_events,
     **env: str,
-) -> tuple[float, float, float, int]:
+) -> Drain:
     database_url, amqp_url = await _backlog(services, label, n, build)
     process_env = stack.env_for(database_url, amqp_url, **env)
     work = [("-m", "cli", "work")] * workers
     return await _drain_rate(database_url, n, work, process_env, label)
 
 
-async def _floor_rate(services: stack.Services, n: int) -> tuple[float, float]:
+async def _floor_rate(services: stack.Services, n: int) -> Drain:
     """The no-logic floor of the worker's whole job (bench/worker_floor.py), measured alike."""
     database_url, amqp_url = await _backlog(services, "floor", n)
     floor = (
@@ -184,8 +222,7 @@ async def _floor_rate(services: stack.Services, n: int) -> tuple[float, float]:
         str(n),
     )
     env = stack.env_for(database_url, amqp_url)
-    rate, cpu_us, _, _ = await _drain_rate(database_url, n, [floor], env, "floor")
-    return rate, cpu_us
+    return await _drain_rate(database_url, n, [floor], env, "floor")
 
 
 async def _bare_rate(services: stack.Services, n: int) -> float:
@@ -207,14 +244,17 @@ async def _bare_rate(services: stack.Services, n: int) -> float:
 
 
 async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, Any]:
-    batched, batched_cpu, batched_rss, one_waits = await _worker_rate(services, "batched", n)
-    floor, floor_cpu = await _floor_rate(services, n)
-    two, two_cpu, _, two_waits = await _worker_rate(services, "two", n, workers=2)
-    single, single_cpu, _, _ = await _worker_rate(
-        services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1"
-    )
-    mixed, mixed_cpu, _, _ = await _worker_rate(services, "mixed", n, build=events.mixed_events)
+    one = await _worker_rate(services, "batched", n)
+    floor_drain = await _floor_rate(services, n)
+    two_drain = await _worker_rate(services, "two", n, workers=2)
+    single_drain = await _worker_rate(services, "single", n_single, CONEKTA_INGEST_BATCH_SIZE="1")
+    mixed_drain = await _worker_rate(services, "mixed", n, build=events.mixed_events)
     bare = await _bare_rate(services, n)
+    batched, batched_cpu = one.events_per_s, one.cpu_us_per_event
+    floor, floor_cpu = floor_drain.events_per_s, floor_drain.cpu_us_per_event
+    two, two_cpu = two_drain.events_per_s, two_drain.cpu_us_per_event
+    single, single_cpu = single_drain.events_per_s, single_drain.cpu_us_per_event
+    mixed, mixed_cpu = mixed_drain.events_per_s, mixed_drain.cpu_us_per_event
     return {
         "backlog": n,
         "backlog_single": n_single,
@@ -226,8 +266,10 @@ async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, A
         "two_workers_events_per_s": round(two, 1),
         "two_workers_vs_one": round(two / batched, 2),
         "two_workers_cpu_us_per_event": round(two_cpu, 1),
-        "lock_waits_max_one_worker": one_waits,
-        "lock_waits_max_two_workers": two_waits,
+        "lock_waits_max_one_worker": one.lock_waits,
+        "lock_waits_max_two_workers": two_drain.lock_waits,
+        "postgres_cpu_us_per_event": one.postgres_cpu_us_per_event,
+        "floor_postgres_cpu_us_per_event": floor_drain.postgres_cpu_us_per_event,
         "batched_events_per_s": round(batched, 1),
         "one_per_transaction_events_per_s": round(single, 1),
         "bare_consume_ack_events_per_s": round(bare, 1),
@@ -238,7 +280,7 @@ async def worker(services: stack.Services, n: int, n_single: int) -> dict[str, A
         "mixed_worker_cpu_us_per_event": round(mixed_cpu, 1),
         "batched_worker_cpu_us_per_event": round(batched_cpu, 1),
         "single_worker_cpu_us_per_event": round(single_cpu, 1),
-        "peak_rss_mib": batched_rss,
+        "peak_rss_mib": one.peak_rss_mib,
     }
 
 

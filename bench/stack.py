@@ -114,6 +114,21 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_seconds_of(command: str) -> float:
+    """User + system CPU time of every live process running `command` (e.g. postgres: each
+    connection's backend), from /proc."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:  # gone meanwhile
+            continue
+        if text[text.find("(") + 1 : text.rfind(")")] == command:
+            fields = text.rpartition(")")[2].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def rss_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) in KiB from /proc."""
     values = {}
