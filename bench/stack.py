@@ -110,7 +110,12 @@ async def process(*args: str, env: dict[str, str]) -> AsyncIterator[asyncio.subp
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+
+
+def _stat_cpu(stat: str) -> float:
+    """User + system CPU seconds in a /proc/<pid>/stat line."""
+    fields = stat.rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -124,8 +129,7 @@ def cpu_seconds_of(command: str) -> float:
         except OSError:  # gone meanwhile
             continue
         if text[text.find("(") + 1 : text.rfind(")")] == command:
-            fields = text.rpartition(")")[2].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            total += _stat_cpu(text)
     return total
 
 

@@ -95,7 +95,8 @@ async def write_archive(connection: Connection, rows: Sequence[ArchiveRow]) -> N
 
 
 def _jsonb_text(value: object) -> str | None:
-    """JSON text a jsonb parameter takes; None for no value, or one jsonb refuses (a NUL)."""
+    """JSON text a jsonb parameter takes; None for no value, or one jsonb refuses (a NUL: a
+    request never holds one, core.request cleans it out)."""
     if value is None:
         return None
     text = orjson.dumps(value).decode()
@@ -103,11 +104,9 @@ def _jsonb_text(value: object) -> str | None:
 
 
 def archive_columns(rows: Sequence[ArchiveRow]) -> dict[str, list[Any]]:
-    """The archive rows column by column; the request as JSON text (a jsonb parameter)."""
+    """The archive rows column by column; the request and customer_info as JSON text (jsonb
+    parameters)."""
     values = sql.columns(rows, ARCHIVE_COLUMNS)
-    values["request"] = [
-        orjson.dumps(request).decode() if request is not None else None
-        for request in values["request"]
-    ]
-    values["customer_info"] = [_jsonb_text(info) for info in values["customer_info"]]
+    for column in ("request", "customer_info"):
+        values[column] = [_jsonb_text(value) for value in values[column]]
     return values

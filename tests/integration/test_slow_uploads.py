@@ -54,15 +54,19 @@ def memory_kb(pid: int, field: str) -> int:
     raise AssertionError(f"no {field} for {pid}")
 
 
+def request_head(body_bytes: int) -> bytes:
+    """A webhook POST's request line and headers (its DIGEST is not a signature)."""
+    return (
+        "POST /webhooks/conekta HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {body_bytes}\r\nDIGEST: not-a-signature\r\n\r\n"
+    ).encode()
+
+
 async def trickle(port: int, body_bytes: int = BODY_BYTES, stop_after: int | None = None) -> int:
     """POST a body in small, spaced chunks (or stall after `stop_after` bytes); the answer's
     status (0: connection closed)."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        "POST /webhooks/conekta HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {body_bytes}\r\nDIGEST: not-a-signature\r\n\r\n"
-    )
-    writer.write(head.encode())
+    writer.write(request_head(body_bytes))
     try:
         sent, limit = 0, min(body_bytes, stop_after or body_bytes)
         while sent < limit:
@@ -82,11 +86,7 @@ async def trickle(port: int, body_bytes: int = BODY_BYTES, stop_after: int | Non
 async def post_whole(port: int, body: bytes) -> int:
     """POST a body in the same write as its headers; the answer's status."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (
-        "POST /webhooks/conekta HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\nDIGEST: not-a-signature\r\n\r\n"
-    )
-    writer.write(head.encode() + body)
+    writer.write(request_head(len(body)) + body)
     try:
         status_line = await reader.readline()
     finally:
