@@ -4,6 +4,7 @@ event loop is uvloop where available."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 from collections.abc import Awaitable
 from typing import TypeVar
@@ -16,6 +17,11 @@ from core.errors import StopRequested
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 CANCEL_GRACE = 3.0  # seconds a cancelled start-up wait has to end before it is left behind
+# The cyclic collector's first threshold: collect once this many more containers are alive than
+# at the last collection. The default (700) ran ~120 collections a second in a busy worker, 5 %
+# of its CPU spent re-walking the batch in hand (a decoded body is ~100 containers) and everything
+# imported; what the services free is nearly all freed by reference counting at once.
+GC_THRESHOLD = 50_000
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -83,8 +89,17 @@ async def start_site(app: web.Application, host: str, port: int) -> web.AppRunne
     return runner
 
 
+def tune_gc() -> None:
+    """What start-up made (modules, settings, the app) is kept out of every later collection,
+    and collections come far less often (GC_THRESHOLD)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(GC_THRESHOLD, *gc.get_threshold()[1:])
+
+
 def run(coroutine: Awaitable[int]) -> int:
-    """Run the command's coroutine on uvloop when installed."""
+    """Run the command's coroutine on uvloop when installed, with the collector tuned."""
+    tune_gc()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is optional off Linux
