@@ -4,12 +4,14 @@ it, whatever the order of arrival."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from itertools import permutations
 from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core.errors import CurrencyMismatch
 from domain import chargeback as chargeback_rules
@@ -102,6 +104,17 @@ def test_a_payment_already_holding_its_fee_gets_no_second_one() -> None:
 )
 def test_fee_split(rate: Decimal, fee: int, split: tuple[int, int]) -> None:
     assert fee_rules.split(fee, rate) == split
+
+
+@given(
+    fee=st.integers(-(10**12), 10**12),
+    rate=st.decimals(min_value=0, max_value=Decimal("0.9999"), places=4),
+)
+def test_fee_split_matches_decimal_rounding(fee: int, rate: Decimal) -> None:
+    """The integer split is the decimal one: |F| / (1 + r), rounded half up, signed as F."""
+    whole = (abs(Decimal(fee)) / (1 + rate)).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    expected = fee if rate == 0 else int(whole) if fee >= 0 else -int(whole)
+    assert fee_rules.split(fee, rate) == (expected, fee - expected)
 
 
 def test_untaxed_fees_stay_whole() -> None:
