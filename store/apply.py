@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
 
 from core import database
 from core.database import Connection, Pool, Record
@@ -31,7 +30,10 @@ from domain.plan import ALL_MODES, Booked, Incoming, Plan, plan_batch
 from store import sql
 from store.events import write_archive
 
-ORDER_INSERT_COLUMNS = (
+# ORDER_COLUMNS, POSTING_COLUMNS and CHARGE_COLUMNS: the positions of the fields in the JSON rows
+# of those writes (sql.rows_json; their queries read them by position); the others name the
+# unnest(...) parameters of theirs (sql.columns).
+ORDER_COLUMNS = (
     "id",
     "status",
     "amount",
@@ -41,7 +43,6 @@ ORDER_INSERT_COLUMNS = (
     "last_event_id",
     "last_event_created_at",
 )
-ORDER_UPDATE_COLUMNS = ORDER_INSERT_COLUMNS  # livemode: part of the key, never changed
 POSTING_COLUMNS = (
     "business_key",
     "kind",
@@ -283,14 +284,14 @@ def _candidate_keys(items: Sequence[Incoming]) -> set[str]:
 async def _write_orders(connection: Connection, plan: Plan) -> None:
     if plan.new_orders:
         rows = list(plan.new_orders.values())
-        inserted = await sql.fetch(
-            connection, "insert_orders", **sql.columns(rows, ORDER_INSERT_COLUMNS)
-        )
+        values = sql.rows_json(sql.values(rows, ORDER_COLUMNS))
+        inserted = await sql.fetch(connection, "insert_orders", orders=values)
         if len(inserted) != len(rows):
             raise ConcurrentOrderInsert("a new order was created concurrently")
     if plan.changed_orders:
         rows = list(plan.changed_orders.values())
-        await sql.execute(connection, "update_orders", **sql.columns(rows, ORDER_UPDATE_COLUMNS))
+        values = sql.rows_json(sql.values(rows, ORDER_COLUMNS))  # livemode: a key, never changed
+        await sql.execute(connection, "update_orders", orders=values)
 
 
 async def write_postings(connection: Connection, planned: Sequence[Posting]) -> None:
@@ -300,25 +301,15 @@ async def write_postings(connection: Connection, planned: Sequence[Posting]) -> 
         return
     postings = await _book_in_open_period(connection, planned)
     await _declare_accounts(connection, postings)
-    new = await sql.fetch(
-        connection, "insert_ledger_transactions", **sql.columns(postings, POSTING_COLUMNS)
-    )
+    values = sql.rows_json(sql.values(postings, POSTING_COLUMNS))
+    new = await sql.fetch(connection, "insert_ledger_transactions", postings=values)
     by_key = {p.key: p for p in postings}
-    entries: dict[str, list[Any]] = {
-        "transaction_id": [],
-        "account": [],
-        "currency": [],
-        "amount": [],
-    }
+    entries: list[tuple[int, str, str, int]] = []
     for row in new:
         posting = by_key[(row["livemode"], row["business_key"])]
-        for entry in posting.entries:
-            entries["transaction_id"].append(row["id"])
-            entries["account"].append(entry.account)
-            entries["currency"].append(posting.currency)
-            entries["amount"].append(entry.amount)
-    if entries["transaction_id"]:
-        await sql.execute(connection, "insert_entries", **entries)
+        entries += [(row["id"], e.account, posting.currency, e.amount) for e in posting.entries]
+    if entries:
+        await sql.execute(connection, "insert_entries", entries=sql.rows_json(entries))
 
 
 async def _book_in_open_period(
@@ -351,7 +342,8 @@ async def _write_money_rows(connection: Connection, plan: Plan) -> None:
     """Charges booked (or their fee learnt), refunds as Conekta last said, reconcile flags."""
     if plan.charges:
         rows = list(plan.charges.values())
-        await sql.execute(connection, "upsert_charges", **sql.columns(rows, CHARGE_COLUMNS))
+        values = sql.rows_json(sql.values(rows, CHARGE_COLUMNS))
+        await sql.execute(connection, "upsert_charges", charges=values)
     if plan.refunds:
         refunds = list(plan.refunds.values())
         await sql.execute(connection, "upsert_refunds", **sql.columns(refunds, REFUND_COLUMNS))

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+import orjson
+
 from core.database import Connection, Pool, Record
 
 
@@ -69,6 +71,19 @@ QUERIES = load_queries()
 def columns(rows: Sequence[object], names: Sequence[str]) -> dict[str, list[Any]]:
     """Rows of dataclasses as one list per column, for the unnest(...) inserts."""
     return {name: [getattr(row, name) for row in rows] for name in names}
+
+
+def values(rows: Sequence[object], names: Sequence[str]) -> list[list[Any]]:
+    """Rows of dataclasses as lists of these fields, for `rows_json`."""
+    return [[getattr(row, name) for name in names] for row in rows]
+
+
+def rows_json(rows: Sequence[Sequence[Any]]) -> str:
+    """Rows as one JSON array of arrays, for the jsonb_array_elements(...) inserts of the
+    widest batches (the ledger's): the driver sends one text where typed arrays cost it a
+    Python-level type check per element (~1 us each; 13 % of the worker's CPU went to encoding
+    its arguments). Naive datetimes are read as UTC, as the driver reads them for timestamptz."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 async def fetch(connection: Connection, name: str, **params: Any) -> list[Record]:

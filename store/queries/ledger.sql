@@ -2,13 +2,14 @@
 -- Each query: "-- name: description", then the statement; parameters are named (:name).
 
 -- insert_ledger_transactions: new postings, each with its provenance (domain/provenance.py);
--- returns only those not posted before (per mode)
+-- returns only those not posted before (per mode). :postings is one JSON array of rows in the
+-- order of store/apply.POSTING_COLUMNS (sql.rows_json: one text for the driver to send, where
+-- typed arrays cost it a check per element)
 INSERT INTO ledger_transactions (business_key, kind, order_id, charge_id, currency, livemode,
                                  event_id, effective_at, amount, occurred_at, provenance)
-SELECT * FROM unnest(:business_key::text[], :kind::text[], :order_id::text[], :charge_id::text[],
-                     :currency::text[], :livemode::boolean[], :event_id::text[],
-                     :effective_at::timestamptz[], :amount::bigint[],
-                     :occurred_at::timestamptz[], :provenance::text[])
+SELECT p ->> 0, p ->> 1, p ->> 2, p ->> 3, p ->> 4, (p ->> 5)::boolean, p ->> 6,
+       (p ->> 7)::timestamptz, (p ->> 8)::bigint, (p ->> 9)::timestamptz, p ->> 10
+FROM jsonb_array_elements(:postings::jsonb) AS p
 ORDER BY 1, 6
 ON CONFLICT (business_key, livemode) DO NOTHING
 RETURNING id, business_key, livemode;
@@ -21,10 +22,11 @@ ON CONFLICT (name) DO NOTHING;
 
 -- insert_entries: entries (of declared accounts); the trigger ledger_entries_to_balances (0017,
 -- the owner's) adds their sum per account and mode to balances in one fixed lock order: no
--- runtime role updates balances
+-- runtime role updates balances. :entries is one JSON array of
+-- [transaction_id, account, currency, amount] (as insert_ledger_transactions)
 INSERT INTO ledger_entries (transaction_id, account, currency, amount)
-SELECT * FROM unnest(:transaction_id::bigint[], :account::text[], :currency::text[],
-                     :amount::bigint[]);
+SELECT (e ->> 0)::bigint, e ->> 1, e ->> 2, (e ->> 3)::bigint
+FROM jsonb_array_elements(:entries::jsonb) AS e;
 
 -- booked_keys: which of these business keys are posted already, in which mode
 -- One index lookup per key (as lock_orders: `= ANY(...)` turns into a seq scan on young stats).

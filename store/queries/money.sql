@@ -13,10 +13,11 @@ CROSS JOIN LATERAL (SELECT * FROM charges
 
 -- upsert_charges: charges booked now, and fees learnt for charges booked before (a known fee
 -- never changes: settlement's true-ups are postings of their own)
+-- (:charges: one JSON array of rows in the order of store/apply.CHARGE_COLUMNS, sql.rows_json)
 INSERT INTO charges (livemode, id, order_id, amount, currency, customer_key, fee, paid_at)
-SELECT * FROM unnest(:livemode::boolean[], :id::text[], :order_id::text[], :amount::bigint[],
-                     :currency::text[], :customer_key::text[], :fee::bigint[],
-                     :paid_at::timestamptz[])
+SELECT (c ->> 0)::boolean, c ->> 1, c ->> 2, (c ->> 3)::bigint, c ->> 4, c ->> 5,
+       (c ->> 6)::bigint, (c ->> 7)::timestamptz
+FROM jsonb_array_elements(:charges::jsonb) AS c
 ORDER BY 2, 1
 ON CONFLICT (livemode, id) DO UPDATE SET fee = coalesce(charges.fee, EXCLUDED.fee),
     updated_at = now();

@@ -12,26 +12,26 @@ CROSS JOIN LATERAL (SELECT * FROM orders
                     FOR UPDATE) AS o
 ORDER BY wanted.n;
 
--- insert_orders: first state of new orders; returns those inserted (others raced us)
+-- insert_orders: first state of new orders; returns those inserted (others raced us). :orders is
+-- one JSON array of rows in the order of store/apply.ORDER_COLUMNS (sql.rows_json)
 INSERT INTO orders (id, status, amount, currency, customer_key, livemode, last_event_id,
                     last_event_created_at)
-SELECT * FROM unnest(:id::text[], :status::text[], :amount::bigint[], :currency::text[],
-                     :customer_key::text[], :livemode::boolean[], :last_event_id::text[],
-                     :last_event_created_at::timestamptz[])
+SELECT o ->> 0, o ->> 1, (o ->> 2)::bigint, o ->> 3, o ->> 4, (o ->> 5)::boolean, o ->> 6,
+       (o ->> 7)::timestamptz
+FROM jsonb_array_elements(:orders::jsonb) AS o
 ORDER BY 1, 6
 ON CONFLICT (id, livemode) DO NOTHING
 RETURNING id;
 
--- update_orders: new state of existing (already locked) orders
+-- update_orders: new state of existing (already locked) orders; :orders as insert_orders
 UPDATE orders AS o
 SET status = u.status, amount = u.amount, currency = u.currency,
     customer_key = coalesce(u.customer_key, o.customer_key), last_event_id = u.last_event_id,
     last_event_created_at = u.last_event_created_at, updated_at = now()
-FROM unnest(:id::text[], :status::text[], :amount::bigint[], :currency::text[],
-            :customer_key::text[], :livemode::boolean[], :last_event_id::text[],
-            :last_event_created_at::timestamptz[])
-     AS u (id, status, amount, currency, customer_key, livemode, last_event_id,
-           last_event_created_at)
+FROM (SELECT r ->> 0 AS id, r ->> 1 AS status, (r ->> 2)::bigint AS amount, r ->> 3 AS currency,
+             r ->> 4 AS customer_key, (r ->> 5)::boolean AS livemode, r ->> 6 AS last_event_id,
+             (r ->> 7)::timestamptz AS last_event_created_at
+      FROM jsonb_array_elements(:orders::jsonb) AS r) AS u
 WHERE o.id = u.id AND o.livemode = u.livemode;
 
 -- get_order: one order in one mode; without a mode, the live one if there is one, else the test one
