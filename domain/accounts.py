@@ -11,6 +11,7 @@ Types are from the merchant's books (the ledger is theirs, not Conekta's).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -108,6 +109,7 @@ class Account:
         return normal_side(self.type)
 
 
+@functools.lru_cache(maxsize=2**16)  # every batch declares its accounts: one per customer
 def pattern_of(name: str) -> Pattern:
     """The chart's pattern for an account name (an exact name wins over a prefix)."""
     exact = [p for p in CHART if not p.is_prefix and p.matches(name)]
