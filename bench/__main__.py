@@ -38,7 +38,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             results["receiver"] = await scenarios.receiver(services, keys, args.seconds, 32)
         if args.only in (None, "worker"):
             print("worker ...", file=sys.stderr)
-            results["worker"] = await scenarios.worker(services, args.events, args.events_single)
+            results["worker"] = await scenarios.worker(
+                services, args.events, args.events_single, args.rounds
+            )
         if args.only in (None, "end_to_end"):
             print("end to end ...", file=sys.stderr)
             results["end_to_end"] = await scenarios.end_to_end(
@@ -178,6 +180,12 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=20000, help="worker backlog")
     parser.add_argument(
         "--events-single", type=int, default=3000, help="backlog for the one-per-transaction path"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="alternating rounds of the worker and its floor (the median round is reported)",
     )
     parser.add_argument("--e2e-events", type=int, default=15000)
     parser.add_argument(
