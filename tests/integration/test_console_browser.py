@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -99,6 +99,11 @@ class Page:
             return str(self.driver.find_element(By.TAG_NAME, "body").text)
         except StaleElementReferenceException:  # the page changed under us: read it again
             return ""
+        except WebDriverException as exc:
+            # Chromium sometimes reports the same race as an inspector error instead.
+            if "does not belong to the document" in str(exc):
+                return ""
+            raise
 
     def wait(self, condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
         WebDriverWait(self.driver, timeout, poll_frequency=0.1).until(
