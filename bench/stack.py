@@ -156,10 +156,13 @@ async def wait_until(
 
 
 async def archived(database_url: str) -> Callable[[], Awaitable[int]]:
+    """How many events are archived. Counted in event_ids (written in the archive's statement,
+    one narrow row per event): a count of `events`, whose rows hold the bodies, took 3.3 ms at
+    20,000 events, 50 times a second, a sixth of a core taken from the processes measured."""
     connection = await asyncpg.connect(database_url)
 
     async def count() -> int:
-        value: int = await connection.fetchval("SELECT count(*) FROM events")
+        value: int = await connection.fetchval("SELECT count(*) FROM event_ids")
         return value
 
     return count
