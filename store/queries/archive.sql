@@ -37,6 +37,9 @@ WITH incoming AS (
         applied_at = clock_timestamp(), provenance = i.provenance
     FROM incoming i
     WHERE e.event_id = i.event_id
+      -- An id new to event_ids has no row to revive (an id is forgotten only after its row is
+      -- gone, 0013): a batch of new events looks nothing up, whatever plan the statement got.
+      AND i.event_id NOT IN (SELECT event_id FROM new_ids)
       AND ((e.outcome IN ('purged', 'ignored')
             AND i.outcome NOT IN ('purged', 'ignored', 'invalid'))
            OR (e.outcome = 'invalid' AND i.outcome <> 'redelivered'))
