@@ -202,10 +202,9 @@ async def _worker_rate(
     build: Callable[[int, str], events.Events] = events.paid_events,
     **env: str,
 ) -> Drain:
-    """The worker draining a fresh backlog. Each drain's database is dropped once it is measured:
-    a drain that starts with another's dirty pages in Postgres's shared buffers pays for writing
-    them out (the second of two back-to-back drains took 290-450 us of Postgres CPU per event,
-    the first 135), the same for the worker and its floor."""
+    """The worker draining a fresh backlog. Each drain's database is dropped once it is measured,
+    so every drain, the worker's and its floor's, starts from the same state: no other run's
+    dirty pages in Postgres's shared buffers to write out first."""
     database_url, amqp_url = await _backlog(services, label, n, build)
     process_env = stack.env_for(database_url, amqp_url, **env)
     work = [("-m", "cli", "work")] * workers

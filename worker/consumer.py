@@ -138,8 +138,9 @@ class Consumer(ABC, Generic[Item]):
 
         One consumer per channel: the `multiple` ack relies on it. The next batch is collected,
         verified and decoded while the previous one commits (CPU here, waiting on the database
-        there: 12 % more events/s on a backlog); batches are still applied and settled one at a
-        time, in delivery order, each planned against what the one before committed.
+        there; a 20,000-event drain ran 3,275 events/s against 3,117, median of 3). Batches are
+        still applied and settled one at a time, in delivery order, each planned against what
+        the one before committed.
         """
         self._stop = stop
         tag = await queue.consume(self._inbox.put)
