@@ -79,8 +79,12 @@ class _Client:
     def __init__(self, url: str, limit: int) -> None:
         parts = urlsplit(url)
         self._host, self._port = parts.hostname or "127.0.0.1", parts.port or 80
+        # The headers Conekta's webhooks carry (the receiver keeps a selection for the archive).
         self._head = (
             f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            "User-Agent: Conekta/v2 RubyBindings/2.0\r\n"
+            "Accept: application/vnd.conekta-v2.1.0+json\r\n"
+            "Accept-Encoding: gzip;q=1.0,deflate;q=0.6,identity;q=0.3\r\n"
             "Content-Type: application/json\r\n"
         ).encode()
         self._slots = asyncio.Semaphore(limit)
