@@ -4,6 +4,7 @@ failure router record what would happen to each delivery."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -154,3 +155,94 @@ def test_no_exception_stops_the_consumer_not_even_a_failure_router_that_cannot_p
     handle(consumer, batch)  # returns: nothing escapes
     assert consumer.batches == [["a"], ["c"]]
     assert batch[1].settled == ["nack"] and batch[2].settled == ["nack"]  # left for redelivery
+
+
+class FakeQueue:
+    """Delivers its messages to the consumer's callback at once, as a prefetch would."""
+
+    name = "fake"
+
+    def __init__(self, bodies: list[FakeMessage]) -> None:
+        self.bodies = bodies
+
+    async def consume(self, callback: Any) -> str:
+        for message in self.bodies:
+            await callback(message)
+        return "tag"
+
+    async def cancel(self, tag: str) -> None:
+        return None
+
+
+class Pipelined(Recorder):
+    """Records when each batch is decoded and applied; an apply holds until released."""
+
+    def __init__(self, failures: FakeFailures) -> None:
+        super().__init__(failures)
+        self._batch_size = 2
+        self.log: list[str] = []
+        self.applying = 0
+        self.release = asyncio.Event()
+
+    def decode(self, message: AbstractIncomingMessage, seen: dict[str, Any] | None) -> Item:
+        self.log.append(f"decode {message.body.decode()}")
+        return super().decode(message, seen)
+
+    async def apply(self, items: list[Item]) -> list[Outcome]:
+        assert self.applying == 0, "two batches applied at once"
+        self.applying += 1
+        self.log.append(f"apply {items[0].event_id}")
+        await self.release.wait()
+        self.applying -= 1
+        return await super().apply(items)
+
+
+async def turns_until(condition: Callable[[], bool]) -> None:
+    """Let the event loop run until the condition holds (a bounded number of turns, no timer)."""
+    for _ in range(10_000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
+
+
+def test_the_next_batch_is_decoded_while_one_commits_and_batches_apply_in_order() -> None:
+    consumer, batch = Pipelined(FakeFailures()), messages(b"a", b"b", b"c", b"d", b"e")
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(consumer.run(cast(Any, FakeQueue(batch)), stop))
+        await turns_until(lambda: "decode c" in consumer.log)  # while the first batch is held
+        assert consumer.log == ["decode a", "decode b", "apply a", "decode c", "decode d"]
+        consumer.release.set()
+        await turns_until(lambda: len(consumer.batches) == 3)
+        stop.set()
+        await running
+
+    asyncio.run(scenario())
+    assert consumer.batches == [["a", "b"], ["c", "d"], ["e"]]
+    assert [m.settled for m in batch] == [
+        [],
+        ["ack-multiple"],
+        [],
+        ["ack-multiple"],
+        ["ack-multiple"],
+    ]
+
+
+def test_stopping_finishes_the_batch_in_flight_before_returning() -> None:
+    consumer, batch = Pipelined(FakeFailures()), messages(b"a", b"b")
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(consumer.run(cast(Any, FakeQueue(batch)), stop))
+        await turns_until(lambda: "apply a" in consumer.log)
+        stop.set()
+        await asyncio.sleep(0)
+        assert not running.done()  # held by the commit in flight
+        consumer.release.set()
+        await running
+
+    asyncio.run(scenario())
+    assert consumer.batches == [["a", "b"]]
+    assert batch[1].settled == ["ack-multiple"]
