@@ -2,8 +2,8 @@
 
 It runs in the benchmark's own process, never in the process being measured, and shares the two
 cores with everything it measures: it speaks HTTP/1.1 itself over keep-alive connections (a
-request written whole, the status line and Content-Length read back), at ~1/6 of the CPU per
-request an aiohttp client takes (34 % of a core at 1,000 requests/s, taken from the receiver,
+request written whole, the status line and Content-Length read back), at about a third of the CPU
+per request an aiohttp client took (34 % of a core at 1,000 requests/s, taken from the receiver,
 worker, broker and database under test).
 """
 

@@ -145,25 +145,28 @@ class Consumer(ABC, Generic[Item]):
         self._stop = stop
         tag = await queue.consume(self._inbox.put)
         log.info("consuming", queue=queue.name)
-        committing: asyncio.Future[None] | None = None
         try:
             while not stop.is_set():
                 batch = await self._next_batch(stop)
                 prepared = self._prepare(batch) if batch else None
-                if committing is not None:
-                    # Shielded: commit-then-settle must not be cut in half by a cancellation.
-                    await asyncio.shield(committing)
-                    committing = None
+                await self._settled()
                 if prepared is not None:
-                    committing = asyncio.ensure_future(self._finish(prepared))
-            if committing is not None:
-                await asyncio.shield(committing)
+                    # Held on self: a cancelled run leaves it settling, and a task only weakly
+                    # referenced by the loop may be collected.
+                    self._in_flight = asyncio.ensure_future(self._finish(prepared))
+            await self._settled()
         finally:
-            self._in_flight = committing  # a cancelled run leaves it settling: keep it alive
             with contextlib.suppress(Exception):  # a closed channel has no consumer to cancel
                 await queue.cancel(tag)
             while not self._inbox.empty():
                 await _settle(self._inbox.get_nowait().nack(requeue=True))
+
+    async def _settled(self) -> None:
+        """Wait for the batch in flight, if any. Shielded: commit-then-settle must not be cut in
+        half by a cancellation."""
+        if self._in_flight is not None:
+            await asyncio.shield(self._in_flight)
+            self._in_flight = None
 
     async def handle(self, messages: Sequence[AbstractIncomingMessage]) -> None:
         """Decode, apply, settle one batch."""

@@ -5,8 +5,7 @@
 -- a hash join over a sequential scan of the whole ledger, and stays one while the ledger grows
 -- (until an ANALYZE, which never comes with autovacuum off, as on the benchmark's machine): the
 -- cost of every batch grew with the ledger (8.5 ms of a batch of 180 payments at 20,000 postings,
--- found with auto_explain; the worker's database CPU per event ran 125 us or 400 us depending on
--- the plan a run started with). Each entry's mode is now looked up by the primary key, whatever
+-- found with auto_explain). Each entry's mode is now looked up by the primary key, whatever
 -- the estimates: the same sums, in the same lock order, at a cost that does not grow.
 CREATE OR REPLACE FUNCTION ledger_entries_to_balances() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
