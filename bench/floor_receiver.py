@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import base64
 from pathlib import Path
+from typing import cast
 
 import aio_pika
 import aiormq
@@ -36,7 +37,7 @@ async def handle(request: web.Request) -> web.Response:
         return web.json_response({"status": "error"}, status=401)
     document = orjson.loads(body)
     # The cheapest confirmed publish there is (aiormq, as the product's publisher does).
-    channel = await request.app[CHANNEL].get_underlay_channel()
+    channel = cast(aiormq.Channel, await request.app[CHANNEL].get_underlay_channel())
     await channel.basic_publish(
         body,
         exchange=topology.EVENTS_EXCHANGE,
@@ -48,6 +49,7 @@ async def handle(request: web.Request) -> web.Response:
         ),
         mandatory=True,
         timeout=5,
+        wait=False,  # as the product's Publisher: the confirm is the wait
     )
     return web.json_response({"status": "accepted"})
 
