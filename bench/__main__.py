@@ -12,7 +12,7 @@ from typing import Any
 
 import uvloop
 
-from bench import scenarios, stack
+from bench import calibrate, scenarios, stack
 from testkit import signing
 
 RESULTS = Path(__file__).parent / "results"
@@ -32,6 +32,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{platform.machine()}, {platform.python_version()}",
+        "calibration": calibrate.measure(),
     }
     async with stack.services() as services:
         if args.only in (None, "receiver"):
@@ -153,6 +154,16 @@ def _end_to_end_rows(e: dict[str, Any]) -> list[Row]:
             "",
         ),
     ]
+    half = e.get("half_sustained_rate")
+    if half:
+        rows.append(
+            (
+                f"webhook->ledger @{half['offered_per_s']:.0f}/s p50/p99 ms",
+                f"{half['webhook_to_ledger_p50_ms']} / {half['webhook_to_ledger_p99_ms']}",
+                "half the sustained rate",
+                f"HTTP p99 {half['http_p99_ms']} ms",
+            )
+        )
     for name, m in e["memory"].items():
         rows.append(
             (
@@ -171,6 +182,12 @@ def table(results: dict[str, Any]) -> str:
     width = max(len(row[0]) for row in rows)
     lines = [f"{'measure':{width}}  {'value':>14}  {'floor / context':28}  note"]
     lines += [f"{a:{width}}  {b:>14}  {c:28}  {d}" for a, b, c, d in rows]
+    if "calibration" in results:
+        speed = results["calibration"]
+        lines.append(
+            f"\nthis machine: {speed['python_loop_5m_ms']} ms for 5M Python additions, "
+            f"{speed['rsa_verify_us']} us per RSA-2048 verify"
+        )
     lines.append("\ntargets: " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()))
     return "\n".join(lines)
 

@@ -1,0 +1,43 @@
+"""How fast this machine is, so runs on different days can be compared: the same machine kind
+here has run the whole bench at half the speed of the day before (2026-12-04 and -05).
+
+Two fixed workloads, timed before anything else starts: pure Python (the services' own code
+runs at its speed) and RSA-2048 verification (C, as the signature checks).
+"""
+
+from __future__ import annotations
+
+import time
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+LOOP = 5_000_000
+VERIFIES = 2_000
+
+
+def python_loop_ms() -> float:
+    """The best of three: a loop of additions, as plain as Python gets."""
+    best = float("inf")
+    for _ in range(3):
+        started = time.perf_counter()
+        total = 0
+        for i in range(LOOP):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    return round(best * 1000, 1)
+
+
+def rsa_verify_us() -> float:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    body = b"x" * 3400
+    signature = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
+    public = key.public_key()
+    started = time.perf_counter()
+    for _ in range(VERIFIES):
+        public.verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
+    return round((time.perf_counter() - started) / VERIFIES * 1e6, 1)
+
+
+def measure() -> dict[str, float]:
+    return {"python_loop_5m_ms": python_loop_ms(), "rsa_verify_us": rsa_verify_us()}
