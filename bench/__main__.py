@@ -186,7 +186,8 @@ def table(results: dict[str, Any]) -> str:
         speed = results["calibration"]
         lines.append(
             f"\nthis machine: {speed['python_loop_5m_ms']} ms for 5M Python additions, "
-            f"{speed['rsa_verify_us']} us per RSA-2048 verify"
+            f"{speed['rsa_verify_us']} us per RSA-2048 verify, "
+            f"{speed.get('json_decode_3_4kb_us')} us to decode a 3.4 KB body"
         )
     lines.append("\ntargets: " + "; ".join(f"{k} {v}" for k, v in TARGETS.items()))
     return "\n".join(lines)
