@@ -1,5 +1,6 @@
 """How fast this machine is, so runs on different days can be compared: the same machine kind
-here has run the whole bench at half the speed of the day before (2026-12-04 and -05).
+here has run the whole bench at less than half the speed of a few hours before (the evening
+and the night of 2026-12-04).
 
 Three fixed workloads, timed before anything else starts: pure Python (the services' own code
 runs at its speed), RSA-2048 verification (C, as the signature checks) and decoding the bench's
