@@ -14,10 +14,10 @@ from __future__ import annotations
 import time
 
 import orjson
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from bench import events
+from core import signature
+from testkit import signing
 
 LOOP = 5_000_000
 VERIFIES = 2_000
@@ -37,13 +37,14 @@ def python_loop_ms() -> float:
 
 
 def rsa_verify_us() -> float:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    """The receiver's and the worker's own check (core.signature.verify), with the bench's key."""
+    private, public = signing.key_pair()
+    keys = signature.load_public_keys([public])
     body = b"x" * 3400
-    signature = key.sign(body, padding.PKCS1v15(), hashes.SHA256())
-    public = key.public_key()
+    digest = signature.sign(body, signature.load_private_key(private))
     started = time.perf_counter()
     for _ in range(VERIFIES):
-        public.verify(signature, body, padding.PKCS1v15(), hashes.SHA256())
+        signature.verify(body, digest, keys)
     return round((time.perf_counter() - started) / VERIFIES * 1e6, 1)
 
 

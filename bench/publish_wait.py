@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
+import os
 import time
 from collections.abc import Awaitable, Callable
 
 import aiormq
 import uvloop
 
-from bench import events
+from bench import events, stack
 from core import broker, topology
 from testkit import isolation
 
 Publish = Callable[[int], Awaitable[None]]
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 async def _measure(publish: Publish, n: int, in_flight: int) -> tuple[float, float]:
@@ -37,9 +32,9 @@ async def _measure(publish: Publish, n: int, in_flight: int) -> tuple[float, flo
         async with slots:
             await publish(i)
 
-    started, cpu = time.monotonic(), _cpu_seconds()
+    started, cpu = time.monotonic(), stack.cpu_seconds(os.getpid())
     await asyncio.gather(*(one(i) for i in range(n)))
-    return n / (time.monotonic() - started), (_cpu_seconds() - cpu) / n * 1e6
+    return n / (time.monotonic() - started), (stack.cpu_seconds(os.getpid()) - cpu) / n * 1e6
 
 
 async def main(n: int, in_flights: list[int]) -> None:

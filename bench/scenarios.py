@@ -363,10 +363,9 @@ async def end_to_end(
         # Latency at the target's offered rate, then at half this machine's sustained rate:
         # the first is over capacity on a slow machine (it then measures a queue, not the
         # pipeline), the second says what the pipeline adds when it keeps up.
-        at_rate = await _fixed_rate(url, key, rate, rate_seconds, "lat", database_url, count, n)
+        at_rate = await _fixed_rate(url, key, rate, rate_seconds, "lat", database_url, count)
         half = round(sustained_rate / 2)
-        done = n + at_rate["events"]
-        at_half = await _fixed_rate(url, key, half, rate_seconds, "half", database_url, count, done)
+        at_half = await _fixed_rate(url, key, half, rate_seconds, "half", database_url, count)
         sampler.cancel()
     return {
         "sustained": {
@@ -388,14 +387,13 @@ async def _fixed_rate(
     prefix: str,
     database_url: str,
     count: Callable[[], Awaitable[int]],
-    archived_before: int,
 ) -> dict[str, Any]:
     """Webhooks offered at `rate` for `seconds` whatever the answers' speed (as they arrive),
     and how long each took from its send to its commit in the ledger."""
     bodies, _, _ = events.paid_events(int(rate * seconds), prefix=prefix)
     items = loadgen.sign_all(bodies, key)
+    expected = await count() + len(items)  # everything before was applied already
     offered = await loadgen.open_loop(url, items, rate)
-    expected = archived_before + len(items)
     await stack.wait_until(lambda: _at_least(count, expected), 120, f"{prefix} load applied")
     latencies = await _webhook_to_ledger(database_url, offered.sent_at)
     return {
