@@ -98,6 +98,16 @@ def _has_nul(value: object) -> bool:
 
 
 @dataclass(frozen=True)
+class Route:
+    """What the receiver needs of a body to publish it: its key (the message id), its type (the
+    routing key; None unless well-formed) and its mode."""
+
+    key: str
+    type: str | None
+    livemode: bool | None
+
+
+@dataclass(frozen=True)
 class Peek:
     """What can be read safely from any body, usable or not."""
 
@@ -108,13 +118,20 @@ class Peek:
     created_at: datetime | None
 
 
+def route(body: bytes) -> Route:
+    """Never raises; as `peek`, without what only the archive needs (per request: kept lean)."""
+    fields = _fields(body)
+    livemode = fields.get("livemode")
+    return Route(
+        key=event_key(fields.get("id"), body),
+        type=routing_type(fields.get("type")),
+        livemode=livemode if isinstance(livemode, bool) else None,
+    )
+
+
 def peek(body: bytes) -> Peek:
     """Never raises: routing and archiving must work for anything Conekta signed."""
-    try:
-        document: Any = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        document = None
-    fields = document if isinstance(document, dict) else {}
+    fields = _fields(body)
     raw_id, livemode = fields.get("id"), fields.get("livemode")
     key = event_key(raw_id, body)
     return Peek(
@@ -124,6 +141,15 @@ def peek(body: bytes) -> Peek:
         livemode=livemode if isinstance(livemode, bool) else None,
         created_at=_unix_time(fields.get("created_at")),
     )
+
+
+def _fields(body: bytes) -> dict[str, Any]:
+    """The body's top-level object; empty when it is not JSON or not an object."""
+    try:
+        document: Any = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def event_key(original_id: object, body: bytes) -> str:

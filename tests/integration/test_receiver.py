@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,30 @@ async def test_body_over_limit_is_413(settings: Settings, broker: Any, private_k
     async with running_receiver(small) as url:
         status, _ = await post(url, orjson.dumps(document), private_key)
     assert status == 413
+
+
+async def test_chunked_body_over_limit_is_413(
+    settings: Settings, broker: Any, private_key: Path
+) -> None:
+    """No Content-Length to refuse it by: the body is measured once it is read."""
+    small = replace(settings, max_body_bytes=2048)
+    document = orjson.loads(order_event("order.paid", "ord_big_chunked"))
+    document["padding"] = "x" * 4096
+    body = orjson.dumps(document)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield body
+
+    headers = {
+        "Content-Type": "application/json",
+        "DIGEST": signature.sign(body, signature.load_private_key(private_key)),
+    }
+    async with (
+        running_receiver(small) as url,
+        aiohttp.ClientSession() as session,
+        session.post(url, data=chunks(), headers=headers) as response,
+    ):
+        assert response.status == 413
 
 
 async def test_broker_unreachable_is_503(settings: Settings, private_key: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.event import UNKNOWN_TYPE, event_key, peek
+from core.event import UNKNOWN_TYPE, event_key, peek, route
 from domain.order_event import parse_order_event
 from domain.outcome import Outcome
 from domain.plan import Booked, Incoming, plan_batch
@@ -45,7 +45,20 @@ def test_peek_never_raises_and_keys_stay_bounded(body: bytes) -> None:
     assert len(seen.key.encode()) <= 255
 
 
-@given(st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists, max_leaves=5))
+_ODD = st.recursive(st.none() | st.booleans() | st.integers() | st.text(), st.lists, max_leaves=5)
+
+
+@given(
+    st.binary(max_size=300) | st.builds(lambda v: json.dumps({"id": v, "type": v}).encode(), _ODD)
+)
+def test_the_receivers_route_is_what_the_worker_peeks(body: bytes) -> None:
+    """The message id and routing key the receiver sends are the key and type the worker and
+    the archive derive from the same body."""
+    routed, seen = route(body), peek(body)
+    assert (routed.key, routed.type, routed.livemode) == (seen.key, seen.type, seen.livemode)
+
+
+@given(_ODD)
 def test_an_invalid_row_can_be_built_from_any_json(value: object) -> None:
     body = json.dumps({"id": value, "type": value, "livemode": value, "created_at": value}).encode()
     row = invalid_row(body, None, "x: required")
