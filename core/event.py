@@ -120,26 +120,30 @@ class Peek:
 
 def route(body: bytes) -> Route:
     """Never raises; as `peek`, without what only the archive needs (per request: kept lean)."""
-    fields = _fields(body)
-    livemode = fields.get("livemode")
-    return Route(
-        key=event_key(fields.get("id"), body),
-        type=routing_type(fields.get("type")),
-        livemode=livemode if isinstance(livemode, bool) else None,
-    )
+    return _route(_fields(body), body)
 
 
 def peek(body: bytes) -> Peek:
     """Never raises: routing and archiving must work for anything Conekta signed."""
     fields = _fields(body)
-    raw_id, livemode = fields.get("id"), fields.get("livemode")
-    key = event_key(raw_id, body)
+    routed, raw_id = _route(fields, body), fields.get("id")
     return Peek(
-        key=key,
-        original_id=None if raw_id is None or raw_id == key else _as_text(raw_id),
+        key=routed.key,
+        original_id=None if raw_id is None or raw_id == routed.key else _as_text(raw_id),
+        type=routed.type,
+        livemode=routed.livemode,
+        created_at=_unix_time(fields.get("created_at")),
+    )
+
+
+def _route(fields: dict[str, Any], body: bytes) -> Route:
+    """One home for the key, routing type and mode, so the receiver's message id is always the
+    key the worker and the archive derive."""
+    livemode = fields.get("livemode")
+    return Route(
+        key=event_key(fields.get("id"), body),
         type=routing_type(fields.get("type")),
         livemode=livemode if isinstance(livemode, bool) else None,
-        created_at=_unix_time(fields.get("created_at")),
     )
 
 

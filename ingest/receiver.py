@@ -60,7 +60,7 @@ async def _receive(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "content type must be application/json")
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
-        return _closing(_error(413, "too_large", f"body over {settings.max_body_bytes} bytes"))
+        return _too_large(settings.max_body_bytes)
     body = await _read_body(request, settings)
     if isinstance(body, web.Response):
         return body
@@ -105,7 +105,7 @@ async def _read_body(request: web.Request, settings: Settings) -> bytes | web.Re
         # already, so no slot, no deadline and no read loop (each is measurable per request).
         body = request.content.read_nowait()
         if len(body) > settings.max_body_bytes:
-            return _closing(_error(413, "too_large", f"body over {settings.max_body_bytes} bytes"))
+            return _too_large(settings.max_body_bytes)
         return body
     slots = request.app[READ_SLOTS]
     if slots.locked():
@@ -141,7 +141,7 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | web.Response
     async for chunk in request.content.iter_any():
         end = filled + len(chunk)
         if end > limit:
-            return _closing(_error(413, "too_large", f"body over {limit} bytes"))
+            return _too_large(limit)
         if end > len(buffer):  # no (or a wrong) Content-Length: grow as needed
             view.release()
             buffer.extend(bytes(end - len(buffer)))
@@ -151,6 +151,10 @@ async def _read_capped(request: web.Request, limit: int) -> bytes | web.Response
     view.release()
     del buffer[filled:]
     return bytes(buffer)
+
+
+def _too_large(limit: int) -> web.Response:
+    return _closing(_error(413, "too_large", f"body over {limit} bytes"))
 
 
 def _closing(response: web.Response) -> web.Response:
